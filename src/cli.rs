@@ -1,0 +1,181 @@
+//! The command line (API.md "Command line").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Parser, Debug)]
+#[command(name = "stockd", version, about = "Inventory ledger daemon: stock movements and levels in one redb file")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Run the daemon.
+    Serve {
+        /// Config file (TOML); without one, the embedded defaults.
+        #[arg(long, env = "STOCKD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8080 (overrides the config).
+        #[arg(long, env = "STOCKD_LISTEN")]
+        listen: Option<String>,
+        /// Data file (overrides the config).
+        #[arg(long, env = "STOCKD_DATA")]
+        data: Option<PathBuf>,
+    },
+    /// Fold the journal and check the hash chain, seq and levels; exit 1 on any mismatch.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Manage bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a fresh random token once, and the config lines that hold its hash.
+    New {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: inventory:read, inventory:write, catalog:write, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Comma-separated warehouse ids the token is restricted to.
+        #[arg(long, value_delimiter = ',')]
+        warehouses: Vec<String>,
+    },
+}
+
+/// Exit codes (API.md): 0 success, 1 check failed or runtime error, 2 usage or config.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// Resolves the serve configuration: flag, then environment (clap), then file, then defaults.
+pub fn serve_config(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>) -> Result<Config, ConfigError> {
+    let mut cfg = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError(format!("--listen: `{listen}` is not an address like 127.0.0.1:8080")));
+        }
+        cfg.server.listen = listen;
+    }
+    if let Some(data) = data {
+        cfg.storage.path = data;
+    }
+    Ok(cfg)
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Commands::Serve { config, listen, data } => serve(config, listen, data),
+        Commands::Verify { data } => verify(&data),
+        Commands::Token {
+            command: TokenCommand::New { name, scopes, warehouses },
+        } => token_new(&name, &scopes, &warehouses),
+    }
+}
+
+fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>) -> ExitCode {
+    let cfg = match serve_config(config, listen, data) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stockd: config error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let daemon = match crate::start(&cfg) {
+            Ok(d) => d,
+            Err(crate::StartError::Config(e)) => {
+                eprintln!("stockd: config error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            Err(crate::StartError::Runtime(e)) => {
+                eprintln!("stockd: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        if cfg.is_open() {
+            tracing::warn!(
+                "OPEN MODE: no [[tokens]] or [[partners]] configured — every request is admin. Loopback only."
+            );
+            eprintln!("stockd: WARNING: open mode, no credentials configured; anyone on this machine is admin");
+        }
+        // Tests and scripts read this line to learn the port when listening on :0.
+        println!("stockd listening on http://{} (data {})", daemon.addr, cfg.storage.path.display());
+        let result = daemon.server.await;
+        // The server has stopped accepting and finished its requests: commit what is queued.
+        let store = daemon.store;
+        let _ = actix_web::rt::task::spawn_blocking(move || store.shutdown()).await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stockd: {e}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+    })
+}
+
+fn verify(path: &std::path::Path) -> ExitCode {
+    match crate::store::verify_file(path) {
+        Ok(report) => {
+            println!("{}: {report}", path.display());
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+        Err(e) => {
+            eprintln!("stockd: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn token_new(name: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
+    for s in scopes {
+        if crate::auth::Scope::parse(s).is_none() {
+            eprintln!("stockd: unknown scope `{s}` (inventory:read, inventory:write, catalog:write, admin)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    let (token, hash) = match crate::auth::new_token() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("stockd: no randomness: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("# The token (shown once; store it in the client, not in the config):");
+    println!("# {token}");
+    println!("[[tokens]]");
+    println!("name = {name:?}");
+    println!("sha256 = \"{hash}\"");
+    println!("scopes = [{}]", list(scopes));
+    if !warehouses.is_empty() {
+        println!("warehouses = [{}]", list(warehouses));
+    }
+    ExitCode::SUCCESS
+}

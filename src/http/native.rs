@@ -1,0 +1,766 @@
+//! The native API (seed 003's shape, API.md "Native API"): catalog, levels, movements,
+//! transfers and bulk counts. Handlers only map shapes onto ledger commands and reads.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::render::{self, List, Meta, Ref};
+use super::{data, Json, Query, State};
+use crate::auth::{Guard, Identity, ReadInventory, WriteCatalog, WriteInventory};
+use crate::clock::{parse_date_param, Bound};
+use crate::error::{ApiError, Code};
+use crate::ledger::{
+    Command, CountLine, Decimal, Kind, Meta as MoveMeta, MoveCmd, Op, PatchLevel, Product, TransferCmd, Warehouse,
+    ID_LEN_MAX, NOTE_CHARS_MAX, TEXT_CHARS_MAX,
+};
+use crate::store::{Applied, LevelFilter, MovementFilter, Reader, WriteCtx};
+use crate::store::{Paging, ProductFilter};
+
+/// Page size bounds of every native list (API.md).
+pub const LIMIT_MAX: u64 = 500;
+pub const LIMIT_DEFAULT: u64 = 20;
+/// Highest page number accepted (deeper paging uses `cursor`).
+pub const PAGE_MAX: u64 = 1_000_000;
+
+pub fn config_native_api(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api")
+            .route("/warehouses", web::get().to(list_warehouses))
+            .route("/warehouses/{id}", web::put().to(put_warehouse))
+            .route("/warehouses/{id}", web::get().to(get_warehouse))
+            .route("/products", web::get().to(list_products))
+            .route("/products/{id}", web::put().to(put_product))
+            .route("/products/{id}", web::get().to(get_product))
+            .route("/products/{id}/inventory", web::get().to(product_inventory))
+            .route("/inventory", web::get().to(list_levels))
+            .route("/inventory/levels/{product}/{warehouse}", web::patch().to(patch_level))
+            .route("/inventory/movements", web::post().to(post_movement))
+            .route("/inventory/movements", web::get().to(list_movements))
+            .route("/inventory/movements/{id}", web::get().to(get_movement))
+            .route("/inventory/transfers/{id}", web::get().to(get_transfer))
+            .route("/inventory/transfers/{id}/receive", web::post().to(receive_transfer))
+            .route("/inventory/adjustments", web::post().to(post_adjustments)),
+    );
+}
+
+// ---- input checks shared by the native handlers ----
+
+/// A path or body id: 1..=ID_LEN_MAX bytes, no control characters.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > ID_LEN_MAX || id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {ID_LEN_MAX} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_text(field: &str, text: &str, chars_max: usize) -> Result<(), ApiError> {
+    if text.chars().count() > chars_max {
+        return Err(ApiError::invalid(field, format!("is longer than {chars_max} characters")));
+    }
+    Ok(())
+}
+
+fn check_opt_text(field: &str, text: &Option<String>, chars_max: usize) -> Result<(), ApiError> {
+    match text {
+        Some(t) => check_text(field, t, chars_max),
+        None => Ok(()),
+    }
+}
+
+/// A non-negative decimal given as a JSON number.
+pub fn money(field: &str, raw: &RawValue) -> Result<Decimal, ApiError> {
+    match Decimal::parse(raw.get()) {
+        Some(d) if d.micros >= 0 => Ok(d),
+        _ => Err(ApiError::invalid(
+            field,
+            "must be a number ≥ 0 with at most 6 decimals",
+        )),
+    }
+}
+
+fn int_param(field: &str, value: &Option<String>, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+    let Some(text) = value else { return Ok(None) };
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ApiError::invalid(field, format!("must be an integer from {min} to {max}"))),
+    }
+}
+
+fn bool_param(field: &str, value: &Option<String>) -> Result<bool, ApiError> {
+    match value.as_deref() {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(ApiError::invalid(field, "must be true or false")),
+    }
+}
+
+fn paging(page: &Option<String>, limit: &Option<String>, cursor: &Option<String>) -> Result<Paging, ApiError> {
+    let limit = int_param("limit", limit, 1, LIMIT_MAX)?.unwrap_or(LIMIT_DEFAULT);
+    let page = int_param("page", page, 1, PAGE_MAX)?.unwrap_or(1);
+    if cursor.is_some() && page != 1 {
+        return Err(ApiError::invalid("page", "cannot be combined with `cursor`"));
+    }
+    Ok(Paging {
+        page,
+        limit,
+        cursor: cursor.clone(),
+    })
+}
+
+fn meta(paging: &Paging, total: Option<u64>, has_more: bool, next_cursor: Option<String>) -> Meta {
+    Meta {
+        total,
+        page: paging.page,
+        limit: paging.limit,
+        has_more,
+        next_cursor,
+    }
+}
+
+fn list<T: serde::Serialize>(rows: Vec<T>, meta: Meta) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(serde_json::to_vec(&List { data: rows, meta }).unwrap_or_default())
+}
+
+fn ctx(identity: &Identity) -> WriteCtx {
+    WriteCtx {
+        actor: identity.name.clone(),
+        idempotency_key: None,
+    }
+}
+
+/// The warehouse a restricted identity's list is about: the one it named (checked), the
+/// only one it may see, or an error asking it to name one.
+fn list_warehouse(identity: &Identity, named: Option<String>) -> Result<Option<String>, ApiError> {
+    match (named, identity.warehouses()) {
+        (Some(w), _) => {
+            identity.check_warehouse(&w)?;
+            Ok(Some(w))
+        }
+        (None, None) => Ok(None),
+        (None, Some([only])) => Ok(Some(only.clone())),
+        (None, Some(_)) => Err(ApiError::invalid(
+            "warehouse_id",
+            "is required for a credential restricted to several warehouses",
+        )),
+    }
+}
+
+/// Product and warehouse names for rows, looked up once per request.
+struct Names<'r> {
+    reader: &'r Reader,
+    products: HashMap<String, Option<Product>>,
+    warehouses: HashMap<String, Option<Warehouse>>,
+}
+
+impl<'r> Names<'r> {
+    fn new(reader: &'r Reader) -> Self {
+        Names {
+            reader,
+            products: HashMap::new(),
+            warehouses: HashMap::new(),
+        }
+    }
+
+    fn load(&mut self, product: &str, warehouse: &str) -> Result<(), ApiError> {
+        if !self.products.contains_key(product) {
+            let p = self.reader.product(product)?;
+            self.products.insert(product.to_string(), p);
+        }
+        if !self.warehouses.contains_key(warehouse) {
+            let w = self.reader.warehouse(warehouse)?;
+            self.warehouses.insert(warehouse.to_string(), w);
+        }
+        Ok(())
+    }
+
+    fn product<'a>(&'a self, id: &'a str) -> Ref<'a> {
+        let p = self.products.get(id).and_then(Option::as_ref);
+        Ref {
+            id,
+            name: p.map(|p| p.name.as_str()).unwrap_or(""),
+            sku: Some(p.map(|p| p.sku.as_str()).unwrap_or("")),
+        }
+    }
+
+    fn warehouse<'a>(&'a self, id: &'a str) -> Ref<'a> {
+        let w = self.warehouses.get(id).and_then(Option::as_ref);
+        Ref {
+            id,
+            name: w.map(|w| w.name.as_str()).unwrap_or(""),
+            sku: None,
+        }
+    }
+}
+
+// ---- catalog ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutWarehouseBody {
+    name: String,
+}
+
+async fn put_warehouse(
+    guard: Guard<WriteCatalog>,
+    state: State,
+    id: web::Path<String>,
+    body: Json<PutWarehouseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    check_id("id", &id)?;
+    check_text("name", &body.0.name, TEXT_CHARS_MAX)?;
+    let w = Warehouse { id, name: body.0.name };
+    let applied = state.store.execute(Command::PutWarehouse(w), ctx(&guard)).await?;
+    let status = created_status(&applied);
+    Ok(data(status, &applied.warehouse.as_ref().map(render::warehouse)))
+}
+
+fn created_status(applied: &Applied) -> StatusCode {
+    if applied.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn get_warehouse(_g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let reader = state.store.reader()?;
+    let w = reader
+        .warehouse(&id)?
+        .ok_or_else(|| ApiError::new(Code::WarehouseNotFound, format!("warehouse `{id}` does not exist")))?;
+    Ok(data(StatusCode::OK, &render::warehouse(&w)))
+}
+
+async fn list_warehouses(_g: Guard<ReadInventory>, state: State) -> Result<HttpResponse, ApiError> {
+    let reader = state.store.reader()?;
+    let all = reader.warehouses()?;
+    let rows: Vec<_> = all.iter().map(render::warehouse).collect();
+    let paging = Paging {
+        page: 1,
+        limit: rows.len() as u64,
+        cursor: None,
+    };
+    let total = Some(rows.len() as u64);
+    Ok(list(rows, meta(&paging, total, false, None)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutProductBody {
+    sku: String,
+    name: String,
+    barcode: Option<String>,
+    category: Option<String>,
+    brand: Option<String>,
+    unit_cost: Option<Box<RawValue>>,
+    prices: Option<BTreeMap<String, Box<RawValue>>>,
+}
+
+async fn put_product(
+    guard: Guard<WriteCatalog>,
+    state: State,
+    id: web::Path<String>,
+    body: Json<PutProductBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let b = body.0;
+    check_id("id", &id)?;
+    check_id("sku", &b.sku)?;
+    check_text("name", &b.name, TEXT_CHARS_MAX)?;
+    if let Some(barcode) = &b.barcode {
+        check_id("barcode", barcode)?;
+    }
+    check_opt_text("category", &b.category, TEXT_CHARS_MAX)?;
+    check_opt_text("brand", &b.brand, TEXT_CHARS_MAX)?;
+    let unit_cost = b.unit_cost.as_deref().map(|c| money("unit_cost", c)).transpose()?;
+    let prices = b.prices.unwrap_or_default();
+    if prices.len() > crate::store::codec::PRICES_MAX {
+        return Err(ApiError::invalid("prices", format!("at most {} prices", crate::store::codec::PRICES_MAX)));
+    }
+    let mut priced = Vec::with_capacity(prices.len());
+    for (name, raw) in &prices {
+        check_id("prices", name)?;
+        priced.push((name.clone(), money(&format!("prices.{name}"), raw)?));
+    }
+    let p = Product {
+        id,
+        sku: b.sku,
+        name: b.name,
+        barcode: b.barcode,
+        category: b.category,
+        brand: b.brand,
+        unit_cost,
+        prices: priced,
+        updated_ms: 0,
+    };
+    let applied = state.store.execute(Command::PutProduct(p), ctx(&guard)).await?;
+    let status = created_status(&applied);
+    Ok(data(status, &applied.product.as_ref().map(render::product)))
+}
+
+async fn get_product(_g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let reader = state.store.reader()?;
+    let p = reader.product(&id)?.ok_or_else(|| product_not_found(&id))?;
+    Ok(data(StatusCode::OK, &render::product(&p)))
+}
+
+fn product_not_found(id: &str) -> ApiError {
+    ApiError::new(Code::ProductNotFound, format!("product `{id}` does not exist"))
+}
+
+#[derive(Deserialize)]
+struct ProductQuery {
+    sku: Option<String>,
+    barcode: Option<String>,
+    q: Option<String>,
+    page: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_products(_g: Guard<ReadInventory>, state: State, q: Query<ProductQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.0;
+    let paging = paging(&q.page, &q.limit, &q.cursor)?;
+    let filter = ProductFilter {
+        sku: q.sku,
+        barcode: q.barcode,
+        q: q.q,
+    };
+    let reader = state.store.reader()?;
+    let page = reader.products(&filter, &paging)?;
+    let rows: Vec<_> = page.rows.iter().map(render::product).collect();
+    Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor)))
+}
+
+async fn product_inventory(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let reader = state.store.reader()?;
+    if reader.product(&id)?.is_none() {
+        return Err(product_not_found(&id));
+    }
+    let levels = reader.product_levels(&id)?;
+    let mut names = Names::new(&reader);
+    let mut totals = render::Totals::default();
+    for (w, l) in &levels {
+        if g.may_use(w) {
+            names.load(&id, w)?;
+            totals.add(l);
+        }
+    }
+    let rows: Vec<_> = levels
+        .iter()
+        .filter(|(w, _)| g.may_use(w))
+        .map(|(w, l)| render::level(names.product(&id), names.warehouse(w), l))
+        .collect();
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        product_id: &'a str,
+        warehouses: Vec<render::LevelOut<'a>>,
+        totals: render::Totals,
+    }
+    Ok(data(
+        StatusCode::OK,
+        &Out {
+            product_id: &id,
+            warehouses: rows,
+            totals,
+        },
+    ))
+}
+
+// ---- levels ----
+
+#[derive(Deserialize)]
+struct LevelQuery {
+    warehouse_id: Option<String>,
+    product_id: Option<String>,
+    low_stock: Option<String>,
+    out_of_stock: Option<String>,
+    page: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_levels(g: Guard<ReadInventory>, state: State, q: Query<LevelQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.0;
+    let paging = paging(&q.page, &q.limit, &q.cursor)?;
+    let filter = LevelFilter {
+        warehouse: list_warehouse(&g, q.warehouse_id)?,
+        product: q.product_id,
+        low_stock: bool_param("low_stock", &q.low_stock)?,
+        out_of_stock: bool_param("out_of_stock", &q.out_of_stock)?,
+    };
+    let reader = state.store.reader()?;
+    let page = reader.levels(&filter, &paging)?;
+    let mut names = Names::new(&reader);
+    for ((p, w), _) in &page.rows {
+        names.load(p, w)?;
+    }
+    let rows: Vec<_> = page
+        .rows
+        .iter()
+        .map(|((p, w), l)| render::level(names.product(p), names.warehouse(w), l))
+        .collect();
+    Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor.clone())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchLevelBody {
+    reorder_point: Option<i64>,
+    max_stock_level: Option<i64>,
+    buffer: Option<i64>,
+}
+
+async fn patch_level(
+    g: Guard<WriteInventory>,
+    state: State,
+    path: web::Path<(String, String)>,
+    body: Json<PatchLevelBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (product, warehouse) = path.into_inner();
+    check_id("product_id", &product)?;
+    check_id("warehouse_id", &warehouse)?;
+    g.check_warehouse(&warehouse)?;
+    let b = body.0;
+    let cmd = Command::PatchLevel(PatchLevel {
+        product: product.clone(),
+        warehouse: warehouse.clone(),
+        reorder_point: b.reorder_point,
+        max_stock_level: b.max_stock_level,
+        buffer: b.buffer,
+    });
+    let applied = state.store.execute(cmd, ctx(&g)).await?;
+    let level = applied
+        .levels
+        .iter()
+        .find(|((p, w), _)| *p == product && *w == warehouse)
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default();
+    let reader = state.store.reader()?;
+    let mut names = Names::new(&reader);
+    names.load(&product, &warehouse)?;
+    Ok(data(
+        StatusCode::OK,
+        &render::level(names.product(&product), names.warehouse(&warehouse), &level),
+    ))
+}
+
+// ---- movements ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MovementBody {
+    product_id: String,
+    warehouse_id: Option<String>,
+    movement_type: String,
+    quantity: i64,
+    to_warehouse_id: Option<String>,
+    in_transit: Option<bool>,
+    reason: Option<String>,
+    reference_type: Option<String>,
+    reference_id: Option<String>,
+    notes: Option<String>,
+    cost_per_unit: Option<Box<RawValue>>,
+    expected_on_hand: Option<i64>,
+}
+
+fn move_meta(b: &MovementBody) -> Result<MoveMeta, ApiError> {
+    check_opt_text("reason", &b.reason, TEXT_CHARS_MAX)?;
+    check_opt_text("reference_type", &b.reference_type, TEXT_CHARS_MAX)?;
+    if let Some(r) = &b.reference_id {
+        check_id("reference_id", r)?;
+    }
+    check_opt_text("notes", &b.notes, NOTE_CHARS_MAX)?;
+    Ok(MoveMeta {
+        reason: b.reason.clone(),
+        reference_type: b.reference_type.clone(),
+        reference_id: b.reference_id.clone(),
+        note: b.notes.clone(),
+        cost_per_unit: b.cost_per_unit.as_deref().map(|c| money("cost_per_unit", c)).transpose()?,
+    })
+}
+
+async fn post_movement(g: Guard<WriteInventory>, state: State, body: Json<MovementBody>) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    check_id("product_id", &b.product_id)?;
+    let warehouse = b.warehouse_id.clone().unwrap_or_else(|| state.default_warehouse.clone());
+    check_id("warehouse_id", &warehouse)?;
+    g.check_warehouse(&warehouse)?;
+    let meta = move_meta(&b)?;
+    if b.movement_type != "transfer" && (b.to_warehouse_id.is_some() || b.in_transit.is_some()) {
+        return Err(ApiError::invalid("to_warehouse_id", "only a transfer has a target warehouse"));
+    }
+    let op = match b.movement_type.as_str() {
+        "in" => Op::In(b.quantity),
+        "out" => Op::Out(b.quantity),
+        "adjustment" => Op::Adjust(b.quantity),
+        "set" | "count" => Op::Set(b.quantity),
+        "transfer" => return post_transfer(g, state, b, warehouse, meta).await,
+        other => {
+            return Err(ApiError::invalid(
+                "movement_type",
+                format!("`{other}` is not one of in, out, adjustment, transfer, set"),
+            ))
+        }
+    };
+    let cmd = Command::Move(MoveCmd {
+        product: b.product_id,
+        warehouse,
+        op,
+        expected_on_hand: b.expected_on_hand,
+        meta,
+    });
+    let applied = state.store.execute(cmd, ctx(&g)).await?;
+    let m = applied
+        .movements
+        .first()
+        .ok_or_else(|| ApiError::new(Code::Internal, "a movement command journaled nothing"))?;
+    Ok(data(StatusCode::CREATED, &render::movement(m, None, None)))
+}
+
+async fn post_transfer(
+    g: Guard<WriteInventory>,
+    state: State,
+    b: MovementBody,
+    from: String,
+    meta: MoveMeta,
+) -> Result<HttpResponse, ApiError> {
+    let to = b
+        .to_warehouse_id
+        .ok_or_else(|| ApiError::invalid("to_warehouse_id", "is required for a transfer"))?;
+    check_id("to_warehouse_id", &to)?;
+    g.check_warehouse(&to)?;
+    let cmd = Command::Transfer(TransferCmd {
+        product: b.product_id,
+        from,
+        to,
+        quantity: b.quantity,
+        in_transit: b.in_transit.unwrap_or(false),
+        expected_on_hand: b.expected_on_hand,
+        meta,
+    });
+    let applied = state.store.execute(cmd, ctx(&g)).await?;
+    let t = applied
+        .transfer
+        .as_ref()
+        .ok_or_else(|| ApiError::new(Code::Internal, "a transfer command recorded no transfer"))?;
+    let legs: Vec<_> = applied
+        .movements
+        .iter()
+        .filter(|m| m.seq == t.out_seq || Some(m.seq) == t.in_seq)
+        .cloned()
+        .collect();
+    Ok(data(StatusCode::CREATED, &render::transfer(t, &legs)))
+}
+
+#[derive(Deserialize)]
+struct MovementQuery {
+    product_id: Option<String>,
+    warehouse_id: Option<String>,
+    movement_type: Option<String>,
+    reference_id: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+    page: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn date_param(field: &str, value: &Option<String>, bound: Bound) -> Result<Option<i64>, ApiError> {
+    let Some(text) = value else { return Ok(None) };
+    parse_date_param(text, bound)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 date-time or a YYYY-MM-DD date"))
+}
+
+async fn list_movements(g: Guard<ReadInventory>, state: State, q: Query<MovementQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.0;
+    let paging = paging(&q.page, &q.limit, &q.cursor)?;
+    if let Some(t) = &q.movement_type {
+        let known = Kind::ALL.iter().any(|k| k.name() == t || k.movement_type() == t);
+        if !known {
+            return Err(ApiError::invalid("movement_type", format!("`{t}` is not a movement type")));
+        }
+    }
+    let filter = MovementFilter {
+        product: q.product_id,
+        warehouse: list_warehouse(&g, q.warehouse_id)?,
+        movement_type: q.movement_type,
+        reference_id: q.reference_id,
+        start_ms: date_param("start_date", &q.start_date, Bound::Start)?,
+        end_ms: date_param("end_date", &q.end_date, Bound::End)?,
+    };
+    let reader = state.store.reader()?;
+    let page = reader.movements(&filter, &paging)?;
+    let mut names = Names::new(&reader);
+    for m in &page.rows {
+        names.load(&m.draft.product, &m.draft.warehouse)?;
+    }
+    let rows: Vec<_> = page
+        .rows
+        .iter()
+        .map(|m| {
+            render::movement(
+                m,
+                Some(names.product(&m.draft.product)),
+                Some(names.warehouse(&m.draft.warehouse)),
+            )
+        })
+        .collect();
+    Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor.clone())))
+}
+
+fn movement_not_found(id: &str) -> ApiError {
+    ApiError::new(Code::MovementNotFound, format!("movement `{id}` does not exist"))
+}
+
+async fn get_movement(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let seq: u64 = id
+        .strip_prefix("mov_")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| movement_not_found(&id))?;
+    let reader = state.store.reader()?;
+    let m = reader.movement(seq)?.ok_or_else(|| movement_not_found(&id))?;
+    g.check_warehouse(&m.draft.warehouse)?;
+    let mut names = Names::new(&reader);
+    names.load(&m.draft.product, &m.draft.warehouse)?;
+    let out = render::movement(
+        &m,
+        Some(names.product(&m.draft.product)),
+        Some(names.warehouse(&m.draft.warehouse)),
+    );
+    Ok(data(StatusCode::OK, &out))
+}
+
+// ---- transfers ----
+
+fn transfer_not_found(id: &str) -> ApiError {
+    ApiError::new(Code::TransferNotFound, format!("transfer `{id}` does not exist"))
+}
+
+/// A transfer and its legs as they stand in `reader`.
+fn transfer_answer(reader: &Reader, id: &str, status: StatusCode) -> Result<HttpResponse, ApiError> {
+    let t = reader.transfer(id)?.ok_or_else(|| transfer_not_found(id))?;
+    let mut legs = Vec::new();
+    for seq in std::iter::once(t.out_seq).chain(t.in_seq) {
+        if let Some(m) = reader.movement(seq)? {
+            legs.push(m);
+        }
+    }
+    Ok(data(status, &render::transfer(&t, &legs)))
+}
+
+async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let reader = state.store.reader()?;
+    let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
+    if !g.may_use(&t.from) && !g.may_use(&t.to) {
+        g.check_warehouse(&t.to)?;
+    }
+    transfer_answer(&reader, &id, StatusCode::OK)
+}
+
+async fn receive_transfer(g: Guard<WriteInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let t = state.store.reader()?.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
+    g.check_warehouse(&t.to)?;
+    state.store.execute(Command::Receive { transfer: id.clone() }, ctx(&g)).await?;
+    transfer_answer(&state.store.reader()?, &id, StatusCode::OK)
+}
+
+// ---- bulk physical count ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustmentsBody {
+    adjustments: Vec<AdjustmentLine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustmentLine {
+    product_id: String,
+    warehouse_id: Option<String>,
+    actual_quantity: i64,
+    reason: Option<String>,
+}
+
+async fn post_adjustments(
+    g: Guard<WriteInventory>,
+    state: State,
+    body: Json<AdjustmentsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let lines = body.0.adjustments;
+    if lines.len() > crate::ledger::BATCH_LINES_MAX {
+        return Err(ApiError::new(
+            Code::TooManyItems,
+            format!("{} adjustments, at most {} in one request", lines.len(), crate::ledger::BATCH_LINES_MAX),
+        ));
+    }
+    let mut count = Vec::with_capacity(lines.len());
+    for (i, line) in lines.into_iter().enumerate() {
+        let field = |f: &str| format!("adjustments[{i}].{f}");
+        check_id(&field("product_id"), &line.product_id)?;
+        let warehouse = line.warehouse_id.unwrap_or_else(|| state.default_warehouse.clone());
+        check_id(&field("warehouse_id"), &warehouse)?;
+        g.check_warehouse(&warehouse)?;
+        check_opt_text(&field("reason"), &line.reason, TEXT_CHARS_MAX)?;
+        if line.actual_quantity < 0 {
+            return Err(ApiError::invalid(&field("actual_quantity"), "must be zero or more"));
+        }
+        count.push(CountLine {
+            product: line.product_id,
+            warehouse,
+            actual: line.actual_quantity,
+            reason: line.reason,
+        });
+    }
+    let applied = state.store.execute(Command::Count(count), ctx(&g)).await?;
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        id: String,
+        product_id: &'a str,
+        warehouse_id: &'a str,
+        quantity_before: i64,
+        quantity_after: i64,
+        adjustment: i64,
+        reason: Option<&'a str>,
+        created_at: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        adjustments_processed: usize,
+        total_adjustments: usize,
+        batch_id: Option<&'a str>,
+        adjustments: Vec<Row<'a>>,
+    }
+    let rows: Vec<Row> = applied
+        .movements
+        .iter()
+        .map(|m| Row {
+            id: format!("mov_{}", m.seq),
+            product_id: &m.draft.product,
+            warehouse_id: &m.draft.warehouse,
+            quantity_before: m.draft.before.on_hand,
+            quantity_after: m.after().on_hand,
+            adjustment: m.draft.delta.on_hand,
+            reason: m.draft.reason.as_deref(),
+            created_at: crate::clock::rfc3339_ms(m.at_ms),
+        })
+        .collect();
+    let out = Out {
+        adjustments_processed: rows.len(),
+        total_adjustments: rows.iter().filter(|r| r.adjustment != 0).count(),
+        batch_id: applied.batch.as_deref(),
+        adjustments: rows,
+    };
+    Ok(data(StatusCode::CREATED, &out))
+}

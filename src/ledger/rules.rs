@@ -1,0 +1,566 @@
+//! The rules: turn a command and the current state into effects, or refuse it whole.
+//!
+//! `apply` reads through [`State`] and writes nothing: it returns the [`Effects`] (journal
+//! drafts and the levels they lead to) that the store then persists. A refused command
+//! therefore leaves no trace, and the same function serves the property tests' model.
+
+use std::collections::HashMap;
+
+use super::command::{Command, CountLine, Meta, MoveCmd, Op, PatchLevel, TransferCmd, BATCH_LINES_MAX};
+use super::model::{Buckets, Draft, Kind, Level, Product, Transfer, Warehouse, DEFAULT_WAREHOUSE};
+
+/// What the ledger needs to read. The store implements it over a write transaction.
+pub trait State {
+    fn level(&mut self, product: &str, warehouse: &str) -> Result<Option<Level>, Fault>;
+    fn product(&mut self, id: &str) -> Result<Option<Product>, Fault>;
+    fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault>;
+    fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault>;
+    fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault>;
+
+    /// Existence checks on the hot path; override to skip decoding the row.
+    fn has_product(&mut self, id: &str) -> Result<bool, Fault> {
+        Ok(self.product(id)?.is_some())
+    }
+    fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
+        Ok(self.warehouse(id)?.is_some())
+    }
+}
+
+/// A failure of the state underneath (storage), not of the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault(pub String);
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerError {
+    ProductNotFound(String),
+    WarehouseNotFound(String),
+    TransferNotFound(String),
+    InsufficientStock {
+        product: String,
+        warehouse: String,
+        available: i64,
+        requested: i64,
+    },
+    QuantityMismatch {
+        expected: i64,
+        actual: i64,
+    },
+    Overflow {
+        product: String,
+        warehouse: String,
+    },
+    AlreadyReceived(String),
+    SkuTaken {
+        sku: String,
+        owner: String,
+    },
+    Invalid {
+        field: String,
+        reason: String,
+    },
+    TooManyItems {
+        count: usize,
+        max: usize,
+    },
+    /// The error of one line of a batch, with its index.
+    Line(usize, Box<LedgerError>),
+    Storage(String),
+}
+
+impl LedgerError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> LedgerError {
+        LedgerError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The error itself, without the line it happened on.
+    pub fn root(&self) -> &LedgerError {
+        match self {
+            LedgerError::Line(_, inner) => inner.root(),
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerError::ProductNotFound(id) => write!(f, "product `{id}` does not exist"),
+            LedgerError::WarehouseNotFound(id) => write!(f, "warehouse `{id}` does not exist"),
+            LedgerError::TransferNotFound(id) => write!(f, "transfer `{id}` does not exist"),
+            LedgerError::InsufficientStock {
+                product,
+                warehouse,
+                available,
+                requested,
+            } => write!(
+                f,
+                "product `{product}` in warehouse `{warehouse}` has {available} available, {requested} requested"
+            ),
+            LedgerError::QuantityMismatch { expected, actual } => {
+                write!(f, "expected on_hand {expected}, but it is {actual}")
+            }
+            LedgerError::Overflow { product, warehouse } => write!(
+                f,
+                "the quantity of product `{product}` in warehouse `{warehouse}` would overflow a 64-bit integer"
+            ),
+            LedgerError::AlreadyReceived(id) => write!(f, "transfer `{id}` was already received"),
+            LedgerError::SkuTaken { sku, owner } => {
+                write!(f, "sku `{sku}` already belongs to product `{owner}`")
+            }
+            LedgerError::Invalid { field, reason } => write!(f, "`{field}`: {reason}"),
+            LedgerError::TooManyItems { count, max } => {
+                write!(f, "{count} items, at most {max} are allowed in one request")
+            }
+            LedgerError::Line(index, inner) => write!(f, "item {index}: {inner}"),
+            LedgerError::Storage(msg) => write!(f, "storage: {msg}"),
+        }
+    }
+}
+
+impl From<Fault> for LedgerError {
+    fn from(fault: Fault) -> LedgerError {
+        LedgerError::Storage(fault.0)
+    }
+}
+
+/// Policy that is configuration, not data.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub allow_negative: bool,
+    /// Per-warehouse override of `allow_negative`.
+    pub allow_negative_in: HashMap<String, bool>,
+}
+
+impl Rules {
+    pub fn allows_negative(&self, warehouse: &str) -> bool {
+        *self
+            .allow_negative_in
+            .get(warehouse)
+            .unwrap_or(&self.allow_negative)
+    }
+}
+
+/// A transfer the command starts; the store names it after its out leg's seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer {
+    pub product: String,
+    pub from: String,
+    pub to: String,
+    pub quantity: i64,
+    pub in_transit: bool,
+}
+
+/// Everything a command changes. Empty `drafts` and no catalog change = nothing to write.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Effects {
+    /// Journal entries in order; they share one batch when there is more than one.
+    pub drafts: Vec<Draft>,
+    /// The levels after the drafts (and planning changes), keyed (product, warehouse).
+    pub levels: Vec<((String, String), Level)>,
+    pub product: Option<Product>,
+    /// The product `product` replaces, so the store can fix its indexes.
+    pub product_before: Option<Product>,
+    pub warehouse: Option<Warehouse>,
+    /// A catalog entry was created rather than replaced.
+    pub created: bool,
+    pub new_transfer: Option<NewTransfer>,
+    pub received_transfer: Option<Transfer>,
+    /// Several drafts written as one batch (with a batch id).
+    pub is_batch: bool,
+}
+
+/// Decides what `cmd` does against `state` at time `now_ms`, or why it is refused.
+pub fn apply<S: State>(cmd: &Command, state: &mut S, rules: &Rules, now_ms: i64) -> Result<Effects, LedgerError> {
+    let mut stage = Stage::new(state, rules, now_ms);
+    match cmd {
+        Command::PutWarehouse(w) => return put_warehouse(stage.state, w),
+        Command::PutProduct(p) => return put_product(stage.state, p, now_ms),
+        Command::Move(m) => stage.movement(m)?,
+        Command::Batch(lines) => {
+            check_lines(lines.len())?;
+            for (i, m) in lines.iter().enumerate() {
+                stage.movement(m).map_err(|e| LedgerError::Line(i, Box::new(e)))?;
+            }
+        }
+        Command::Transfer(t) => stage.transfer(t)?,
+        Command::Receive { transfer } => stage.receive(transfer)?,
+        Command::Count(lines) => stage.count(lines)?,
+        Command::PatchLevel(p) => stage.patch(p)?,
+    }
+    let mut effects = stage.finish();
+    effects.is_batch = effects.drafts.len() > 1 || matches!(cmd, Command::Batch(_) | Command::Count(_));
+    Ok(effects)
+}
+
+fn check_lines(count: usize) -> Result<(), LedgerError> {
+    if count == 0 {
+        return Err(LedgerError::invalid("items", "at least one item is required"));
+    }
+    if count > BATCH_LINES_MAX {
+        return Err(LedgerError::TooManyItems {
+            count,
+            max: BATCH_LINES_MAX,
+        });
+    }
+    Ok(())
+}
+
+fn put_warehouse<S: State>(state: &mut S, w: &Warehouse) -> Result<Effects, LedgerError> {
+    let created = state.warehouse(&w.id)?.is_none();
+    Ok(Effects {
+        warehouse: Some(w.clone()),
+        created,
+        ..Effects::default()
+    })
+}
+
+fn put_product<S: State>(state: &mut S, p: &Product, now_ms: i64) -> Result<Effects, LedgerError> {
+    if let Some(owner) = state.product_by_sku(&p.sku)? {
+        if owner != p.id {
+            return Err(LedgerError::SkuTaken {
+                sku: p.sku.clone(),
+                owner,
+            });
+        }
+    }
+    let before = state.product(&p.id)?;
+    let mut product = p.clone();
+    product.updated_ms = now_ms;
+    Ok(Effects {
+        created: before.is_none(),
+        product: Some(product),
+        product_before: before,
+        ..Effects::default()
+    })
+}
+
+/// Levels touched by one command, read once and changed in memory until the command is whole.
+struct Stage<'a, S: State> {
+    state: &'a mut S,
+    rules: &'a Rules,
+    now_ms: i64,
+    levels: HashMap<(String, String), Level>,
+    /// Keys in first-touched order, so effects are deterministic.
+    order: Vec<(String, String)>,
+    drafts: Vec<Draft>,
+    new_transfer: Option<NewTransfer>,
+    received_transfer: Option<Transfer>,
+}
+
+impl<'a, S: State> Stage<'a, S> {
+    fn new(state: &'a mut S, rules: &'a Rules, now_ms: i64) -> Self {
+        Stage {
+            state,
+            rules,
+            now_ms,
+            levels: HashMap::new(),
+            order: Vec::new(),
+            drafts: Vec::new(),
+            new_transfer: None,
+            received_transfer: None,
+        }
+    }
+
+    fn finish(self) -> Effects {
+        let mut levels = self.levels;
+        let levels = self
+            .order
+            .into_iter()
+            .filter_map(|k| levels.remove(&k).map(|l| (k, l)))
+            .collect();
+        Effects {
+            drafts: self.drafts,
+            levels,
+            new_transfer: self.new_transfer,
+            received_transfer: self.received_transfer,
+            ..Effects::default()
+        }
+    }
+
+    fn require_product(&mut self, id: &str) -> Result<(), LedgerError> {
+        match self.state.has_product(id)? {
+            true => Ok(()),
+            false => Err(LedgerError::ProductNotFound(id.to_string())),
+        }
+    }
+
+    fn require_warehouse(&mut self, id: &str) -> Result<(), LedgerError> {
+        if id == DEFAULT_WAREHOUSE || self.state.has_warehouse(id)? {
+            return Ok(());
+        }
+        Err(LedgerError::WarehouseNotFound(id.to_string()))
+    }
+
+    /// The level as this command has left it so far.
+    fn level(&mut self, product: &str, warehouse: &str) -> Result<Level, LedgerError> {
+        let key = (product.to_string(), warehouse.to_string());
+        if let Some(l) = self.levels.get(&key) {
+            return Ok(l.clone());
+        }
+        let level = self.state.level(product, warehouse)?.unwrap_or_default();
+        self.levels.insert(key.clone(), level.clone());
+        self.order.push(key);
+        Ok(level)
+    }
+
+    fn store_level(&mut self, product: &str, warehouse: &str, level: Level) {
+        let key = (product.to_string(), warehouse.to_string());
+        if !self.levels.contains_key(&key) {
+            self.order.push(key.clone());
+        }
+        self.levels.insert(key, level);
+    }
+
+    /// Applies `delta` to a level and journals it; `need_available` is how much of
+    /// `available` the move consumes (checked unless the warehouse allows negative stock).
+    #[allow(clippy::too_many_arguments)]
+    fn post(
+        &mut self,
+        product: &str,
+        warehouse: &str,
+        kind: Kind,
+        quantity: i64,
+        delta: Buckets,
+        need_available: i64,
+        meta: &Meta,
+        transfer: Option<String>,
+    ) -> Result<Level, LedgerError> {
+        let mut level = self.level(product, warehouse)?;
+        let before = level.buckets;
+        if need_available > 0 && !self.rules.allows_negative(warehouse) && before.available() < need_available {
+            return Err(LedgerError::InsufficientStock {
+                product: product.to_string(),
+                warehouse: warehouse.to_string(),
+                available: before.available(),
+                requested: need_available,
+            });
+        }
+        let after = before.checked_add(&delta).ok_or_else(|| LedgerError::Overflow {
+            product: product.to_string(),
+            warehouse: warehouse.to_string(),
+        })?;
+        // available itself must stay representable for every reader.
+        if after
+            .on_hand
+            .checked_sub(after.allocated)
+            .and_then(|v| v.checked_sub(after.damaged))
+            .and_then(|v| v.checked_sub(after.buffer))
+            .is_none()
+        {
+            return Err(LedgerError::Overflow {
+                product: product.to_string(),
+                warehouse: warehouse.to_string(),
+            });
+        }
+        level.buckets = after;
+        level.updated_ms = self.now_ms;
+        if kind == Kind::Count {
+            level.last_counted_ms = Some(self.now_ms);
+        }
+        self.store_level(product, warehouse, level.clone());
+        self.drafts.push(Draft {
+            product: product.to_string(),
+            warehouse: warehouse.to_string(),
+            kind,
+            quantity,
+            before,
+            delta,
+            reason: meta.reason.clone(),
+            reference_type: meta.reference_type.clone(),
+            reference_id: meta.reference_id.clone(),
+            note: meta.note.clone(),
+            cost_per_unit: meta.cost_per_unit,
+            transfer,
+        });
+        Ok(level)
+    }
+
+    fn check_expected(&mut self, product: &str, warehouse: &str, expected: Option<i64>) -> Result<(), LedgerError> {
+        if let Some(expected) = expected {
+            let actual = self.level(product, warehouse)?.buckets.on_hand;
+            if actual != expected {
+                return Err(LedgerError::QuantityMismatch { expected, actual });
+            }
+        }
+        Ok(())
+    }
+
+    fn movement(&mut self, m: &MoveCmd) -> Result<(), LedgerError> {
+        self.require_product(&m.product)?;
+        self.require_warehouse(&m.warehouse)?;
+        self.check_expected(&m.product, &m.warehouse, m.expected_on_hand)?;
+        let on_hand = |d: i64| Buckets {
+            on_hand: d,
+            ..Buckets::default()
+        };
+        let (kind, quantity, delta, need) = match m.op {
+            Op::In(n) => {
+                positive("quantity", n)?;
+                (Kind::In, n, on_hand(n), 0)
+            }
+            Op::Out(n) => {
+                positive("quantity", n)?;
+                (Kind::Out, n, on_hand(-n), n)
+            }
+            Op::Adjust(d) => {
+                if d == 0 {
+                    return Err(LedgerError::invalid("quantity", "an adjustment must not be zero"));
+                }
+                // A downward correction may not take on_hand below zero.
+                let current = self.level(&m.product, &m.warehouse)?.buckets.on_hand;
+                if d < 0 && !self.rules.allows_negative(&m.warehouse) && current.saturating_add(d) < 0 {
+                    return Err(LedgerError::InsufficientStock {
+                        product: m.product.clone(),
+                        warehouse: m.warehouse.clone(),
+                        available: current,
+                        requested: d.saturating_neg(),
+                    });
+                }
+                (Kind::Adjustment, d, on_hand(d), 0)
+            }
+            Op::Set(n) => {
+                if n < 0 {
+                    return Err(LedgerError::invalid("quantity", "a count must be zero or more"));
+                }
+                let current = self.level(&m.product, &m.warehouse)?.buckets.on_hand;
+                let d = n.checked_sub(current).ok_or_else(|| LedgerError::Overflow {
+                    product: m.product.clone(),
+                    warehouse: m.warehouse.clone(),
+                })?;
+                (Kind::Count, d, on_hand(d), 0)
+            }
+        };
+        self.post(&m.product, &m.warehouse, kind, quantity, delta, need, &m.meta, None)?;
+        Ok(())
+    }
+
+    fn transfer(&mut self, t: &TransferCmd) -> Result<(), LedgerError> {
+        positive("quantity", t.quantity)?;
+        if t.from == t.to {
+            return Err(LedgerError::invalid("to_warehouse_id", "must differ from warehouse_id"));
+        }
+        self.require_product(&t.product)?;
+        self.require_warehouse(&t.from)?;
+        self.require_warehouse(&t.to)?;
+        self.check_expected(&t.product, &t.from, t.expected_on_hand)?;
+        let q = t.quantity;
+        let out = Buckets {
+            on_hand: -q,
+            ..Buckets::default()
+        };
+        self.post(&t.product, &t.from, Kind::TransferOut, q, out, q, &t.meta, None)?;
+        let into = if t.in_transit {
+            Buckets {
+                in_transit: q,
+                ..Buckets::default()
+            }
+        } else {
+            Buckets {
+                on_hand: q,
+                ..Buckets::default()
+            }
+        };
+        self.post(&t.product, &t.to, Kind::TransferIn, q, into, 0, &t.meta, None)?;
+        self.new_transfer = Some(NewTransfer {
+            product: t.product.clone(),
+            from: t.from.clone(),
+            to: t.to.clone(),
+            quantity: q,
+            in_transit: t.in_transit,
+        });
+        Ok(())
+    }
+
+    fn receive(&mut self, id: &str) -> Result<(), LedgerError> {
+        let transfer = self
+            .state
+            .transfer(id)?
+            .ok_or_else(|| LedgerError::TransferNotFound(id.to_string()))?;
+        if !transfer.in_transit || transfer.in_seq.is_some() {
+            return Err(LedgerError::AlreadyReceived(id.to_string()));
+        }
+        let q = transfer.quantity;
+        let delta = Buckets {
+            on_hand: q,
+            in_transit: -q,
+            ..Buckets::default()
+        };
+        let meta = Meta {
+            reference_type: Some("transfer".into()),
+            reference_id: Some(id.to_string()),
+            ..Meta::default()
+        };
+        self.post(&transfer.product, &transfer.to, Kind::Receive, q, delta, 0, &meta, Some(id.to_string()))?;
+        self.received_transfer = Some(transfer);
+        Ok(())
+    }
+
+    fn count(&mut self, lines: &[CountLine]) -> Result<(), LedgerError> {
+        check_lines(lines.len())?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, line) in lines.iter().enumerate() {
+            if !seen.insert((line.product.as_str(), line.warehouse.as_str())) {
+                let e = LedgerError::invalid("product_id", "the same product and warehouse appear twice");
+                return Err(LedgerError::Line(i, Box::new(e)));
+            }
+            let cmd = MoveCmd {
+                product: line.product.clone(),
+                warehouse: line.warehouse.clone(),
+                op: Op::Set(line.actual),
+                expected_on_hand: None,
+                meta: Meta {
+                    reason: line.reason.clone(),
+                    ..Meta::default()
+                },
+            };
+            self.movement(&cmd).map_err(|e| LedgerError::Line(i, Box::new(e)))?;
+        }
+        Ok(())
+    }
+
+    fn patch(&mut self, p: &PatchLevel) -> Result<(), LedgerError> {
+        self.require_product(&p.product)?;
+        self.require_warehouse(&p.warehouse)?;
+        for (field, value) in [
+            ("reorder_point", p.reorder_point),
+            ("max_stock_level", p.max_stock_level),
+            ("buffer", p.buffer),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(LedgerError::invalid(field, "must be zero or more"));
+            }
+        }
+        if let Some(buffer) = p.buffer {
+            let current = self.level(&p.product, &p.warehouse)?.buckets.buffer;
+            let d = buffer - current; // both are ≥ 0: no overflow
+            if d != 0 {
+                let delta = Buckets {
+                    buffer: d,
+                    ..Buckets::default()
+                };
+                self.post(&p.product, &p.warehouse, Kind::Buffer, d, delta, d, &Meta::default(), None)?;
+            }
+        }
+        let mut level = self.level(&p.product, &p.warehouse)?;
+        if p.reorder_point.is_some() {
+            level.reorder_point = p.reorder_point;
+        }
+        if p.max_stock_level.is_some() {
+            level.max_stock_level = p.max_stock_level;
+        }
+        level.updated_ms = self.now_ms;
+        self.store_level(&p.product, &p.warehouse, level);
+        Ok(())
+    }
+}
+
+fn positive(field: &str, n: i64) -> Result<(), LedgerError> {
+    if n <= 0 {
+        return Err(LedgerError::invalid(field, "must be a positive integer"));
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! stockd: one binary that keeps a shop's stock — an append-only journal of movements and
+//! the materialized levels of every product in every warehouse, in one redb file, behind
+//! the native HTTP API and the seed dialects.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ledger;
+pub mod store;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::http::AppState;
+use crate::store::Store;
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration is unusable (exit 2).
+    Config(String),
+    /// The data file or the socket (exit 1).
+    Runtime(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(m) | StartError::Runtime(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A started daemon: the server future to await, its address and its store.
+pub struct Daemon {
+    pub server: actix_web::dev::Server,
+    pub addr: SocketAddr,
+    pub store: Store,
+}
+
+/// Opens the store and binds the socket. Must run inside an actix/tokio runtime.
+pub fn start(config: &Config) -> Result<Daemon, StartError> {
+    let addr: SocketAddr = config
+        .server
+        .listen
+        .parse()
+        .map_err(|_| StartError::Config(format!("`server.listen`: `{}` is not an address", config.server.listen)))?;
+    if config.is_open() && !addr.ip().is_loopback() {
+        return Err(StartError::Config(format!(
+            "refusing to listen on {addr} without credentials: configure [[tokens]] or [[partners]], or listen on 127.0.0.1"
+        )));
+    }
+    let store = Store::open(&config.storage.path, config.rules(), &config.inventory.default_warehouse)
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let listener = TcpListener::bind(addr).map_err(|e| StartError::Runtime(format!("cannot listen on {addr}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Runtime(e.to_string()))?;
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        default_warehouse: config.inventory.default_warehouse.clone(),
+        body_limit_bytes: config.server.body_limit_bytes,
+    });
+    let auth = Arc::new(Authenticator::from_config(config));
+    let workers = config
+        .server
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let server = HttpServer::new(move || {
+        App::new().configure(|cfg| http::configure(cfg, state.clone(), auth.clone()))
+    })
+    .workers(workers)
+    .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
+    .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))
+    .max_connections(config::CONNECTIONS_PER_WORKER_MAX)
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|e| StartError::Runtime(e.to_string()))?
+    .run();
+    Ok(Daemon { server, addr, store })
+}

@@ -1,0 +1,512 @@
+//! Reads: one redb read transaction per request (MVCC), never waiting for the writer.
+
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
+
+use super::tables::*;
+use super::{codec, storage_error};
+use crate::error::{ApiError, Code};
+use crate::ledger::{Kind, Level, Movement, Product, Transfer, Warehouse};
+
+/// Most warehouses a list answers (they are few; this only bounds a runaway file).
+pub const WAREHOUSES_LIST_MAX: usize = 10_000;
+
+/// One page of a list: either `page` (1-based, O(offset)) or `cursor` (O(page)).
+#[derive(Debug, Clone, Default)]
+pub struct Paging {
+    pub page: u64,
+    pub limit: u64,
+    /// Resume strictly after this position (the previous answer's `next_cursor`).
+    pub cursor: Option<String>,
+}
+
+impl Paging {
+    fn offset(&self) -> u64 {
+        if self.cursor.is_some() {
+            0
+        } else {
+            self.page.saturating_sub(1).saturating_mul(self.limit)
+        }
+    }
+}
+
+/// A page of rows with what the native `meta` needs.
+#[derive(Debug, Clone)]
+pub struct PageOf<T> {
+    pub rows: Vec<T>,
+    /// Matching rows in the whole list; `None` when a cursor was given (not counted).
+    pub total: Option<u64>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+}
+
+pub type MovementPage = PageOf<Movement>;
+
+#[derive(Debug, Clone, Default)]
+pub struct LevelFilter {
+    pub product: Option<String>,
+    pub warehouse: Option<String>,
+    pub low_stock: bool,
+    pub out_of_stock: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    pub sku: Option<String>,
+    pub barcode: Option<String>,
+    /// Case-insensitive substring of name, sku or barcode.
+    pub q: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MovementFilter {
+    pub product: Option<String>,
+    pub warehouse: Option<String>,
+    /// A seed-003 `movement_type` (`in`, `out`, `adjustment`, `transfer`) or a journal kind.
+    pub movement_type: Option<String>,
+    pub reference_id: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}
+
+fn cursor_encode(parts: &[&str]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.join("\u{0}"))
+}
+
+fn cursor_decode(cursor: &str, parts: usize) -> Result<Vec<String>, ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::invalid("cursor", "is not a cursor this list gave out");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let split: Vec<String> = text.split('\u{0}').map(str::to_string).collect();
+    if split.len() != parts {
+        return Err(bad());
+    }
+    Ok(split)
+}
+
+pub struct Reader {
+    txn: ReadTransaction,
+}
+
+fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<ReadOnlyTable<K, V>, ApiError> {
+    txn.open_table(def).map_err(storage_error)
+}
+
+fn corrupt(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(Code::Internal, format!("undecodable row: {e}"))
+}
+
+impl Reader {
+    pub fn new(txn: ReadTransaction) -> Result<Reader, ApiError> {
+        Ok(Reader { txn })
+    }
+
+    pub fn level(&self, product: &str, warehouse: &str) -> Result<Option<Level>, ApiError> {
+        let t = table(&self.txn, LEVELS)?;
+        let row = t.get((product, warehouse)).map_err(storage_error)?;
+        row.map(|v| codec::decode_level(v.value()).map_err(corrupt)).transpose()
+    }
+
+    pub fn product(&self, id: &str) -> Result<Option<Product>, ApiError> {
+        let t = table(&self.txn, PRODUCTS)?;
+        let row = t.get(id).map_err(storage_error)?;
+        row.map(|v| codec::decode_product(v.value()).map_err(corrupt)).transpose()
+    }
+
+    pub fn product_by_sku(&self, sku: &str) -> Result<Option<Product>, ApiError> {
+        let t = table(&self.txn, PRODUCTS_BY_SKU)?;
+        let id = t.get(sku).map_err(storage_error)?.map(|v| v.value().to_string());
+        match id {
+            Some(id) => self.product(&id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn warehouse(&self, id: &str) -> Result<Option<Warehouse>, ApiError> {
+        let t = table(&self.txn, WAREHOUSES)?;
+        let row = t.get(id).map_err(storage_error)?;
+        row.map(|v| codec::decode_warehouse(v.value()).map_err(corrupt)).transpose()
+    }
+
+    pub fn warehouses(&self) -> Result<Vec<Warehouse>, ApiError> {
+        let t = table(&self.txn, WAREHOUSES)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
+            let (_, v) = row.map_err(storage_error)?;
+            out.push(codec::decode_warehouse(v.value()).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, ApiError> {
+        let t = table(&self.txn, TRANSFERS)?;
+        let row = t.get(id).map_err(storage_error)?;
+        row.map(|v| codec::decode_transfer(v.value()).map_err(corrupt)).transpose()
+    }
+
+    pub fn movement(&self, seq: u64) -> Result<Option<Movement>, ApiError> {
+        let t = table(&self.txn, JOURNAL)?;
+        let row = t.get(seq).map_err(storage_error)?;
+        row.map(|v| codec::decode_movement(v.value()).map_err(corrupt)).transpose()
+    }
+
+    /// Levels of one product in every warehouse where it has one, by warehouse id.
+    pub fn product_levels(&self, product: &str) -> Result<Vec<(String, Level)>, ApiError> {
+        let t = table(&self.txn, LEVELS)?;
+        let mut out = Vec::new();
+        for row in t.range((product, "")..).map_err(storage_error)? {
+            let (k, v) = row.map_err(storage_error)?;
+            let (p, w) = k.value();
+            if p != product {
+                break;
+            }
+            out.push((w.to_string(), codec::decode_level(v.value()).map_err(corrupt)?));
+        }
+        Ok(out)
+    }
+
+    /// Levels matching `filter`, ordered by (product, warehouse).
+    pub fn levels(&self, filter: &LevelFilter, paging: &Paging) -> Result<PageOf<((String, String), Level)>, ApiError> {
+        let after = match &paging.cursor {
+            Some(c) => {
+                let parts = cursor_decode(c, 2)?;
+                Some((parts[0].clone(), parts[1].clone()))
+            }
+            None => None,
+        };
+        let keep = |l: &Level| {
+            (!filter.low_stock || l.reorder_point.is_some_and(|r| l.buckets.available() <= r))
+                && (!filter.out_of_stock || l.buckets.available() <= 0)
+        };
+        let mut acc = Accumulator::new(paging);
+        let levels = table(&self.txn, LEVELS)?;
+        match (&filter.product, &filter.warehouse) {
+            (Some(p), Some(w)) => {
+                if let Some(v) = levels.get((p.as_str(), w.as_str())).map_err(storage_error)? {
+                    let l = codec::decode_level(v.value()).map_err(corrupt)?;
+                    let key = (p.clone(), w.clone());
+                    if keep(&l) && after.as_ref().is_none_or(|a| &key > a) {
+                        acc.push((key, l));
+                    }
+                }
+            }
+            (Some(p), None) => {
+                let start = after.clone().unwrap_or((p.clone(), String::new()));
+                for row in levels.range((start.0.as_str(), start.1.as_str())..).map_err(storage_error)? {
+                    let (k, v) = row.map_err(storage_error)?;
+                    let (kp, kw) = k.value();
+                    if kp != p {
+                        break;
+                    }
+                    let key = (kp.to_string(), kw.to_string());
+                    if after.as_ref() == Some(&key) {
+                        continue;
+                    }
+                    let l = codec::decode_level(v.value()).map_err(corrupt)?;
+                    if keep(&l) && !acc.push((key, l)) {
+                        break;
+                    }
+                }
+            }
+            (None, Some(w)) => {
+                // The warehouse index is ordered (warehouse, product); the cursor is (product, warehouse).
+                let by_w = table(&self.txn, LEVELS_BY_WAREHOUSE)?;
+                let start_p = after.as_ref().map(|a| a.0.clone()).unwrap_or_default();
+                for row in by_w.range((w.as_str(), start_p.as_str())..).map_err(storage_error)? {
+                    let (k, _) = row.map_err(storage_error)?;
+                    let (kw, kp) = k.value();
+                    if kw != w {
+                        break;
+                    }
+                    let key = (kp.to_string(), kw.to_string());
+                    if after.as_ref() == Some(&key) {
+                        continue;
+                    }
+                    let Some(v) = levels.get((kp, kw)).map_err(storage_error)? else {
+                        continue;
+                    };
+                    let l = codec::decode_level(v.value()).map_err(corrupt)?;
+                    if keep(&l) && !acc.push((key, l)) {
+                        break;
+                    }
+                }
+            }
+            (None, None) => {
+                let start = after.clone().unwrap_or_default();
+                for row in levels.range((start.0.as_str(), start.1.as_str())..).map_err(storage_error)? {
+                    let (k, v) = row.map_err(storage_error)?;
+                    let (kp, kw) = k.value();
+                    let key = (kp.to_string(), kw.to_string());
+                    if after.as_ref() == Some(&key) {
+                        continue;
+                    }
+                    let l = codec::decode_level(v.value()).map_err(corrupt)?;
+                    if keep(&l) && !acc.push((key, l)) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(acc.finish(|((p, w), _)| cursor_encode(&[p, w])))
+    }
+
+    /// Products matching `filter`, ordered by id.
+    pub fn products(&self, filter: &ProductFilter, paging: &Paging) -> Result<PageOf<Product>, ApiError> {
+        let after = match &paging.cursor {
+            Some(c) => Some(cursor_decode(c, 1)?.remove(0)),
+            None => None,
+        };
+        let mut acc = Accumulator::new(paging);
+        if let Some(sku) = &filter.sku {
+            if let Some(p) = self.product_by_sku(sku)? {
+                if filter.barcode.as_ref().is_none_or(|b| p.barcode.as_ref() == Some(b))
+                    && after.as_ref().is_none_or(|a| &p.id > a)
+                {
+                    acc.push(p);
+                }
+            }
+            return Ok(acc.finish(|p| cursor_encode(&[&p.id])));
+        }
+        if let Some(barcode) = &filter.barcode {
+            let t = table(&self.txn, PRODUCTS_BY_BARCODE)?;
+            let start = after.clone().unwrap_or_default();
+            for row in t.range((barcode.as_str(), start.as_str())..).map_err(storage_error)? {
+                let (k, _) = row.map_err(storage_error)?;
+                let (b, id) = k.value();
+                if b != barcode {
+                    break;
+                }
+                if after.as_deref() == Some(id) {
+                    continue;
+                }
+                if let Some(p) = self.product(id)? {
+                    if !acc.push(p) {
+                        break;
+                    }
+                }
+            }
+            return Ok(acc.finish(|p| cursor_encode(&[&p.id])));
+        }
+        let needle = filter.q.as_ref().map(|q| q.to_lowercase());
+        let t = table(&self.txn, PRODUCTS)?;
+        let start = after.clone().unwrap_or_default();
+        for row in t.range(start.as_str()..).map_err(storage_error)? {
+            let (k, v) = row.map_err(storage_error)?;
+            if after.as_deref() == Some(k.value()) {
+                continue;
+            }
+            let p = codec::decode_product(v.value()).map_err(corrupt)?;
+            let hit = needle.as_ref().is_none_or(|n| {
+                p.name.to_lowercase().contains(n)
+                    || p.sku.to_lowercase().contains(n)
+                    || p.barcode.as_ref().is_some_and(|b| b.to_lowercase().contains(n))
+            });
+            if hit && !acc.push(p) {
+                break;
+            }
+        }
+        Ok(acc.finish(|p| cursor_encode(&[&p.id])))
+    }
+
+    pub fn seq_last(&self) -> Result<u64, ApiError> {
+        let t = table(&self.txn, JOURNAL)?;
+        let last = t.last().map_err(storage_error)?;
+        Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+
+    /// First seq whose time is ≥ `at_ms` (seq order is time order): a binary search.
+    fn seq_at_or_after(&self, journal: &ReadOnlyTable<u64, &'static [u8]>, last: u64, at_ms: i64) -> Result<u64, ApiError> {
+        let (mut lo, mut hi) = (1u64, last + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let row = journal.get(mid).map_err(storage_error)?;
+            let t = match row {
+                Some(v) => codec::movement_at_ms(v.value()).map_err(corrupt)?,
+                None => return Err(ApiError::new(Code::Internal, format!("journal gap at seq {mid}"))),
+            };
+            if t < at_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Movements matching `filter`, newest first.
+    pub fn movements(&self, filter: &MovementFilter, paging: &Paging) -> Result<MovementPage, ApiError> {
+        let journal = table(&self.txn, JOURNAL)?;
+        let last = self.seq_last()?;
+        let mut lo = 1u64;
+        let mut hi = last;
+        if let Some(start) = filter.start_ms {
+            lo = self.seq_at_or_after(&journal, last, start)?;
+        }
+        if let Some(end) = filter.end_ms {
+            hi = self.seq_at_or_after(&journal, last, end.saturating_add(1))?.saturating_sub(1);
+        }
+        if let Some(c) = &paging.cursor {
+            let before: u64 = cursor_decode(c, 1)?[0]
+                .parse()
+                .map_err(|_| ApiError::invalid("cursor", "is not a cursor this list gave out"))?;
+            hi = hi.min(before.saturating_sub(1));
+        }
+        let mut acc = Accumulator::new(paging);
+        if lo > hi || last == 0 {
+            return Ok(acc.finish(|m: &Movement| cursor_encode(&[&m.seq.to_string()])));
+        }
+        let type_ok = |k: Kind| {
+            filter
+                .movement_type
+                .as_deref()
+                .is_none_or(|t| k.movement_type() == t || k.name() == t)
+        };
+        // Filters the chosen index does not cover are checked on each movement.
+        let (index, reference_checked) = match (&filter.product, &filter.warehouse, &filter.reference_id) {
+            (Some(_), Some(_), _) => (Index::Level, false),
+            (Some(_), None, _) => (Index::Product, false),
+            (None, Some(_), _) => (Index::Warehouse, false),
+            (None, None, Some(_)) => (Index::Reference, true),
+            (None, None, None) => (Index::Journal, false),
+        };
+        let residual = filter.movement_type.is_some() || (filter.reference_id.is_some() && !reference_checked);
+        if !residual && index == Index::Journal && paging.cursor.is_none() {
+            // Seq has no gap: the count of an unfiltered range is its width.
+            acc.total_known = Some(hi - lo + 1);
+        }
+        let mut visit = |seq: u64| -> Result<bool, ApiError> {
+            if !residual && !acc.wants_row() {
+                return Ok(acc.skip_counted());
+            }
+            let Some(v) = journal.get(seq).map_err(storage_error)? else {
+                return Ok(true);
+            };
+            let m = codec::decode_movement(v.value()).map_err(corrupt)?;
+            let ok = type_ok(m.draft.kind)
+                && (reference_checked || filter.reference_id.is_none() || m.draft.reference_id == filter.reference_id);
+            Ok(!ok || acc.push(m))
+        };
+        let s = |o: &Option<String>| o.clone().unwrap_or_default();
+        match index {
+            Index::Level => {
+                let (p, w) = (s(&filter.product), s(&filter.warehouse));
+                let t = table(&self.txn, HISTORY_BY_LEVEL)?;
+                for row in t.range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi)).map_err(storage_error)?.rev() {
+                    if !visit(row.map_err(storage_error)?.0.value().2)? {
+                        break;
+                    }
+                }
+            }
+            Index::Product | Index::Warehouse | Index::Reference => {
+                let (def, key) = match index {
+                    Index::Product => (HISTORY_BY_PRODUCT, s(&filter.product)),
+                    Index::Warehouse => (HISTORY_BY_WAREHOUSE, s(&filter.warehouse)),
+                    _ => (HISTORY_BY_REFERENCE, s(&filter.reference_id)),
+                };
+                let t = table(&self.txn, def)?;
+                for row in t.range((key.as_str(), lo)..=(key.as_str(), hi)).map_err(storage_error)?.rev() {
+                    if !visit(row.map_err(storage_error)?.0.value().1)? {
+                        break;
+                    }
+                }
+            }
+            Index::Journal => {
+                for seq in (lo..=hi).rev() {
+                    if !visit(seq)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(acc.finish(|m: &Movement| cursor_encode(&[&m.seq.to_string()])))
+    }
+
+    /// Number of journal entries (O(1): redb keeps table lengths).
+    pub fn journal_len(&self) -> Result<u64, ApiError> {
+        table(&self.txn, JOURNAL)?.len().map_err(storage_error)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Index {
+    Level,
+    Product,
+    Warehouse,
+    Reference,
+    Journal,
+}
+
+/// Collects one page out of a stream of matching rows: skips the offset, keeps `limit`,
+/// notes whether more follow and, without a cursor, counts them all for `total`.
+struct Accumulator<T> {
+    offset: u64,
+    limit: u64,
+    counting: bool,
+    seen: u64,
+    rows: Vec<T>,
+    has_more: bool,
+    total_known: Option<u64>,
+}
+
+impl<T> Accumulator<T> {
+    fn new(paging: &Paging) -> Self {
+        Accumulator {
+            offset: paging.offset(),
+            limit: paging.limit.max(1),
+            counting: paging.cursor.is_none(),
+            seen: 0,
+            rows: Vec::new(),
+            has_more: false,
+            total_known: None,
+        }
+    }
+
+    /// Whether the next matching row would be kept on the page.
+    fn wants_row(&self) -> bool {
+        self.seen >= self.offset && (self.rows.len() as u64) < self.limit
+    }
+
+    /// Counts a matching row without loading it; `false` = stop visiting.
+    fn skip_counted(&mut self) -> bool {
+        if (self.rows.len() as u64) >= self.limit {
+            self.has_more = true;
+            if !self.counting || self.total_known.is_some() {
+                self.seen += 1;
+                return false;
+            }
+        }
+        self.seen += 1;
+        true
+    }
+
+    /// Offers a matching row; `false` = stop visiting (page full and nothing left to count).
+    fn push(&mut self, row: T) -> bool {
+        if self.wants_row() {
+            self.rows.push(row);
+            self.seen += 1;
+            return true;
+        }
+        self.skip_counted()
+    }
+
+    fn finish(self, cursor_of: impl Fn(&T) -> String) -> PageOf<T> {
+        let next_cursor = if self.has_more { self.rows.last().map(&cursor_of) } else { None };
+        let total = if self.counting {
+            Some(self.total_known.unwrap_or(self.seen))
+        } else {
+            None
+        };
+        PageOf {
+            rows: self.rows,
+            total,
+            has_more: self.has_more,
+            next_cursor,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Every redb table of the data file, in one place. Keys that must sort are fixed-width
+//! big-endian integers or tuples whose order is the order we page in.
+
+use redb::TableDefinition;
+
+/// Format version of the data file; a file from a newer version is refused.
+pub const FORMAT_VERSION: u64 = 1;
+/// Marks a redb file as stockd's (`META[MAGIC_KEY] = MAGIC`).
+pub const MAGIC_KEY: &str = "magic";
+pub const MAGIC: &[u8] = b"stockd";
+pub const FORMAT_KEY: &str = "format_version";
+
+/// `magic`, `format_version`.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// seq → movement (codec::movement). Seq starts at 1 and has no gap.
+pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+/// (product, warehouse) → level.
+pub const LEVELS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("levels");
+/// (warehouse, product): levels of one warehouse.
+pub const LEVELS_BY_WAREHOUSE: TableDefinition<(&str, &str), ()> = TableDefinition::new("levels_by_warehouse");
+/// id → product.
+pub const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products");
+/// sku → product id (skus are unique).
+pub const PRODUCTS_BY_SKU: TableDefinition<&str, &str> = TableDefinition::new("products_by_sku");
+/// (barcode, product id).
+pub const PRODUCTS_BY_BARCODE: TableDefinition<(&str, &str), ()> = TableDefinition::new("products_by_barcode");
+/// id → warehouse.
+pub const WAREHOUSES: TableDefinition<&str, &[u8]> = TableDefinition::new("warehouses");
+/// (product, warehouse, seq): history of one level.
+pub const HISTORY_BY_LEVEL: TableDefinition<(&str, &str, u64), ()> = TableDefinition::new("history_by_level");
+/// (product, seq): history of one product in every warehouse.
+pub const HISTORY_BY_PRODUCT: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_product");
+/// (warehouse, seq): history of one warehouse.
+pub const HISTORY_BY_WAREHOUSE: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_warehouse");
+/// (reference_id, seq): movements that cite a reference (orders, transfers…).
+pub const HISTORY_BY_REFERENCE: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_reference");
+/// batch id → (first seq, count): movements written together by one request.
+pub const BATCHES: TableDefinition<&str, (u64, u64)> = TableDefinition::new("batches");
+/// transfer id → transfer.
+pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");

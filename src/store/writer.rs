@@ -1,0 +1,434 @@
+//! The single writer thread and its group commit (DESIGN.md, "Write path").
+//!
+//! It blocks for the first queued command, drains what else is queued (bounded by
+//! `GROUP_JOBS_MAX` and `GROUP_WEIGHT_MAX`), applies each command in one redb write
+//! transaction — each sees the effects of those before it; a refused one writes nothing —
+//! commits once with `Durability::Immediate`, and only then answers every waiting handler.
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use super::tables::*;
+use super::{codec, Shared};
+use crate::error::{ApiError, Code};
+use crate::ledger::{self, Command, Effects, Fault, Level, Movement, Product, Rules, Transfer, Warehouse};
+
+/// Most commands in one commit.
+pub const GROUP_JOBS_MAX: usize = 4096;
+/// Most movement lines in one commit (a bulk command counts its lines).
+pub const GROUP_WEIGHT_MAX: usize = 16_384;
+/// Pause between attempts to reopen the file after a failed commit.
+const REOPEN_BACKOFF_MS: u64 = 50;
+const REOPEN_BACKOFF_MAX_MS: u64 = 2_000;
+
+/// Who writes, and under which idempotency key.
+#[derive(Debug, Clone, Default)]
+pub struct WriteCtx {
+    pub actor: String,
+    pub idempotency_key: Option<String>,
+}
+
+pub struct Job {
+    pub cmd: Command,
+    pub ctx: WriteCtx,
+    pub reply: oneshot::Sender<Result<Applied, ApiError>>,
+}
+
+pub enum Msg {
+    Job(Job),
+    /// Commit what came before, then stop.
+    Stop,
+}
+
+/// What a committed command did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub created: bool,
+    pub movements: Vec<Movement>,
+    pub batch: Option<String>,
+    pub transfer: Option<Transfer>,
+    pub levels: Vec<((String, String), Level)>,
+    pub product: Option<Product>,
+    pub warehouse: Option<Warehouse>,
+}
+
+/// The head of the hash chain: what the next movement continues.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    seq_next: u64,
+    hash_last: [u8; 32],
+    at_ms_last: i64,
+}
+
+pub struct Writer {
+    shared: Arc<Shared>,
+    rules: Rules,
+    chain: Chain,
+}
+
+impl Writer {
+    pub fn new(shared: Arc<Shared>, rules: Rules) -> Result<Writer, String> {
+        let chain = {
+            let guard = shared.db.read().map_err(|_| "poisoned".to_string())?;
+            let db = guard.as_ref().ok_or("no database")?;
+            load_chain(db)?
+        };
+        shared.seq_last.store(chain.seq_next - 1, Ordering::Release);
+        Ok(Writer { shared, rules, chain })
+    }
+
+    pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut group: Vec<Job> = Vec::with_capacity(GROUP_JOBS_MAX);
+        while let Ok(first) = rx.recv() {
+            let mut stop = false;
+            let mut weight = 0;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Job(job) => {
+                        weight += job.cmd.weight();
+                        group.push(job);
+                    }
+                    Msg::Stop => {
+                        stop = true;
+                        break;
+                    }
+                }
+                if group.len() < GROUP_JOBS_MAX && weight < GROUP_WEIGHT_MAX {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(&mut group);
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: &mut Vec<Job>) {
+        let db = self.shared.db.read().ok().and_then(|g| g.clone());
+        let Some(db) = db else {
+            answer_all(group, "the data file is being reopened");
+            return;
+        };
+        let before = self.chain;
+        match self.write_group(&db, group) {
+            Ok(results) => {
+                self.shared.seq_last.store(self.chain.seq_next - 1, Ordering::Release);
+                self.shared.writable.store(true, Ordering::Release);
+                for (job, result) in group.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "commit failed; answering 503 to its group and reopening the data file");
+                self.chain = before;
+                self.shared.writable.store(false, Ordering::Release);
+                answer_all(group, &format!("the commit failed: {err}"));
+                drop(db);
+                self.reopen();
+            }
+        }
+    }
+
+    /// Applies every job in one transaction and commits; `Err` when storage failed, in
+    /// which case nothing of the group is committed.
+    fn write_group(&mut self, db: &Database, group: &[Job]) -> Result<Vec<Result<Applied, ApiError>>, String> {
+        let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+        txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
+        txn.set_quick_repair(true);
+        let mut results = Vec::with_capacity(group.len());
+        {
+            let mut tables = Tables::open(&txn).map_err(|e| e.to_string())?;
+            for job in group {
+                let now_ms = crate::clock::now_ms().max(self.chain.at_ms_last);
+                match ledger::apply(&job.cmd, &mut tables, &self.rules, now_ms) {
+                    Ok(effects) => {
+                        let applied = tables
+                            .write(effects, &job.ctx, &mut self.chain, now_ms)
+                            .map_err(|e| e.to_string())?;
+                        results.push(Ok(applied));
+                    }
+                    Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
+                    Err(refused) => results.push(Err(ApiError::from(refused))),
+                }
+            }
+        }
+        txn.commit().map_err(|e| e.to_string())?;
+        Ok(results)
+    }
+
+    /// Replaces the database handle after a failed commit: redb refuses further writes on
+    /// a handle whose I/O failed, and reopening runs its repair. Readers keep their old
+    /// snapshots until they finish; new ones wait for the new handle.
+    fn reopen(&mut self) {
+        let old = self.shared.db.write().ok().and_then(|mut g| g.take());
+        drop(old);
+        let mut backoff_ms = REOPEN_BACKOFF_MS;
+        loop {
+            match Database::builder().create(&self.shared.path) {
+                Ok(db) => match load_chain(&db) {
+                    Ok(chain) => {
+                        self.chain = chain;
+                        if let Ok(mut g) = self.shared.db.write() {
+                            *g = Some(Arc::new(db));
+                        }
+                        tracing::warn!("data file reopened; writes resume");
+                        return;
+                    }
+                    Err(e) => tracing::error!(error = %e, "reopened data file is unreadable; retrying"),
+                },
+                Err(e) => tracing::error!(error = %e, "cannot reopen the data file yet; retrying"),
+            }
+            std::thread::sleep(Duration::from_millis(backoff_ms));
+            backoff_ms = (backoff_ms * 2).min(REOPEN_BACKOFF_MAX_MS);
+        }
+    }
+}
+
+fn answer_all(group: &mut Vec<Job>, why: &str) {
+    for job in group.drain(..) {
+        let _ = job.reply.send(Err(ApiError::new(Code::StorageUnavailable, why)));
+    }
+}
+
+fn load_chain(db: &Database) -> Result<Chain, String> {
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let journal = txn.open_table(JOURNAL).map_err(|e| e.to_string())?;
+    let last = journal.last().map_err(|e| e.to_string())?;
+    let chain = match last {
+        None => Ok(Chain {
+            seq_next: 1,
+            hash_last: [0; 32],
+            at_ms_last: 0,
+        }),
+        Some((seq, bytes)) => {
+            let m = codec::decode_movement(bytes.value()).map_err(|e| e.to_string())?;
+            Ok(Chain {
+                seq_next: seq.value() + 1,
+                hash_last: m.hash,
+                at_ms_last: m.at_ms,
+            })
+        }
+    };
+    chain
+}
+
+/// SHA-256(previous hash ‖ canonical bytes).
+pub fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+/// Every table a write touches, open for the length of one group.
+struct Tables<'t> {
+    journal: Table<'t, u64, &'static [u8]>,
+    levels: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    levels_by_warehouse: Table<'t, (&'static str, &'static str), ()>,
+    products: Table<'t, &'static str, &'static [u8]>,
+    products_by_sku: Table<'t, &'static str, &'static str>,
+    products_by_barcode: Table<'t, (&'static str, &'static str), ()>,
+    warehouses: Table<'t, &'static str, &'static [u8]>,
+    by_level: Table<'t, (&'static str, &'static str, u64), ()>,
+    by_product: Table<'t, (&'static str, u64), ()>,
+    by_warehouse: Table<'t, (&'static str, u64), ()>,
+    by_reference: Table<'t, (&'static str, u64), ()>,
+    batches: Table<'t, &'static str, (u64, u64)>,
+    transfers: Table<'t, &'static str, &'static [u8]>,
+}
+
+fn fault(e: impl std::fmt::Display) -> Fault {
+    Fault(e.to_string())
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, redb::TableError> {
+        Ok(Tables {
+            journal: txn.open_table(JOURNAL)?,
+            levels: txn.open_table(LEVELS)?,
+            levels_by_warehouse: txn.open_table(LEVELS_BY_WAREHOUSE)?,
+            products: txn.open_table(PRODUCTS)?,
+            products_by_sku: txn.open_table(PRODUCTS_BY_SKU)?,
+            products_by_barcode: txn.open_table(PRODUCTS_BY_BARCODE)?,
+            warehouses: txn.open_table(WAREHOUSES)?,
+            by_level: txn.open_table(HISTORY_BY_LEVEL)?,
+            by_product: txn.open_table(HISTORY_BY_PRODUCT)?,
+            by_warehouse: txn.open_table(HISTORY_BY_WAREHOUSE)?,
+            by_reference: txn.open_table(HISTORY_BY_REFERENCE)?,
+            batches: txn.open_table(BATCHES)?,
+            transfers: txn.open_table(TRANSFERS)?,
+        })
+    }
+
+    /// Persists what the ledger decided: catalog rows, journal entries with their
+    /// indexes and hash chain, levels, transfers and the batch record.
+    fn write(&mut self, effects: Effects, ctx: &WriteCtx, chain: &mut Chain, now_ms: i64) -> Result<Applied, redb::StorageError> {
+        let Effects {
+            mut drafts,
+            levels,
+            product,
+            product_before,
+            warehouse,
+            created,
+            new_transfer,
+            received_transfer,
+            is_batch,
+        } = effects;
+        if let Some(w) = &warehouse {
+            self.warehouses.insert(w.id.as_str(), codec::warehouse(w).as_slice())?;
+        }
+        if let Some(p) = &product {
+            self.put_product(p, product_before.as_ref())?;
+        }
+        let seq_first = chain.seq_next;
+        let batch = (is_batch && !drafts.is_empty()).then(|| format!("bat_{seq_first}"));
+        let mut transfer = new_transfer.map(|t| Transfer {
+            id: format!("trf_{seq_first}"),
+            product: t.product,
+            from: t.from,
+            to: t.to,
+            quantity: t.quantity,
+            in_transit: t.in_transit,
+            out_seq: seq_first,
+            in_seq: (!t.in_transit).then_some(seq_first + 1),
+            created_ms: now_ms,
+        });
+        if let Some(t) = &transfer {
+            for d in drafts.iter_mut() {
+                d.transfer = Some(t.id.clone());
+            }
+        }
+        let mut movements = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            movements.push(self.append(draft, ctx, batch.clone(), chain, now_ms)?);
+        }
+        if let Some(mut t) = received_transfer {
+            t.in_seq = movements.last().map(|m| m.seq);
+            self.transfers.insert(t.id.as_str(), codec::transfer(&t).as_slice())?;
+            transfer = Some(t);
+        } else if let Some(t) = &transfer {
+            self.transfers.insert(t.id.as_str(), codec::transfer(t).as_slice())?;
+        }
+        if let Some(id) = &batch {
+            self.batches.insert(id.as_str(), (seq_first, movements.len() as u64))?;
+        }
+        for ((p, w), level) in &levels {
+            let old = self.levels.insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?;
+            if old.is_none() {
+                drop(old);
+                self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
+            }
+        }
+        Ok(Applied {
+            created,
+            movements,
+            batch,
+            transfer,
+            levels,
+            product,
+            warehouse,
+        })
+    }
+
+    fn put_product(&mut self, p: &Product, before: Option<&Product>) -> Result<(), redb::StorageError> {
+        if let Some(old) = before {
+            self.products_by_sku.remove(old.sku.as_str())?;
+            if let Some(b) = &old.barcode {
+                self.products_by_barcode.remove((b.as_str(), old.id.as_str()))?;
+            }
+        }
+        self.products.insert(p.id.as_str(), codec::product(p).as_slice())?;
+        self.products_by_sku.insert(p.sku.as_str(), p.id.as_str())?;
+        if let Some(b) = &p.barcode {
+            self.products_by_barcode.insert((b.as_str(), p.id.as_str()), ())?;
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        draft: ledger::Draft,
+        ctx: &WriteCtx,
+        batch: Option<String>,
+        chain: &mut Chain,
+        now_ms: i64,
+    ) -> Result<Movement, redb::StorageError> {
+        let seq = chain.seq_next;
+        let mut m = Movement {
+            seq,
+            at_ms: now_ms,
+            draft,
+            actor: ctx.actor.clone(),
+            batch,
+            idempotency_key: ctx.idempotency_key.clone(),
+            hash: [0; 32],
+        };
+        let canonical = codec::movement_canonical(&m);
+        m.hash = chain_hash(&chain.hash_last, &canonical);
+        let mut bytes = canonical;
+        bytes.extend_from_slice(&m.hash);
+        self.journal.insert(seq, bytes.as_slice())?;
+        let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
+        self.by_level.insert((p, w, seq), ())?;
+        self.by_product.insert((p, seq), ())?;
+        self.by_warehouse.insert((w, seq), ())?;
+        if let Some(r) = &m.draft.reference_id {
+            self.by_reference.insert((r.as_str(), seq), ())?;
+        }
+        chain.seq_next = seq + 1;
+        chain.hash_last = m.hash;
+        chain.at_ms_last = now_ms;
+        Ok(m)
+    }
+}
+
+impl ledger::State for Tables<'_> {
+    fn level(&mut self, product: &str, warehouse: &str) -> Result<Option<Level>, Fault> {
+        match self.levels.get((product, warehouse)).map_err(fault)? {
+            Some(v) => codec::decode_level(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn product(&mut self, id: &str) -> Result<Option<Product>, Fault> {
+        match self.products.get(id).map_err(fault)? {
+            Some(v) => codec::decode_product(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault> {
+        Ok(self.products_by_sku.get(sku).map_err(fault)?.map(|v| v.value().to_string()))
+    }
+
+    fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault> {
+        match self.warehouses.get(id).map_err(fault)? {
+            Some(v) => codec::decode_warehouse(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault> {
+        match self.transfers.get(id).map_err(fault)? {
+            Some(v) => codec::decode_transfer(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn has_product(&mut self, id: &str) -> Result<bool, Fault> {
+        Ok(self.products.get(id).map_err(fault)?.is_some())
+    }
+
+    fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
+        Ok(self.warehouses.get(id).map_err(fault)?.is_some())
+    }
+}
