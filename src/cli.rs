@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, ConfigError};
 
 #[derive(Parser, Debug)]
-#[command(name = "stockd", version, about = "Inventory ledger daemon: stock movements and levels in one redb file")]
+#[command(
+    name = "stockd",
+    version,
+    about = "Inventory ledger daemon: stock movements and levels in one redb file"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Commands,
@@ -60,14 +64,20 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// Resolves the serve configuration: flag, then environment (clap), then file, then defaults.
-pub fn serve_config(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>) -> Result<Config, ConfigError> {
+pub fn serve_config(
+    config: Option<PathBuf>,
+    listen: Option<String>,
+    data: Option<PathBuf>,
+) -> Result<Config, ConfigError> {
     let mut cfg = match &config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     if let Some(listen) = listen {
         if listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError(format!("--listen: `{listen}` is not an address like 127.0.0.1:8080")));
+            return Err(ConfigError(format!(
+                "--listen: `{listen}` is not an address like 127.0.0.1:8080"
+            )));
         }
         cfg.server.listen = listen;
     }
@@ -82,7 +92,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Serve { config, listen, data } => serve(config, listen, data),
         Commands::Verify { data } => verify(&data),
         Commands::Token {
-            command: TokenCommand::New { name, scopes, warehouses },
+            command:
+                TokenCommand::New {
+                    name,
+                    scopes,
+                    warehouses,
+                },
         } => token_new(&name, &scopes, &warehouses),
     }
 }
@@ -115,7 +130,11 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             eprintln!("stockd: WARNING: open mode, no credentials configured; anyone on this machine is admin");
         }
         // Tests and scripts read this line to learn the port when listening on :0.
-        println!("stockd listening on http://{} (data {})", daemon.addr, cfg.storage.path.display());
+        println!(
+            "stockd listening on http://{} (data {})",
+            daemon.addr,
+            cfg.storage.path.display()
+        );
         let result = daemon.server.await;
         // The server has stopped accepting and finished its requests: commit what is queued.
         let store = daemon.store;
@@ -161,13 +180,7 @@ fn token_new(name: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let list = |items: &[String]| {
-        items
-            .iter()
-            .map(|s| format!("{s:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |items: &[String]| items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     println!("# The token (shown once; store it in the client, not in the config):");
     println!("# {token}");
     println!("[[tokens]]");

@@ -50,7 +50,10 @@ mod tests {
     #[test]
     fn renders_and_parses() {
         assert_eq!(rfc3339_ms(1_705_332_600_123), "2024-01-15T15:30:00.123Z");
-        assert_eq!(parse_date_param("2024-01-15T15:30:00.123Z", Bound::Start), Some(1_705_332_600_123));
+        assert_eq!(
+            parse_date_param("2024-01-15T15:30:00.123Z", Bound::Start),
+            Some(1_705_332_600_123)
+        );
         let day = parse_date_param("2024-01-15", Bound::Start).unwrap_or_default();
         assert_eq!(parse_date_param("2024-01-15", Bound::End), Some(day + MS_PER_DAY - 1));
         assert_eq!(parse_date_param("yesterday", Bound::Start), None);

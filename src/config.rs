@@ -190,7 +190,10 @@ impl Config {
         for (i, t) in self.tokens.iter().enumerate() {
             let key = format!("tokens[{i}]");
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return bad(&format!("{key}.sha256"), "expected 64 hex digits (the SHA-256 of the token)");
+                return bad(
+                    &format!("{key}.sha256"),
+                    "expected 64 hex digits (the SHA-256 of the token)",
+                );
             }
             check_scopes(&key, &t.scopes)?;
         }

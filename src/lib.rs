@@ -48,18 +48,21 @@ pub struct Daemon {
 
 /// Opens the store and binds the socket. Must run inside an actix/tokio runtime.
 pub fn start(config: &Config) -> Result<Daemon, StartError> {
-    let addr: SocketAddr = config
-        .server
-        .listen
-        .parse()
-        .map_err(|_| StartError::Config(format!("`server.listen`: `{}` is not an address", config.server.listen)))?;
+    let addr: SocketAddr =
+        config.server.listen.parse().map_err(|_| {
+            StartError::Config(format!("`server.listen`: `{}` is not an address", config.server.listen))
+        })?;
     if config.is_open() && !addr.ip().is_loopback() {
         return Err(StartError::Config(format!(
             "refusing to listen on {addr} without credentials: configure [[tokens]] or [[partners]], or listen on 127.0.0.1"
         )));
     }
-    let store = Store::open(&config.storage.path, config.rules(), &config.inventory.default_warehouse)
-        .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let store = Store::open(
+        &config.storage.path,
+        config.rules(),
+        &config.inventory.default_warehouse,
+    )
+    .map_err(|e| StartError::Runtime(e.to_string()))?;
     let listener = TcpListener::bind(addr).map_err(|e| StartError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::Runtime(e.to_string()))?;
     let state = web::Data::new(AppState {
@@ -72,16 +75,14 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         .server
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let server = HttpServer::new(move || {
-        App::new().configure(|cfg| http::configure(cfg, state.clone(), auth.clone()))
-    })
-    .workers(workers)
-    .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
-    .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))
-    .max_connections(config::CONNECTIONS_PER_WORKER_MAX)
-    .shutdown_timeout(30)
-    .listen(listener)
-    .map_err(|e| StartError::Runtime(e.to_string()))?
-    .run();
+    let server = HttpServer::new(move || App::new().configure(|cfg| http::configure(cfg, state.clone(), auth.clone())))
+        .workers(workers)
+        .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
+        .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))
+        .max_connections(config::CONNECTIONS_PER_WORKER_MAX)
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|e| StartError::Runtime(e.to_string()))?
+        .run();
     Ok(Daemon { server, addr, store })
 }

@@ -69,9 +69,9 @@ impl Identity {
 
     /// `inventory:write` implies read; `admin` implies everything.
     pub fn has(&self, scope: Scope) -> bool {
-        self.scopes.iter().any(|&s| {
-            s == scope || s == Scope::Admin || (s == Scope::Write && scope == Scope::Read)
-        })
+        self.scopes
+            .iter()
+            .any(|&s| s == scope || s == Scope::Admin || (s == Scope::Write && scope == Scope::Read))
     }
 
     pub fn may_use(&self, warehouse: &str) -> bool {

@@ -22,7 +22,9 @@ async fn ready(state: State) -> HttpResponse {
     if state.store.is_ready() {
         HttpResponse::Ok().content_type("text/plain").body("ready")
     } else {
-        HttpResponse::ServiceUnavailable().content_type("text/plain").body("not ready")
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("not ready")
     }
 }
 

@@ -62,7 +62,10 @@ pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
 
 pub fn check_text(field: &str, text: &str, chars_max: usize) -> Result<(), ApiError> {
     if text.chars().count() > chars_max {
-        return Err(ApiError::invalid(field, format!("is longer than {chars_max} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("is longer than {chars_max} characters"),
+        ));
     }
     Ok(())
 }
@@ -78,10 +81,7 @@ fn check_opt_text(field: &str, text: &Option<String>, chars_max: usize) -> Resul
 pub fn money(field: &str, raw: &RawValue) -> Result<Decimal, ApiError> {
     match Decimal::parse(raw.get()) {
         Some(d) if d.micros >= 0 => Ok(d),
-        _ => Err(ApiError::invalid(
-            field,
-            "must be a number ≥ 0 with at most 6 decimals",
-        )),
+        _ => Err(ApiError::invalid(field, "must be a number ≥ 0 with at most 6 decimals")),
     }
 }
 
@@ -89,7 +89,10 @@ fn int_param(field: &str, value: &Option<String>, min: u64, max: u64) -> Result<
     let Some(text) = value else { return Ok(None) };
     match text.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(ApiError::invalid(field, format!("must be an integer from {min} to {max}"))),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("must be an integer from {min} to {max}"),
+        )),
     }
 }
 
@@ -232,7 +235,11 @@ fn created_status(applied: &Applied) -> StatusCode {
     }
 }
 
-async fn get_warehouse(_g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_warehouse(
+    _g: Guard<ReadInventory>,
+    state: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader()?;
     let w = reader
         .warehouse(&id)?
@@ -284,7 +291,10 @@ async fn put_product(
     let unit_cost = b.unit_cost.as_deref().map(|c| money("unit_cost", c)).transpose()?;
     let prices = b.prices.unwrap_or_default();
     if prices.len() > crate::store::codec::PRICES_MAX {
-        return Err(ApiError::invalid("prices", format!("at most {} prices", crate::store::codec::PRICES_MAX)));
+        return Err(ApiError::invalid(
+            "prices",
+            format!("at most {} prices", crate::store::codec::PRICES_MAX),
+        ));
     }
     let mut priced = Vec::with_capacity(prices.len());
     for (name, raw) in &prices {
@@ -327,7 +337,11 @@ struct ProductQuery {
     cursor: Option<String>,
 }
 
-async fn list_products(_g: Guard<ReadInventory>, state: State, q: Query<ProductQuery>) -> Result<HttpResponse, ApiError> {
+async fn list_products(
+    _g: Guard<ReadInventory>,
+    state: State,
+    q: Query<ProductQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.0;
     let paging = paging(&q.page, &q.limit, &q.cursor)?;
     let filter = ProductFilter {
@@ -341,7 +355,11 @@ async fn list_products(_g: Guard<ReadInventory>, state: State, q: Query<ProductQ
     Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor)))
 }
 
-async fn product_inventory(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn product_inventory(
+    g: Guard<ReadInventory>,
+    state: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader()?;
     if reader.product(&id)?.is_none() {
         return Err(product_not_found(&id));
@@ -409,7 +427,10 @@ async fn list_levels(g: Guard<ReadInventory>, state: State, q: Query<LevelQuery>
         .iter()
         .map(|((p, w), l)| render::level(names.product(p), names.warehouse(w), l))
         .collect();
-    Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor.clone())))
+    Ok(list(
+        rows,
+        meta(&paging, page.total, page.has_more, page.next_cursor.clone()),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -485,19 +506,33 @@ fn move_meta(b: &MovementBody) -> Result<MoveMeta, ApiError> {
         reference_type: b.reference_type.clone(),
         reference_id: b.reference_id.clone(),
         note: b.notes.clone(),
-        cost_per_unit: b.cost_per_unit.as_deref().map(|c| money("cost_per_unit", c)).transpose()?,
+        cost_per_unit: b
+            .cost_per_unit
+            .as_deref()
+            .map(|c| money("cost_per_unit", c))
+            .transpose()?,
     })
 }
 
-async fn post_movement(g: Guard<WriteInventory>, state: State, body: Json<MovementBody>) -> Result<HttpResponse, ApiError> {
+async fn post_movement(
+    g: Guard<WriteInventory>,
+    state: State,
+    body: Json<MovementBody>,
+) -> Result<HttpResponse, ApiError> {
     let b = body.0;
     check_id("product_id", &b.product_id)?;
-    let warehouse = b.warehouse_id.clone().unwrap_or_else(|| state.default_warehouse.clone());
+    let warehouse = b
+        .warehouse_id
+        .clone()
+        .unwrap_or_else(|| state.default_warehouse.clone());
     check_id("warehouse_id", &warehouse)?;
     g.check_warehouse(&warehouse)?;
     let meta = move_meta(&b)?;
     if b.movement_type != "transfer" && (b.to_warehouse_id.is_some() || b.in_transit.is_some()) {
-        return Err(ApiError::invalid("to_warehouse_id", "only a transfer has a target warehouse"));
+        return Err(ApiError::invalid(
+            "to_warehouse_id",
+            "only a transfer has a target warehouse",
+        ));
     }
     let op = match b.movement_type.as_str() {
         "in" => Op::In(b.quantity),
@@ -582,13 +617,20 @@ fn date_param(field: &str, value: &Option<String>, bound: Bound) -> Result<Optio
         .ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 date-time or a YYYY-MM-DD date"))
 }
 
-async fn list_movements(g: Guard<ReadInventory>, state: State, q: Query<MovementQuery>) -> Result<HttpResponse, ApiError> {
+async fn list_movements(
+    g: Guard<ReadInventory>,
+    state: State,
+    q: Query<MovementQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.0;
     let paging = paging(&q.page, &q.limit, &q.cursor)?;
     if let Some(t) = &q.movement_type {
         let known = Kind::ALL.iter().any(|k| k.name() == t || k.movement_type() == t);
         if !known {
-            return Err(ApiError::invalid("movement_type", format!("`{t}` is not a movement type")));
+            return Err(ApiError::invalid(
+                "movement_type",
+                format!("`{t}` is not a movement type"),
+            ));
         }
     }
     let filter = MovementFilter {
@@ -616,7 +658,10 @@ async fn list_movements(g: Guard<ReadInventory>, state: State, q: Query<Movement
             )
         })
         .collect();
-    Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor.clone())))
+    Ok(list(
+        rows,
+        meta(&paging, page.total, page.has_more, page.next_cursor.clone()),
+    ))
 }
 
 fn movement_not_found(id: &str) -> ApiError {
@@ -668,11 +713,22 @@ async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<Strin
     transfer_answer(&reader, &id, StatusCode::OK)
 }
 
-async fn receive_transfer(g: Guard<WriteInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn receive_transfer(
+    g: Guard<WriteInventory>,
+    state: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let t = state.store.reader()?.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
+    let t = state
+        .store
+        .reader()?
+        .transfer(&id)?
+        .ok_or_else(|| transfer_not_found(&id))?;
     g.check_warehouse(&t.to)?;
-    state.store.execute(Command::Receive { transfer: id.clone() }, ctx(&g)).await?;
+    state
+        .store
+        .execute(Command::Receive { transfer: id.clone() }, ctx(&g))
+        .await?;
     transfer_answer(&state.store.reader()?, &id, StatusCode::OK)
 }
 
@@ -702,7 +758,11 @@ async fn post_adjustments(
     if lines.len() > crate::ledger::BATCH_LINES_MAX {
         return Err(ApiError::new(
             Code::TooManyItems,
-            format!("{} adjustments, at most {} in one request", lines.len(), crate::ledger::BATCH_LINES_MAX),
+            format!(
+                "{} adjustments, at most {} in one request",
+                lines.len(),
+                crate::ledger::BATCH_LINES_MAX
+            ),
         ));
     }
     let mut count = Vec::with_capacity(lines.len());

@@ -57,7 +57,10 @@ pub struct WarehouseOut<'a> {
 }
 
 pub fn warehouse(w: &Warehouse) -> WarehouseOut<'_> {
-    WarehouseOut { id: &w.id, name: &w.name }
+    WarehouseOut {
+        id: &w.id,
+        name: &w.name,
+    }
 }
 
 /// One row of `GET /api/inventory`.

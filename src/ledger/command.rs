@@ -77,7 +77,9 @@ pub enum Command {
     /// Several movements that commit together or not at all.
     Batch(Vec<MoveCmd>),
     Transfer(TransferCmd),
-    Receive { transfer: String },
+    Receive {
+        transfer: String,
+    },
     Count(Vec<CountLine>),
     PatchLevel(PatchLevel),
 }

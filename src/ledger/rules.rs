@@ -137,10 +137,7 @@ pub struct Rules {
 
 impl Rules {
     pub fn allows_negative(&self, warehouse: &str) -> bool {
-        *self
-            .allow_negative_in
-            .get(warehouse)
-            .unwrap_or(&self.allow_negative)
+        *self.allow_negative_in.get(warehouse).unwrap_or(&self.allow_negative)
     }
 }
 
@@ -494,7 +491,16 @@ impl<'a, S: State> Stage<'a, S> {
             reference_id: Some(id.to_string()),
             ..Meta::default()
         };
-        self.post(&transfer.product, &transfer.to, Kind::Receive, q, delta, 0, &meta, Some(id.to_string()))?;
+        self.post(
+            &transfer.product,
+            &transfer.to,
+            Kind::Receive,
+            q,
+            delta,
+            0,
+            &meta,
+            Some(id.to_string()),
+        )?;
         self.received_transfer = Some(transfer);
         Ok(())
     }
@@ -542,7 +548,16 @@ impl<'a, S: State> Stage<'a, S> {
                     buffer: d,
                     ..Buckets::default()
                 };
-                self.post(&p.product, &p.warehouse, Kind::Buffer, d, delta, d, &Meta::default(), None)?;
+                self.post(
+                    &p.product,
+                    &p.warehouse,
+                    Kind::Buffer,
+                    d,
+                    delta,
+                    d,
+                    &Meta::default(),
+                    None,
+                )?;
             }
         }
         let mut level = self.level(&p.product, &p.warehouse)?;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadOnlyDatabase};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
@@ -56,6 +56,9 @@ fn open_error(path: &Path, err: redb::DatabaseError) -> OpenError {
     match err {
         redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(path.to_path_buf()),
         redb::DatabaseError::UpgradeRequired(v) => OpenError::Foreign(path.to_path_buf(), format!("redb format {v}")),
+        redb::DatabaseError::Storage(redb::StorageError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            OpenError::Foreign(path.to_path_buf(), e.to_string())
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(e)) => OpenError::Io(path.to_path_buf(), e.to_string()),
         other => OpenError::Foreign(path.to_path_buf(), other.to_string()),
     }
@@ -88,14 +91,18 @@ pub fn open_existing(path: &Path) -> Result<Database, OpenError> {
     }
     match ReadOnlyDatabase::open(path) {
         Ok(ro) => {
-            let txn = ro.begin_read().map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
+            let txn = ro
+                .begin_read()
+                .map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
             check_meta(path, &txn)?;
         }
         Err(redb::DatabaseError::RepairAborted) => {} // checked below, once repaired
         Err(e) => return Err(open_error(path, e)),
     }
     let db = Database::builder().open(path).map_err(|e| open_error(path, e))?;
-    let txn = db.begin_read().map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
+    let txn = db
+        .begin_read()
+        .map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
     check_meta(path, &txn)?;
     Ok(db)
 }
@@ -219,17 +226,24 @@ impl Store {
     pub async fn execute(&self, cmd: crate::ledger::Command, ctx: WriteCtx) -> Result<Applied, ApiError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = writer::Job { cmd, ctx, reply };
-        match self.jobs.try_send(writer::Msg::Job(job)) {
+        match self.jobs.try_send(writer::Msg::Job(Box::new(job))) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
-                return Err(ApiError::new(Code::Overloaded, "the write queue is full; retry shortly"));
+                return Err(ApiError::new(
+                    Code::Overloaded,
+                    "the write queue is full; retry shortly",
+                ));
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
                 return Err(ApiError::new(Code::StorageUnavailable, "the store is shutting down"));
             }
         }
-        rx.await
-            .unwrap_or_else(|_| Err(ApiError::new(Code::StorageUnavailable, "the writer stopped before answering")))
+        rx.await.unwrap_or_else(|_| {
+            Err(ApiError::new(
+                Code::StorageUnavailable,
+                "the writer stopped before answering",
+            ))
+        })
     }
 
     /// Stops the writer after it has committed and answered everything queued before this

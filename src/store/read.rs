@@ -40,6 +40,8 @@ pub struct PageOf<T> {
 }
 
 pub type MovementPage = PageOf<Movement>;
+/// A level with its (product, warehouse) key.
+pub type KeyedLevel = ((String, String), Level);
 
 #[derive(Debug, Clone, Default)]
 pub struct LevelFilter {
@@ -116,7 +118,8 @@ impl Reader {
     pub fn product(&self, id: &str) -> Result<Option<Product>, ApiError> {
         let t = table(&self.txn, PRODUCTS)?;
         let row = t.get(id).map_err(storage_error)?;
-        row.map(|v| codec::decode_product(v.value()).map_err(corrupt)).transpose()
+        row.map(|v| codec::decode_product(v.value()).map_err(corrupt))
+            .transpose()
     }
 
     pub fn product_by_sku(&self, sku: &str) -> Result<Option<Product>, ApiError> {
@@ -131,7 +134,8 @@ impl Reader {
     pub fn warehouse(&self, id: &str) -> Result<Option<Warehouse>, ApiError> {
         let t = table(&self.txn, WAREHOUSES)?;
         let row = t.get(id).map_err(storage_error)?;
-        row.map(|v| codec::decode_warehouse(v.value()).map_err(corrupt)).transpose()
+        row.map(|v| codec::decode_warehouse(v.value()).map_err(corrupt))
+            .transpose()
     }
 
     pub fn warehouses(&self) -> Result<Vec<Warehouse>, ApiError> {
@@ -147,13 +151,15 @@ impl Reader {
     pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, ApiError> {
         let t = table(&self.txn, TRANSFERS)?;
         let row = t.get(id).map_err(storage_error)?;
-        row.map(|v| codec::decode_transfer(v.value()).map_err(corrupt)).transpose()
+        row.map(|v| codec::decode_transfer(v.value()).map_err(corrupt))
+            .transpose()
     }
 
     pub fn movement(&self, seq: u64) -> Result<Option<Movement>, ApiError> {
         let t = table(&self.txn, JOURNAL)?;
         let row = t.get(seq).map_err(storage_error)?;
-        row.map(|v| codec::decode_movement(v.value()).map_err(corrupt)).transpose()
+        row.map(|v| codec::decode_movement(v.value()).map_err(corrupt))
+            .transpose()
     }
 
     /// Levels of one product in every warehouse where it has one, by warehouse id.
@@ -172,7 +178,7 @@ impl Reader {
     }
 
     /// Levels matching `filter`, ordered by (product, warehouse).
-    pub fn levels(&self, filter: &LevelFilter, paging: &Paging) -> Result<PageOf<((String, String), Level)>, ApiError> {
+    pub fn levels(&self, filter: &LevelFilter, paging: &Paging) -> Result<PageOf<KeyedLevel>, ApiError> {
         let after = match &paging.cursor {
             Some(c) => {
                 let parts = cursor_decode(c, 2)?;
@@ -198,7 +204,10 @@ impl Reader {
             }
             (Some(p), None) => {
                 let start = after.clone().unwrap_or((p.clone(), String::new()));
-                for row in levels.range((start.0.as_str(), start.1.as_str())..).map_err(storage_error)? {
+                for row in levels
+                    .range((start.0.as_str(), start.1.as_str())..)
+                    .map_err(storage_error)?
+                {
                     let (k, v) = row.map_err(storage_error)?;
                     let (kp, kw) = k.value();
                     if kp != p {
@@ -239,7 +248,10 @@ impl Reader {
             }
             (None, None) => {
                 let start = after.clone().unwrap_or_default();
-                for row in levels.range((start.0.as_str(), start.1.as_str())..).map_err(storage_error)? {
+                for row in levels
+                    .range((start.0.as_str(), start.1.as_str())..)
+                    .map_err(storage_error)?
+                {
                     let (k, v) = row.map_err(storage_error)?;
                     let (kp, kw) = k.value();
                     let key = (kp.to_string(), kw.to_string());
@@ -321,7 +333,12 @@ impl Reader {
     }
 
     /// First seq whose time is ≥ `at_ms` (seq order is time order): a binary search.
-    fn seq_at_or_after(&self, journal: &ReadOnlyTable<u64, &'static [u8]>, last: u64, at_ms: i64) -> Result<u64, ApiError> {
+    fn seq_at_or_after(
+        &self,
+        journal: &ReadOnlyTable<u64, &'static [u8]>,
+        last: u64,
+        at_ms: i64,
+    ) -> Result<u64, ApiError> {
         let (mut lo, mut hi) = (1u64, last + 1);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -349,7 +366,9 @@ impl Reader {
             lo = self.seq_at_or_after(&journal, last, start)?;
         }
         if let Some(end) = filter.end_ms {
-            hi = self.seq_at_or_after(&journal, last, end.saturating_add(1))?.saturating_sub(1);
+            hi = self
+                .seq_at_or_after(&journal, last, end.saturating_add(1))?
+                .saturating_sub(1);
         }
         if let Some(c) = &paging.cursor {
             let before: u64 = cursor_decode(c, 1)?[0]
@@ -397,7 +416,11 @@ impl Reader {
             Index::Level => {
                 let (p, w) = (s(&filter.product), s(&filter.warehouse));
                 let t = table(&self.txn, HISTORY_BY_LEVEL)?;
-                for row in t.range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi)).map_err(storage_error)?.rev() {
+                for row in t
+                    .range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi))
+                    .map_err(storage_error)?
+                    .rev()
+                {
                     if !visit(row.map_err(storage_error)?.0.value().2)? {
                         break;
                     }
@@ -410,7 +433,11 @@ impl Reader {
                     _ => (HISTORY_BY_REFERENCE, s(&filter.reference_id)),
                 };
                 let t = table(&self.txn, def)?;
-                for row in t.range((key.as_str(), lo)..=(key.as_str(), hi)).map_err(storage_error)?.rev() {
+                for row in t
+                    .range((key.as_str(), lo)..=(key.as_str(), hi))
+                    .map_err(storage_error)?
+                    .rev()
+                {
                     if !visit(row.map_err(storage_error)?.0.value().1)? {
                         break;
                     }
@@ -496,7 +523,11 @@ impl<T> Accumulator<T> {
     }
 
     fn finish(self, cursor_of: impl Fn(&T) -> String) -> PageOf<T> {
-        let next_cursor = if self.has_more { self.rows.last().map(&cursor_of) } else { None };
+        let next_cursor = if self.has_more {
+            self.rows.last().map(&cursor_of)
+        } else {
+            None
+        };
         let total = if self.counting {
             Some(self.total_known.unwrap_or(self.seen))
         } else {

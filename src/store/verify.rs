@@ -75,7 +75,9 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
             return Err(format!("seq {seq}: entry claims seq {}", m.seq));
         }
         if chain_hash(&prev, &codec::movement_canonical(&m)) != m.hash {
-            return Err(format!("seq {seq}: hash chain broken (the entry or one before it was altered)"));
+            return Err(format!(
+                "seq {seq}: hash chain broken (the entry or one before it was altered)"
+            ));
         }
         if !fold_step(&mut folded, &m) {
             return Err(format!(

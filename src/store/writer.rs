@@ -40,7 +40,7 @@ pub struct Job {
 }
 
 pub enum Msg {
-    Job(Job),
+    Job(Box<Job>),
     /// Commit what came before, then stop.
     Stop,
 }
@@ -92,7 +92,7 @@ impl Writer {
                 match msg {
                     Msg::Job(job) => {
                         weight += job.cmd.weight();
-                        group.push(job);
+                        group.push(*job);
                     }
                     Msg::Stop => {
                         stop = true;
@@ -271,7 +271,13 @@ impl<'t> Tables<'t> {
 
     /// Persists what the ledger decided: catalog rows, journal entries with their
     /// indexes and hash chain, levels, transfers and the batch record.
-    fn write(&mut self, effects: Effects, ctx: &WriteCtx, chain: &mut Chain, now_ms: i64) -> Result<Applied, redb::StorageError> {
+    fn write(
+        &mut self,
+        effects: Effects,
+        ctx: &WriteCtx,
+        chain: &mut Chain,
+        now_ms: i64,
+    ) -> Result<Applied, redb::StorageError> {
         let Effects {
             mut drafts,
             levels,
@@ -322,7 +328,9 @@ impl<'t> Tables<'t> {
             self.batches.insert(id.as_str(), (seq_first, movements.len() as u64))?;
         }
         for ((p, w), level) in &levels {
-            let old = self.levels.insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?;
+            let old = self
+                .levels
+                .insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?;
             if old.is_none() {
                 drop(old);
                 self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
@@ -407,7 +415,11 @@ impl ledger::State for Tables<'_> {
     }
 
     fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault> {
-        Ok(self.products_by_sku.get(sku).map_err(fault)?.map(|v| v.value().to_string()))
+        Ok(self
+            .products_by_sku
+            .get(sku)
+            .map_err(fault)?
+            .map(|v| v.value().to_string()))
     }
 
     fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault> {
