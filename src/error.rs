@@ -46,7 +46,6 @@ error_codes! {
     Unauthenticated = "unauthenticated", 401, "Unauthenticated";
     Forbidden = "forbidden", 403, "Forbidden";
     RouteNotFound = "route_not_found", 404, "No such route";
-    MethodNotAllowed = "method_not_allowed", 405, "Method not allowed";
     ProductNotFound = "product_not_found", 404, "Product not found";
     WarehouseNotFound = "warehouse_not_found", 404, "Warehouse not found";
     MovementNotFound = "movement_not_found", 404, "Movement not found";
@@ -165,6 +164,15 @@ impl ResponseError for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_is_documented() {
+        let doc = include_str!("../docs/api.md");
+        for code in Code::ALL {
+            let row = format!("| `{}` | {} |", code.name(), code.status().as_u16());
+            assert!(doc.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
 
     #[test]
     fn every_code_has_a_distinct_name_and_a_real_status() {
