@@ -22,6 +22,17 @@ use crate::config::Config;
 use crate::http::AppState;
 use crate::store::Store;
 
+/// Lowercase hex, without a `format!` per byte (this runs on every movement answer).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
 /// Why the daemon could not start.
 #[derive(Debug)]
 pub enum StartError {

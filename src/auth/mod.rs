@@ -121,7 +121,7 @@ fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&Sha256::digest(data))
 }
 
 impl Authenticator {

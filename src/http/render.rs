@@ -188,7 +188,7 @@ pub fn movement<'a>(m: &'a Movement, product: Option<Ref<'a>>, warehouse: Option
             id: &m.actor,
             name: &m.actor,
         },
-        hash: m.hash.iter().map(|b| format!("{b:02x}")).collect(),
+        hash: crate::hex(&m.hash),
     }
 }
 
