@@ -154,9 +154,13 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
     Ok(())
 }
 
+/// Opens the database again after a failed commit (a test injects faults through it).
+pub type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
 /// State shared by the handle, the writer thread and readers.
 struct Shared {
     path: PathBuf,
+    opener: Opener,
     /// `None` while the writer reopens the file after a failed commit.
     db: RwLock<Option<Arc<Database>>>,
     /// Last committed seq, for metrics and readiness.
@@ -176,8 +180,22 @@ impl Store {
     /// Opens (or creates) the data file and starts the writer thread.
     pub fn open(path: &Path, rules: Rules, default_warehouse: &str) -> Result<Store, OpenError> {
         let db = open_or_create(path, default_warehouse)?;
+        let reopen_path = path.to_path_buf();
+        let opener: Opener = Arc::new(move || Database::builder().create(&reopen_path));
+        Store::start(path, db, opener, rules)
+    }
+
+    /// Opens a store whose database comes from `opener` (every time it is opened).
+    pub fn open_with(path: &Path, opener: Opener, rules: Rules, default_warehouse: &str) -> Result<Store, OpenError> {
+        let db = opener().map_err(|e| open_error(path, e))?;
+        init(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
+        Store::start(path, db, opener, rules)
+    }
+
+    fn start(path: &Path, db: Database, opener: Opener, rules: Rules) -> Result<Store, OpenError> {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
+            opener,
             db: RwLock::new(Some(Arc::new(db))),
             seq_last: AtomicU64::new(0),
             writable: AtomicBool::new(true),
@@ -260,6 +278,9 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod fault_tests;
 
 pub(crate) fn storage_error(err: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::StorageUnavailable, format!("storage: {err}"))

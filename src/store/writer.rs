@@ -173,7 +173,7 @@ impl Writer {
         drop(old);
         let mut backoff_ms = REOPEN_BACKOFF_MS;
         loop {
-            match Database::builder().create(&self.shared.path) {
+            match (self.shared.opener)() {
                 Ok(db) => match load_chain(&db) {
                     Ok(chain) => {
                         self.chain = chain;

@@ -1,0 +1,120 @@
+//! Fault injection below redb (as redb's own crash tests do): a storage backend whose
+//! writes and syncs fail on demand. A failed commit must answer 503 to its group, write
+//! nothing, and let later writes succeed once the fault is gone.
+
+use std::fs::OpenOptions;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use redb::backends::FileBackend;
+use redb::{Database, StorageBackend};
+
+use super::{Opener, Store, WriteCtx};
+use crate::error::Code;
+use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Rules};
+
+#[derive(Debug)]
+struct Faulty {
+    inner: FileBackend,
+    failing: Arc<AtomicBool>,
+}
+
+impl Faulty {
+    fn check(&self) -> Result<(), std::io::Error> {
+        if self.failing.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("injected I/O error"));
+        }
+        Ok(())
+    }
+}
+
+impl StorageBackend for Faulty {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+}
+
+fn opener(path: &Path, failing: Arc<AtomicBool>) -> Opener {
+    let path = path.to_path_buf();
+    Arc::new(move || {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let backend = Faulty {
+            inner: FileBackend::new(file)?,
+            failing: failing.clone(),
+        };
+        Database::builder().create_with_backend(backend)
+    })
+}
+
+fn movement(op: Op) -> Command {
+    Command::Move(MoveCmd {
+        product: "p".into(),
+        warehouse: "default".into(),
+        op,
+        expected_on_hand: None,
+        meta: Meta::default(),
+    })
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("faulty.redb");
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = Store::open_with(&path, opener(&path, failing.clone()), Rules::default(), "default").expect("open");
+    let ctx = WriteCtx {
+        actor: "test".into(),
+        idempotency_key: None,
+    };
+    let product = Product {
+        id: "p".into(),
+        sku: "p".into(),
+        name: "P".into(),
+        ..Product::default()
+    };
+    store.execute(Command::PutProduct(product), ctx.clone()).await.expect("product");
+    store.execute(movement(Op::In(10)), ctx.clone()).await.expect("in 10");
+
+    failing.store(true, Ordering::Release);
+    let refused = store.execute(movement(Op::Out(1)), ctx.clone()).await;
+    assert_eq!(refused.err().map(|e| e.code), Some(Code::StorageUnavailable));
+    assert!(!store.is_ready(), "not ready after a failed commit");
+
+    failing.store(false, Ordering::Release);
+    // The writer reopens by itself; the next write goes through.
+    let mut applied = None;
+    for _ in 0..200 {
+        match store.execute(movement(Op::Out(1)), ctx.clone()).await {
+            Ok(a) => {
+                applied = Some(a);
+                break;
+            }
+            Err(e) => assert_eq!(e.code, Code::StorageUnavailable),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let applied = applied.expect("writes resume once the fault is gone");
+    let m = &applied.movements[0];
+    assert_eq!((m.seq, m.draft.before.on_hand), (2, 10), "the failed movement left no trace");
+    assert!(store.is_ready());
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report}");
+    assert_eq!(report.movements, 2);
+    store.shutdown();
+}
