@@ -135,6 +135,32 @@ struct Problem<'a> {
     code: &'static str,
 }
 
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+impl ApiError {
+    /// The problem+json body: the one place it is written.
+    pub fn problem_body(&self) -> Vec<u8> {
+        let body = Problem {
+            type_uri: self.code.type_uri(),
+            title: self.code.title(),
+            status: self.code.status().as_u16(),
+            detail: &self.detail,
+            code: self.code.name(),
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// Headers every error answer of this status carries, whatever its body's shape.
+pub fn error_headers(res: &mut actix_web::HttpResponseBuilder, status: StatusCode) {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"stockd\""));
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code.status()
@@ -143,21 +169,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.code.status();
         let mut res = HttpResponse::build(status);
-        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"stockd\""));
-        }
-        let body = Problem {
-            type_uri: self.code.type_uri(),
-            title: self.code.title(),
-            status: status.as_u16(),
-            detail: &self.detail,
-            code: self.code.name(),
-        };
-        res.body(serde_json::to_vec(&body).unwrap_or_default())
+        res.insert_header((header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE));
+        error_headers(&mut res, status);
+        res.body(self.problem_body())
     }
 }
 

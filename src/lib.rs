@@ -3,6 +3,7 @@
 //! the native HTTP API and the seed dialects.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -80,8 +81,9 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         store: store.clone(),
         default_warehouse: config.inventory.default_warehouse.clone(),
         body_limit_bytes: config.server.body_limit_bytes,
+        in_flight: http::write::InFlight::default(),
     });
-    let auth = Arc::new(Authenticator::from_config(config));
+    let auth = Arc::new(Authenticator::from_config(config, Some(store.clone())));
     let workers = config
         .server
         .workers

@@ -5,16 +5,21 @@
 //! before the body is read. Token hashes are compared in constant time; no secret is
 //! ever logged or echoed.
 
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use futures_util::future::Either;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::error::{ApiError, Code};
+
+pub mod partner;
+pub mod signature;
 
 /// Longest `Authorization` value we look at, in bytes.
 pub const AUTHORIZATION_LEN_MAX: usize = 4096;
@@ -48,6 +53,13 @@ impl Scope {
     }
 }
 
+/// A write that must be answered, not applied, when it comes again (legacy signatures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    pub key: String,
+    pub ttl_ms: i64,
+}
+
 /// The caller, once authenticated.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -55,6 +67,8 @@ pub struct Identity {
     scopes: Vec<Scope>,
     /// `None` = every warehouse.
     warehouses: Option<Vec<String>>,
+    /// Set for legacy-signed requests, which carry no nonce.
+    pub replay: Option<Replay>,
 }
 
 impl Identity {
@@ -64,6 +78,7 @@ impl Identity {
             name: "anonymous".into(),
             scopes: vec![Scope::Admin],
             warehouses: None,
+            replay: None,
         }
     }
 
@@ -106,6 +121,10 @@ struct TokenEntry {
 pub struct Authenticator {
     open: bool,
     tokens: Vec<TokenEntry>,
+    partners: std::collections::HashMap<String, partner::PartnerEntry>,
+    /// Where signed requests record their nonces.
+    store: Option<crate::store::Store>,
+    body_limit_bytes: usize,
 }
 
 fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
@@ -125,7 +144,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 impl Authenticator {
-    pub fn from_config(config: &Config) -> Authenticator {
+    pub fn from_config(config: &Config, store: Option<crate::store::Store>) -> Authenticator {
         let tokens = config
             .tokens
             .iter()
@@ -136,14 +155,39 @@ impl Authenticator {
                         name: t.name.clone(),
                         scopes: t.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
                         warehouses: t.warehouses.clone(),
+                        replay: None,
                     },
                 })
+            })
+            .collect();
+        let partners = config
+            .partners
+            .iter()
+            .map(|p| {
+                let entry = partner::PartnerEntry {
+                    secrets: p.secrets.clone(),
+                    identity: Identity {
+                        name: p.id.clone(),
+                        scopes: p.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+                        warehouses: p.warehouses.clone(),
+                        replay: None,
+                    },
+                    legacy: p.legacy_signature,
+                };
+                (p.id.clone(), entry)
             })
             .collect();
         Authenticator {
             open: config.is_open(),
             tokens,
+            partners,
+            store,
+            body_limit_bytes: config.server.body_limit_bytes,
         }
+    }
+
+    fn partner(&self, id: &str) -> Option<&partner::PartnerEntry> {
+        self.partners.get(id)
     }
 
     pub fn is_open(&self) -> bool {
@@ -230,20 +274,31 @@ impl<P: Policy> std::ops::Deref for Guard<P> {
     }
 }
 
-impl<P: Policy> FromRequest for Guard<P> {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+type SignedFuture<P> = Pin<Box<dyn Future<Output = Result<Guard<P>, ApiError>>>>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(guard::<P>(req))
+impl<P: Policy + 'static> FromRequest for Guard<P> {
+    type Error = ApiError;
+    type Future = Either<Ready<Result<Self, ApiError>>, SignedFuture<P>>;
+
+    /// Bearer tokens are checked right here, from the headers. A signed partner request
+    /// is checked on its headers first, then its body is read and hashed (see `partner`).
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let auth = match req.app_data::<web::Data<Arc<Authenticator>>>() {
+            Some(a) => a.clone(),
+            None => return Either::Left(ready(Err(ApiError::new(Code::Internal, "authenticator missing")))),
+        };
+        if auth.open || !req.headers().contains_key(partner::PARTNER_HEADER) {
+            return Either::Left(ready(auth.authenticate(req, P::BARE_TOKEN).and_then(scoped::<P>)));
+        }
+        let req = req.clone();
+        let payload = payload.take();
+        Either::Right(Box::pin(async move {
+            partner::authenticate(&auth, &req, payload).await.and_then(scoped::<P>)
+        }))
     }
 }
 
-fn guard<P: Policy>(req: &HttpRequest) -> Result<Guard<P>, ApiError> {
-    let auth = req
-        .app_data::<web::Data<Arc<Authenticator>>>()
-        .ok_or_else(|| ApiError::new(Code::Internal, "authenticator missing"))?;
-    let identity = auth.authenticate(req, P::BARE_TOKEN)?;
+fn scoped<P: Policy>(identity: Identity) -> Result<Guard<P>, ApiError> {
     if !identity.has(P::SCOPE) {
         return Err(ApiError::new(
             Code::Forbidden,
@@ -276,6 +331,7 @@ mod tests {
             name: "t".into(),
             scopes: vec![Scope::Write],
             warehouses: Some(vec!["a".into()]),
+            replay: None,
         };
         assert!(id.has(Scope::Read));
         assert!(!id.has(Scope::Catalog));

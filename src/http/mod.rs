@@ -3,6 +3,7 @@
 pub mod health;
 pub mod native;
 pub mod render;
+pub mod write;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,8 +11,8 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{FromRequest, HttpRequest, HttpResponse};
+use actix_web::web;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Authenticator;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub store: Store,
     pub default_warehouse: String,
     pub body_limit_bytes: usize,
+    pub in_flight: write::InFlight,
 }
 
 pub type State = web::Data<AppState>;
@@ -56,42 +58,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .app_data::<State>()
             .map(|s| s.body_limit_bytes)
             .unwrap_or(crate::config::BODY_LIMIT_BYTES_DEFAULT);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            if declared.is_some_and(|n| n > limit) {
-                return Err(too_large(limit));
+            let body = crate::body::read(&req, &mut payload, limit).await?;
+            if write::wants_digest(&req) {
+                use sha2::Digest;
+                req.extensions_mut()
+                    .insert(write::BodyDigest(sha2::Sha256::digest(&body).into()));
             }
-            let body = read_body(&mut payload, limit).await?;
             serde_json::from_slice(&body)
                 .map(Json)
                 .map_err(|e| ApiError::from_json(&e))
         })
     }
-}
-
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        Code::PayloadTooLarge,
-        format!("the body is larger than the limit of {limit} bytes"),
-    )
-}
-
-async fn read_body(payload: &mut Payload, limit: usize) -> Result<Bytes, ApiError> {
-    use futures_util::StreamExt;
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(Code::InvalidJson, format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Query parameters parsed into `T`; a wrong type is 422 `invalid_field`.
@@ -109,12 +89,14 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     }
 }
 
+/// The native envelope of single objects.
+#[derive(serde::Serialize)]
+pub struct Data<'a, T> {
+    pub data: &'a T,
+}
+
 /// `{"data": ...}` with a status.
 pub fn data<T: serde::Serialize>(status: actix_web::http::StatusCode, value: &T) -> HttpResponse {
-    #[derive(serde::Serialize)]
-    struct Data<'a, T> {
-        data: &'a T,
-    }
     match serde_json::to_vec(&Data { data: value }) {
         Ok(body) => HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "application/json"))

@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::render::{self, List, Meta, Ref};
-use super::{data, Json, Query, State};
+use super::{data, write, Json, Query, State};
 use crate::auth::{Guard, Identity, ReadInventory, WriteCatalog, WriteInventory};
 use crate::clock::{parse_date_param, Bound};
 use crate::error::{ApiError, Code};
@@ -17,7 +17,7 @@ use crate::ledger::{
     Command, CountLine, Decimal, Kind, Meta as MoveMeta, MoveCmd, Op, PatchLevel, Product, TransferCmd, Warehouse,
     ID_LEN_MAX, NOTE_CHARS_MAX, TEXT_CHARS_MAX,
 };
-use crate::store::{Applied, LevelFilter, MovementFilter, Reader, WriteCtx};
+use crate::store::{Applied, LevelFilter, MovementFilter, Reader};
 use crate::store::{Paging, ProductFilter};
 
 /// Page size bounds of every native list (API.md).
@@ -133,13 +133,6 @@ fn list<T: serde::Serialize>(rows: Vec<T>, meta: Meta) -> HttpResponse {
         .body(serde_json::to_vec(&List { data: rows, meta }).unwrap_or_default())
 }
 
-fn ctx(identity: &Identity) -> WriteCtx {
-    WriteCtx {
-        actor: identity.name.clone(),
-        idempotency_key: None,
-    }
-}
-
 /// The warehouse a restricted identity's list is about: the one it named (checked), the
 /// only one it may see, or an error asking it to name one.
 fn list_warehouse(identity: &Identity, named: Option<String>) -> Result<Option<String>, ApiError> {
@@ -213,7 +206,8 @@ struct PutWarehouseBody {
 }
 
 async fn put_warehouse(
-    guard: Guard<WriteCatalog>,
+    g: Guard<WriteCatalog>,
+    req: HttpRequest,
     state: State,
     id: web::Path<String>,
     body: Json<PutWarehouseBody>,
@@ -222,17 +216,10 @@ async fn put_warehouse(
     check_id("id", &id)?;
     check_text("name", &body.0.name, TEXT_CHARS_MAX)?;
     let w = Warehouse { id, name: body.0.name };
-    let applied = state.store.execute(Command::PutWarehouse(w), ctx(&guard)).await?;
-    let status = created_status(&applied);
-    Ok(data(status, &applied.warehouse.as_ref().map(render::warehouse)))
-}
-
-fn created_status(applied: &Applied) -> StatusCode {
-    if applied.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
+    let render = write::native(write::created_or_ok, |a: &Applied| {
+        write::ser(&a.warehouse.as_ref().map(render::warehouse))
+    });
+    Ok(write::write(&req, &state, &g, Command::PutWarehouse(w), render).await)
 }
 
 async fn get_warehouse(
@@ -273,7 +260,8 @@ struct PutProductBody {
 }
 
 async fn put_product(
-    guard: Guard<WriteCatalog>,
+    g: Guard<WriteCatalog>,
+    req: HttpRequest,
     state: State,
     id: web::Path<String>,
     body: Json<PutProductBody>,
@@ -312,9 +300,10 @@ async fn put_product(
         prices: priced,
         updated_ms: 0,
     };
-    let applied = state.store.execute(Command::PutProduct(p), ctx(&guard)).await?;
-    let status = created_status(&applied);
-    Ok(data(status, &applied.product.as_ref().map(render::product)))
+    let render = write::native(write::created_or_ok, |a: &Applied| {
+        write::ser(&a.product.as_ref().map(render::product))
+    });
+    Ok(write::write(&req, &state, &g, Command::PutProduct(p), render).await)
 }
 
 async fn get_product(_g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -443,6 +432,7 @@ struct PatchLevelBody {
 
 async fn patch_level(
     g: Guard<WriteInventory>,
+    req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
     body: Json<PatchLevelBody>,
@@ -459,20 +449,31 @@ async fn patch_level(
         max_stock_level: b.max_stock_level,
         buffer: b.buffer,
     });
-    let applied = state.store.execute(cmd, ctx(&g)).await?;
-    let level = applied
-        .levels
-        .iter()
-        .find(|((p, w), _)| *p == product && *w == warehouse)
-        .map(|(_, l)| l.clone())
-        .unwrap_or_default();
+    // Names are read before the write so the answer is a function of the outcome alone.
     let reader = state.store.reader()?;
-    let mut names = Names::new(&reader);
-    names.load(&product, &warehouse)?;
-    Ok(data(
-        StatusCode::OK,
-        &render::level(names.product(&product), names.warehouse(&warehouse), &level),
-    ))
+    let product_row = reader.product(&product)?;
+    let warehouse_row = reader.warehouse(&warehouse)?;
+    drop(reader);
+    let render = write::native(write::ok, move |a: &Applied| {
+        let level = a
+            .levels
+            .iter()
+            .find(|((p, w), _)| *p == product && *w == warehouse)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
+        let product_ref = Ref {
+            id: &product,
+            name: product_row.as_ref().map(|p| p.name.as_str()).unwrap_or(""),
+            sku: Some(product_row.as_ref().map(|p| p.sku.as_str()).unwrap_or("")),
+        };
+        let warehouse_ref = Ref {
+            id: &warehouse,
+            name: warehouse_row.as_ref().map(|w| w.name.as_str()).unwrap_or(""),
+            sku: None,
+        };
+        write::ser(&render::level(product_ref, warehouse_ref, &level))
+    });
+    Ok(write::write(&req, &state, &g, cmd, render).await)
 }
 
 // ---- movements ----
@@ -516,6 +517,7 @@ fn move_meta(b: &MovementBody) -> Result<MoveMeta, ApiError> {
 
 async fn post_movement(
     g: Guard<WriteInventory>,
+    req: HttpRequest,
     state: State,
     body: Json<MovementBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -539,7 +541,7 @@ async fn post_movement(
         "out" => Op::Out(b.quantity),
         "adjustment" => Op::Adjust(b.quantity),
         "set" | "count" => Op::Set(b.quantity),
-        "transfer" => return post_transfer(g, state, b, warehouse, meta).await,
+        "transfer" => return post_transfer(g, req, state, b, warehouse, meta).await,
         other => {
             return Err(ApiError::invalid(
                 "movement_type",
@@ -554,16 +556,19 @@ async fn post_movement(
         expected_on_hand: b.expected_on_hand,
         meta,
     });
-    let applied = state.store.execute(cmd, ctx(&g)).await?;
-    let m = applied
-        .movements
-        .first()
-        .ok_or_else(|| ApiError::new(Code::Internal, "a movement command journaled nothing"))?;
-    Ok(data(StatusCode::CREATED, &render::movement(m, None, None)))
+    let render = write::native(write::created, |a: &Applied| {
+        let m = a
+            .movements
+            .first()
+            .ok_or_else(|| ApiError::new(Code::Internal, "a movement command journaled nothing"))?;
+        write::ser(&render::movement(m, None, None))
+    });
+    Ok(write::write(&req, &state, &g, cmd, render).await)
 }
 
 async fn post_transfer(
     g: Guard<WriteInventory>,
+    req: HttpRequest,
     state: State,
     b: MovementBody,
     from: String,
@@ -583,19 +588,22 @@ async fn post_transfer(
         expected_on_hand: b.expected_on_hand,
         meta,
     });
-    let applied = state.store.execute(cmd, ctx(&g)).await?;
-    let t = applied
-        .transfer
-        .as_ref()
-        .ok_or_else(|| ApiError::new(Code::Internal, "a transfer command recorded no transfer"))?;
-    let legs: Vec<_> = applied
-        .movements
-        .iter()
-        .filter(|m| m.seq == t.out_seq || Some(m.seq) == t.in_seq)
-        .cloned()
-        .collect();
-    Ok(data(StatusCode::CREATED, &render::transfer(t, &legs)))
+    let render = write::native(write::created, |a: &Applied| {
+        let t = a
+            .transfer
+            .as_ref()
+            .ok_or_else(|| ApiError::new(Code::Internal, "a transfer command recorded no transfer"))?;
+        let legs: Vec<_> = a
+            .movements
+            .iter()
+            .filter(|m| m.seq == t.out_seq || Some(m.seq) == t.in_seq)
+            .cloned()
+            .collect();
+        write::ser(&render::transfer(t, &legs))
+    });
+    Ok(write::write(&req, &state, &g, cmd, render).await)
 }
+
 
 #[derive(Deserialize)]
 struct MovementQuery {
@@ -715,21 +723,26 @@ async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<Strin
 
 async fn receive_transfer(
     g: Guard<WriteInventory>,
+    req: HttpRequest,
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let t = state
-        .store
-        .reader()?
-        .transfer(&id)?
-        .ok_or_else(|| transfer_not_found(&id))?;
+    let reader = state.store.reader()?;
+    let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
     g.check_warehouse(&t.to)?;
-    state
-        .store
-        .execute(Command::Receive { transfer: id.clone() }, ctx(&g))
-        .await?;
-    transfer_answer(&state.store.reader()?, &id, StatusCode::OK)
+    // The out leg never changes: read it now so the answer is a function of the outcome.
+    let out_leg = reader.movement(t.out_seq)?;
+    drop(reader);
+    let render = write::native(write::ok, move |a: &Applied| {
+        let t = a
+            .transfer
+            .as_ref()
+            .ok_or_else(|| ApiError::new(Code::Internal, "a receive recorded no transfer"))?;
+        let legs: Vec<_> = out_leg.iter().chain(a.movements.iter()).cloned().collect();
+        write::ser(&render::transfer(t, &legs))
+    });
+    Ok(write::write(&req, &state, &g, Command::Receive { transfer: id }, render).await)
 }
 
 // ---- bulk physical count ----
@@ -751,6 +764,7 @@ struct AdjustmentLine {
 
 async fn post_adjustments(
     g: Guard<WriteInventory>,
+    req: HttpRequest,
     state: State,
     body: Json<AdjustmentsBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -783,29 +797,35 @@ async fn post_adjustments(
             reason: line.reason,
         });
     }
-    let applied = state.store.execute(Command::Count(count), ctx(&g)).await?;
-    #[derive(serde::Serialize)]
-    struct Row<'a> {
-        id: String,
-        product_id: &'a str,
-        warehouse_id: &'a str,
-        quantity_before: i64,
-        quantity_after: i64,
-        adjustment: i64,
-        reason: Option<&'a str>,
-        created_at: String,
-    }
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        adjustments_processed: usize,
-        total_adjustments: usize,
-        batch_id: Option<&'a str>,
-        adjustments: Vec<Row<'a>>,
-    }
-    let rows: Vec<Row> = applied
+    let render = write::native(write::created, |a: &Applied| write::ser(&count_answer(a)));
+    Ok(write::write(&req, &state, &g, Command::Count(count), render).await)
+}
+
+#[derive(serde::Serialize)]
+struct CountRow<'a> {
+    id: String,
+    product_id: &'a str,
+    warehouse_id: &'a str,
+    quantity_before: i64,
+    quantity_after: i64,
+    adjustment: i64,
+    reason: Option<&'a str>,
+    created_at: String,
+}
+
+#[derive(serde::Serialize)]
+struct CountAnswer<'a> {
+    adjustments_processed: usize,
+    total_adjustments: usize,
+    batch_id: Option<&'a str>,
+    adjustments: Vec<CountRow<'a>>,
+}
+
+fn count_answer(applied: &Applied) -> CountAnswer<'_> {
+    let rows: Vec<CountRow> = applied
         .movements
         .iter()
-        .map(|m| Row {
+        .map(|m| CountRow {
             id: format!("mov_{}", m.seq),
             product_id: &m.draft.product,
             warehouse_id: &m.draft.warehouse,
@@ -816,11 +836,10 @@ async fn post_adjustments(
             created_at: crate::clock::rfc3339_ms(m.at_ms),
         })
         .collect();
-    let out = Out {
+    CountAnswer {
         adjustments_processed: rows.len(),
         total_adjustments: rows.iter().filter(|r| r.adjustment != 0).count(),
         batch_id: applied.batch.as_deref(),
         adjustments: rows,
-    };
-    Ok(data(StatusCode::CREATED, &out))
+    }
 }

@@ -319,6 +319,39 @@ pub fn decode_transfer(buf: &[u8]) -> Result<Transfer, CodecError> {
     })
 }
 
+/// A stored answer: fingerprint of the request, expiry, status, content type, body.
+pub fn answer(fingerprint: &[u8; 32], expires_ms: i64, a: &crate::store::Answer) -> Vec<u8> {
+    let mut e = Enc(Vec::with_capacity(64 + a.body.len()));
+    e.u8(V1);
+    e.0.extend_from_slice(fingerprint);
+    e.i64(expires_ms);
+    e.u64(u64::from(a.status));
+    e.str(&a.content_type);
+    e.0.extend_from_slice(&a.body);
+    e.0
+}
+
+pub fn decode_answer(buf: &[u8]) -> Result<([u8; 32], i64, crate::store::Answer), CodecError> {
+    let mut d = Dec::new(buf, "answer")?;
+    let fingerprint: [u8; 32] = d
+        .take(32)?
+        .try_into()
+        .map_err(|_| CodecError("fingerprint".into()))?;
+    let expires_ms = d.i64()?;
+    let status = u16::try_from(d.u64()?).map_err(|_| CodecError("status".into()))?;
+    let content_type = d.str()?;
+    let body = d.rest().to_vec();
+    Ok((
+        fingerprint,
+        expires_ms,
+        crate::store::Answer {
+            status,
+            content_type,
+            body,
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,7 +80,7 @@ async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
     let store = Store::open_with(&path, opener(&path, failing.clone()), Rules::default(), "default").expect("open");
     let ctx = WriteCtx {
         actor: "test".into(),
-        idempotency_key: None,
+        ..WriteCtx::default()
     };
     let product = Product {
         id: "p".into(),

@@ -16,7 +16,7 @@ use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
 pub use read::{LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
-pub use writer::{Applied, WriteCtx};
+pub use writer::{Answer, Applied, NonceClaim, Render, ReplayClaim, WriteCtx};
 
 use tables::*;
 
@@ -141,6 +141,10 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
         txn.open_table(HISTORY_BY_REFERENCE)?;
         txn.open_table(BATCHES)?;
         txn.open_table(TRANSFERS)?;
+        txn.open_table(NONCES)?;
+        txn.open_table(NONCES_BY_EXPIRY)?;
+        txn.open_table(REPLAYS)?;
+        txn.open_table(REPLAYS_BY_EXPIRY)?;
         let mut warehouses = txn.open_table(WAREHOUSES)?;
         if warehouses.get(default_warehouse)?.is_none() {
             let w = Warehouse {
@@ -242,8 +246,18 @@ impl Store {
 
     /// Queues a command for the writer and waits until it is committed (or refused).
     pub async fn execute(&self, cmd: crate::ledger::Command, ctx: WriteCtx) -> Result<Applied, ApiError> {
+        self.submit(writer::Work::Ledger(cmd), ctx).await
+    }
+
+    /// Records a v1 signature's nonce durably; 401 when the partner used it before
+    /// (within its lifetime). Every signed request claims its nonce before it runs.
+    pub async fn claim_nonce(&self, claim: NonceClaim) -> Result<(), ApiError> {
+        self.submit(writer::Work::ClaimNonce(claim), WriteCtx::default()).await.map(|_| ())
+    }
+
+    async fn submit(&self, work: writer::Work, ctx: WriteCtx) -> Result<Applied, ApiError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let job = writer::Job { cmd, ctx, reply };
+        let job = writer::Job { work, ctx, reply };
         match self.jobs.try_send(writer::Msg::Job(Box::new(job))) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {

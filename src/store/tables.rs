@@ -38,3 +38,13 @@ pub const HISTORY_BY_REFERENCE: TableDefinition<(&str, u64), ()> = TableDefiniti
 pub const BATCHES: TableDefinition<&str, (u64, u64)> = TableDefinition::new("batches");
 /// transfer id → transfer.
 pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
+/// (partner, nonce) → expiry (unix ms): v1 signatures seen, so a replay is refused even
+/// after a restart.
+pub const NONCES: TableDefinition<(&str, &str), i64> = TableDefinition::new("nonces");
+/// (expiry ms, partner, nonce): prunes expired nonces oldest first, keeping `NONCES` bounded.
+pub const NONCES_BY_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefinition::new("nonces_by_expiry");
+/// replay key → stored answer (codec::answer): idempotency keys and legacy signatures.
+/// Written in the same transaction as the movements it guards.
+pub const REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("replays");
+/// (expiry ms, replay key): prunes expired answers oldest first.
+pub const REPLAYS_BY_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("replays_by_expiry");

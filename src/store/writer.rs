@@ -27,14 +27,69 @@ const REOPEN_BACKOFF_MS: u64 = 50;
 const REOPEN_BACKOFF_MAX_MS: u64 = 2_000;
 
 /// Who writes, and under which idempotency key.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct WriteCtx {
     pub actor: String,
     pub idempotency_key: Option<String>,
+    /// Answer a repeat of this write from the stored first answer instead of applying it.
+    pub replay: Option<ReplayClaim>,
+}
+
+/// An HTTP answer as stored for replay: status, content type and body bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// Renders the answer of a write from its outcome alone (plus what the handler captured
+/// before writing), so the writer can store it in the same transaction as the write.
+pub type Render = Arc<dyn Fn(Result<&Applied, &ApiError>) -> Answer + Send + Sync>;
+
+/// The replay protection of one write (Idempotency-Key, or a legacy signature).
+#[derive(Clone)]
+pub struct ReplayClaim {
+    /// Scoped key: who asked, and under which key.
+    pub key: String,
+    /// SHA-256 of method, path and body: a reused key with another request is refused.
+    pub fingerprint: [u8; 32],
+    pub ttl_ms: i64,
+    pub render: Render,
+}
+
+/// Expired replay answers deleted per write that stores one.
+const REPLAY_PRUNE_BATCH: usize = 16;
+
+/// A v1 signature's (partner, nonce), remembered until `expires_ms`.
+#[derive(Debug, Clone)]
+pub struct NonceClaim {
+    pub partner: String,
+    pub nonce: String,
+    pub now_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// Expired nonces deleted per claim: pruning keeps pace with claiming, in bounded steps.
+const NONCE_PRUNE_BATCH: usize = 16;
+
+/// What a job asks the writer to do.
+pub enum Work {
+    Ledger(Command),
+    ClaimNonce(NonceClaim),
+}
+
+impl Work {
+    fn weight(&self) -> usize {
+        match self {
+            Work::Ledger(cmd) => cmd.weight(),
+            Work::ClaimNonce(_) => 1,
+        }
+    }
 }
 
 pub struct Job {
-    pub cmd: Command,
+    pub work: Work,
     pub ctx: WriteCtx,
     pub reply: oneshot::Sender<Result<Applied, ApiError>>,
 }
@@ -55,6 +110,10 @@ pub struct Applied {
     pub levels: Vec<((String, String), Level)>,
     pub product: Option<Product>,
     pub warehouse: Option<Warehouse>,
+    /// The answer, when the write carried a replay claim (rendered by the writer).
+    pub answer: Option<Answer>,
+    /// The answer is the stored one of an earlier identical request: nothing was applied.
+    pub replayed: bool,
 }
 
 /// The head of the hash chain: what the next movement continues.
@@ -91,7 +150,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Job(job) => {
-                        weight += job.cmd.weight();
+                        weight += job.work.weight();
                         group.push(*job);
                     }
                     Msg::Stop => {
@@ -148,17 +207,32 @@ impl Writer {
         {
             let mut tables = Tables::open(&txn).map_err(|e| e.to_string())?;
             for job in group {
-                let now_ms = crate::clock::now_ms().max(self.chain.at_ms_last);
-                match ledger::apply(&job.cmd, &mut tables, &self.rules, now_ms) {
-                    Ok(effects) => {
-                        let applied = tables
-                            .write(effects, &job.ctx, &mut self.chain, now_ms)
-                            .map_err(|e| e.to_string())?;
-                        results.push(Ok(applied));
+                let cmd = match &job.work {
+                    Work::Ledger(cmd) => cmd,
+                    Work::ClaimNonce(claim) => {
+                        results.push(tables.claim_nonce(claim).map_err(|e| e.to_string())?);
+                        continue;
                     }
-                    Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
-                    Err(refused) => results.push(Err(ApiError::from(refused))),
+                };
+                let now_ms = crate::clock::now_ms().max(self.chain.at_ms_last);
+                if let Some(claim) = &job.ctx.replay {
+                    if let Some(earlier) = tables.replay_lookup(claim, now_ms).map_err(|e| e.to_string())? {
+                        results.push(earlier);
+                        continue;
+                    }
                 }
+                let result = match ledger::apply(cmd, &mut tables, &self.rules, now_ms) {
+                    Ok(effects) => Ok(tables
+                        .write(effects, &job.ctx, &mut self.chain, now_ms)
+                        .map_err(|e| e.to_string())?),
+                    Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
+                    Err(refused) => Err(ApiError::from(refused)),
+                };
+                let result = match &job.ctx.replay {
+                    Some(claim) => Ok(tables.replay_store(claim, result, now_ms).map_err(|e| e.to_string())?),
+                    None => result,
+                };
+                results.push(result);
             }
         }
         txn.commit().map_err(|e| e.to_string())?;
@@ -244,6 +318,10 @@ struct Tables<'t> {
     by_reference: Table<'t, (&'static str, u64), ()>,
     batches: Table<'t, &'static str, (u64, u64)>,
     transfers: Table<'t, &'static str, &'static [u8]>,
+    nonces: Table<'t, (&'static str, &'static str), i64>,
+    nonces_by_expiry: Table<'t, (i64, &'static str, &'static str), ()>,
+    replays: Table<'t, &'static str, &'static [u8]>,
+    replays_by_expiry: Table<'t, (i64, &'static str), ()>,
 }
 
 fn fault(e: impl std::fmt::Display) -> Fault {
@@ -266,7 +344,97 @@ impl<'t> Tables<'t> {
             by_reference: txn.open_table(HISTORY_BY_REFERENCE)?,
             batches: txn.open_table(BATCHES)?,
             transfers: txn.open_table(TRANSFERS)?,
+            nonces: txn.open_table(NONCES)?,
+            nonces_by_expiry: txn.open_table(NONCES_BY_EXPIRY)?,
+            replays: txn.open_table(REPLAYS)?,
+            replays_by_expiry: txn.open_table(REPLAYS_BY_EXPIRY)?,
         })
+    }
+
+    /// The stored answer of an earlier request under the same key, if it has not expired:
+    /// replayed when the request is the same, 422 `idempotency_key_reused` when it is not.
+    fn replay_lookup(
+        &mut self,
+        claim: &ReplayClaim,
+        now_ms: i64,
+    ) -> Result<Option<Result<Applied, ApiError>>, redb::StorageError> {
+        let Some(row) = self.replays.get(claim.key.as_str())? else {
+            return Ok(None);
+        };
+        let (fingerprint, expires_ms, answer) =
+            codec::decode_answer(row.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+        if expires_ms <= now_ms {
+            return Ok(None);
+        }
+        if fingerprint != claim.fingerprint {
+            return Ok(Some(Err(ApiError::new(
+                Code::IdempotencyKeyReused,
+                "this Idempotency-Key was used with another request",
+            ))));
+        }
+        Ok(Some(Ok(Applied {
+            answer: Some(answer),
+            replayed: true,
+            ..Applied::default()
+        })))
+    }
+
+    /// Renders the outcome, stores the answer beside the write (a refusal too: a repeat
+    /// must not apply later what was refused once) and prunes a few expired answers.
+    fn replay_store(
+        &mut self,
+        claim: &ReplayClaim,
+        result: Result<Applied, ApiError>,
+        now_ms: i64,
+    ) -> Result<Applied, redb::StorageError> {
+        let answer = (claim.render)(result.as_ref());
+        let mut expired = Vec::new();
+        for row in self.replays_by_expiry.range(..(now_ms, ""))?.take(REPLAY_PRUNE_BATCH) {
+            let (k, _) = row?;
+            let (at, key) = k.value();
+            expired.push((at, key.to_string()));
+        }
+        for (at, key) in &expired {
+            self.replays_by_expiry.remove((*at, key.as_str()))?;
+            self.replays.remove(key.as_str())?;
+        }
+        let expires_ms = now_ms.saturating_add(claim.ttl_ms);
+        let old = self
+            .replays
+            .insert(claim.key.as_str(), codec::answer(&claim.fingerprint, expires_ms, &answer).as_slice())?
+            .map(|v| codec::decode_answer(v.value()).map(|(_, at, _)| at));
+        if let Some(Ok(old_expiry)) = old {
+            self.replays_by_expiry.remove((old_expiry, claim.key.as_str()))?;
+        }
+        self.replays_by_expiry.insert((expires_ms, claim.key.as_str()), ())?;
+        let mut applied = result.unwrap_or_default();
+        applied.answer = Some(answer);
+        Ok(applied)
+    }
+
+    /// Refuses a nonce seen before (and not yet expired), else remembers it; prunes a few
+    /// expired ones on the way so the table stays bounded by the claim rate × TTL.
+    fn claim_nonce(&mut self, c: &NonceClaim) -> Result<Result<Applied, ApiError>, redb::StorageError> {
+        let mut expired = Vec::new();
+        for row in self.nonces_by_expiry.range(..(c.now_ms, "", ""))?.take(NONCE_PRUNE_BATCH) {
+            let (k, _) = row?;
+            let (at, p, n) = k.value();
+            expired.push((at, p.to_string(), n.to_string()));
+        }
+        for (at, p, n) in &expired {
+            self.nonces_by_expiry.remove((*at, p.as_str(), n.as_str()))?;
+            self.nonces.remove((p.as_str(), n.as_str()))?;
+        }
+        let seen = self.nonces.get((c.partner.as_str(), c.nonce.as_str()))?.map(|v| v.value());
+        if seen.is_some_and(|expires| expires > c.now_ms) {
+            return Ok(Err(ApiError::new(Code::Unauthenticated, "this nonce was already used")));
+        }
+        if let Some(old) = seen {
+            self.nonces_by_expiry.remove((old, c.partner.as_str(), c.nonce.as_str()))?;
+        }
+        self.nonces.insert((c.partner.as_str(), c.nonce.as_str()), c.expires_ms)?;
+        self.nonces_by_expiry.insert((c.expires_ms, c.partner.as_str(), c.nonce.as_str()), ())?;
+        Ok(Ok(Applied::default()))
     }
 
     /// Persists what the ledger decided: catalog rows, journal entries with their
@@ -344,6 +512,7 @@ impl<'t> Tables<'t> {
             levels,
             product,
             warehouse,
+            ..Applied::default()
         })
     }
 
