@@ -4,13 +4,17 @@
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::HttpRequest;
 
 use crate::error::{ApiError, Code};
 
-/// A body already read (by the signature check); the JSON extractor takes it from here.
+/// A body already read (by the signature check), kept for the request's fingerprint.
 #[derive(Clone)]
 pub struct Buffered(pub Bytes);
+
+/// The body the signature check is reading. Actix polls a handler's extractors side by
+/// side, so the JSON extractor waits on this instead of the (already taken) payload.
+pub struct PendingBody(pub tokio::sync::oneshot::Receiver<Bytes>);
 
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -30,9 +34,6 @@ pub fn declared_len(req: &HttpRequest) -> Option<usize> {
 /// Reads the whole body, refusing (413) as soon as it passes `limit` bytes.
 pub async fn read(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Result<Bytes, ApiError> {
     use futures_util::StreamExt;
-    if let Some(Buffered(bytes)) = req.extensions().get::<Buffered>() {
-        return Ok(bytes.clone());
-    }
     if declared_len(req).is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }

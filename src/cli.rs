@@ -42,6 +42,26 @@ pub enum Commands {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage HMAC partners.
+    Partner {
+        #[command(subcommand)]
+        command: PartnerCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Print a fresh random partner secret once, and its config lines.
+    New {
+        #[arg(long)]
+        id: String,
+        /// Comma-separated: inventory:read, inventory:write, catalog:write, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Comma-separated warehouse ids the partner is restricted to.
+        #[arg(long, value_delimiter = ',')]
+        warehouses: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,7 +119,50 @@ pub fn run(cli: Cli) -> ExitCode {
                     warehouses,
                 },
         } => token_new(&name, &scopes, &warehouses),
+        Commands::Partner {
+            command: PartnerCommand::New { id, scopes, warehouses },
+        } => partner_new(&id, &scopes, &warehouses),
     }
+}
+
+fn check_scopes(scopes: &[String]) -> Result<(), ExitCode> {
+    for s in scopes {
+        if crate::auth::Scope::parse(s).is_none() {
+            eprintln!("stockd: unknown scope `{s}` (inventory:read, inventory:write, catalog:write, admin)");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    Ok(())
+}
+
+/// `["a", "b"]` for a config line.
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn partner_new(id: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
+    if let Err(code) = check_scopes(scopes) {
+        return code;
+    }
+    let secret = match crate::auth::new_secret() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("stockd: no randomness: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    println!("# Give the partner its id and this secret once (over a safe channel);");
+    println!("# during a rotation keep the old secret as the second entry of `secrets`.");
+    println!("[[partners]]");
+    println!("id = {id:?}");
+    println!("secrets = [{secret:?}]");
+    println!("scopes = {}", toml_list(scopes));
+    if !warehouses.is_empty() {
+        println!("warehouses = {}", toml_list(warehouses));
+    }
+    println!("legacy_signature = false");
+    ExitCode::SUCCESS
 }
 
 fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>) -> ExitCode {
@@ -167,11 +230,8 @@ fn verify(path: &std::path::Path) -> ExitCode {
 }
 
 fn token_new(name: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
-    for s in scopes {
-        if crate::auth::Scope::parse(s).is_none() {
-            eprintln!("stockd: unknown scope `{s}` (inventory:read, inventory:write, catalog:write, admin)");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    if let Err(code) = check_scopes(scopes) {
+        return code;
     }
     let (token, hash) = match crate::auth::new_token() {
         Ok(t) => t,
@@ -180,15 +240,14 @@ fn token_new(name: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let list = |items: &[String]| items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
     println!("# The token (shown once; store it in the client, not in the config):");
     println!("# {token}");
     println!("[[tokens]]");
     println!("name = {name:?}");
     println!("sha256 = \"{hash}\"");
-    println!("scopes = [{}]", list(scopes));
+    println!("scopes = {}", toml_list(scopes));
     if !warehouses.is_empty() {
-        println!("warehouses = [{}]", list(warehouses));
+        println!("warehouses = {}", toml_list(warehouses));
     }
     ExitCode::SUCCESS
 }

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::Either;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -290,10 +290,14 @@ impl<P: Policy + 'static> FromRequest for Guard<P> {
         if auth.open || !req.headers().contains_key(partner::PARTNER_HEADER) {
             return Either::Left(ready(auth.authenticate(req, P::BARE_TOKEN).and_then(scoped::<P>)));
         }
+        let (body_tx, body_rx) = tokio::sync::oneshot::channel();
+        req.extensions_mut().insert(crate::body::PendingBody(body_rx));
         let req = req.clone();
         let payload = payload.take();
         Either::Right(Box::pin(async move {
-            partner::authenticate(&auth, &req, payload).await.and_then(scoped::<P>)
+            partner::authenticate(&auth, &req, payload, body_tx)
+                .await
+                .and_then(scoped::<P>)
         }))
     }
 }
@@ -311,12 +315,17 @@ fn scoped<P: Policy>(identity: Identity) -> Result<Guard<P>, ApiError> {
     })
 }
 
-/// A fresh random token (32 bytes from the OS, URL-safe base64) and its SHA-256 hex.
-pub fn new_token() -> Result<(String, String), String> {
+/// A fresh random partner secret: 32 bytes from the OS, URL-safe base64.
+pub fn new_secret() -> Result<String, String> {
     use base64::Engine;
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
-    let token = format!("stk_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A fresh random token (32 bytes from the OS, URL-safe base64) and its SHA-256 hex.
+pub fn new_token() -> Result<(String, String), String> {
+    let token = format!("stk_{}", new_secret()?);
     let hash = sha256_hex(token.as_bytes());
     Ok((token, hash))
 }

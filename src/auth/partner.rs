@@ -47,7 +47,13 @@ pub fn legacy_replay_key(partner: &str, signature: &str) -> String {
 }
 
 /// Authenticates a request that carries a `partner-id` header.
-pub async fn authenticate(auth: &Authenticator, req: &HttpRequest, mut payload: Payload) -> Result<Identity, ApiError> {
+/// On success the body goes to `body_tx`, for the handler's JSON extractor.
+pub async fn authenticate(
+    auth: &Authenticator,
+    req: &HttpRequest,
+    mut payload: Payload,
+    body_tx: tokio::sync::oneshot::Sender<actix_web::web::Bytes>,
+) -> Result<Identity, ApiError> {
     let id = header(req, PARTNER_HEADER)?.unwrap_or_default();
     let partner = auth.partner(id).ok_or_else(|| unauth("unknown partner"))?;
     let presented = header(req, SIGNATURE_HEADER)?.ok_or_else(|| unauth("the `secret` header (the signature) is missing"))?;
@@ -56,7 +62,7 @@ pub async fn authenticate(auth: &Authenticator, req: &HttpRequest, mut payload: 
     let nonce = header(req, NONCE_HEADER)?;
     let now_ms = crate::clock::now_ms();
     let mut identity = partner.identity.clone();
-    match (timestamp, nonce) {
+    let body = match (timestamp, nonce) {
         (Some(timestamp), Some(nonce)) => {
             let ts: i64 = timestamp.parse().map_err(|_| unauth("`timestamp` must be unix seconds"))?;
             if (now_ms / 1000 - ts).abs() > TIMESTAMP_SKEW_SECONDS_MAX {
@@ -81,7 +87,7 @@ pub async fn authenticate(auth: &Authenticator, req: &HttpRequest, mut payload: 
                     expires_ms: now_ms + NONCE_TTL_SECONDS * 1000,
                 })
                 .await?;
-            req.extensions_mut().insert(Buffered(body));
+            body
         }
         (None, None) if partner.legacy => {
             let body = body::read(req, &mut payload, auth.body_limit_bytes).await?;
@@ -93,9 +99,12 @@ pub async fn authenticate(auth: &Authenticator, req: &HttpRequest, mut payload: 
                 key: legacy_replay_key(id, presented),
                 ttl_ms: LEGACY_REPLAY_TTL_SECONDS * 1000,
             });
-            req.extensions_mut().insert(Buffered(body));
+            body
         }
         _ => return Err(unauth("a v1 signature needs the `timestamp` and `nonce` headers")),
-    }
+    };
+    req.extensions_mut().insert(Buffered(body.clone()));
+    // The handler may not read a body at all; then nobody listens, which is fine.
+    let _ = body_tx.send(body);
     Ok(identity)
 }

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod native;
+pub mod partner;
 pub mod render;
 pub mod write;
 
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .app_data(web::Data::new(auth))
         .configure(health::config_health_api)
         .configure(native::config_native_api)
+        .configure(partner::config_partner_api)
         .default_service(web::to(not_found));
 }
 
@@ -58,10 +60,17 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .app_data::<State>()
             .map(|s| s.body_limit_bytes)
             .unwrap_or(crate::config::BODY_LIMIT_BYTES_DEFAULT);
+        let pending = req.extensions_mut().remove::<crate::body::PendingBody>();
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let body = crate::body::read(&req, &mut payload, limit).await?;
+            let body = match pending {
+                Some(p) => p
+                    .0
+                    .await
+                    .map_err(|_| ApiError::new(Code::Unauthenticated, "the signature check did not pass"))?,
+                None => crate::body::read(&req, &mut payload, limit).await?,
+            };
             if write::wants_digest(&req) {
                 use sha2::Digest;
                 req.extensions_mut()

@@ -79,9 +79,11 @@ pub struct LevelOut<'a> {
     pub max_stock_level: Option<i64>,
     pub last_counted: Option<String>,
     pub updated_at: Option<String>,
+    /// Displayed quantity per sales channel (set by partners, seed 001).
+    pub channel_stock: std::collections::BTreeMap<&'a str, i64>,
 }
 
-pub fn level<'a>(product: Ref<'a>, warehouse: Ref<'a>, l: &Level) -> LevelOut<'a> {
+pub fn level<'a>(product: Ref<'a>, warehouse: Ref<'a>, l: &'a Level) -> LevelOut<'a> {
     let b = &l.buckets;
     LevelOut {
         id: format!("inv_{}:{}", product.id, warehouse.id),
@@ -97,6 +99,7 @@ pub fn level<'a>(product: Ref<'a>, warehouse: Ref<'a>, l: &Level) -> LevelOut<'a
         max_stock_level: l.max_stock_level,
         last_counted: l.last_counted_ms.map(rfc3339_ms),
         updated_at: (l.updated_ms > 0).then(|| rfc3339_ms(l.updated_ms)),
+        channel_stock: l.channel_stock.iter().map(|(c, q)| (c.as_str(), *q)).collect(),
     }
 }
 
@@ -234,4 +237,41 @@ pub struct Meta {
 pub struct List<T: Serialize> {
     pub data: Vec<T>,
     pub meta: Meta,
+}
+
+/// An id as the dialects show it: a JSON number, digit for digit, when it is all digits
+/// (and a valid JSON number: no leading zero), else a string. Never through a float.
+pub fn dialect_id(id: &str) -> Box<RawValue> {
+    let numeric = !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && (id.len() == 1 || !id.starts_with('0'));
+    let text = if numeric {
+        id.to_string()
+    } else {
+        serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_string())
+    };
+    RawValue::from_string(text).unwrap_or_else(|_| zero())
+}
+
+/// `2021-02-09T03:19:20Z`: RFC 3339 to the second (the dialects' `finished_at`).
+pub fn rfc3339_s(ms: i64) -> String {
+    let full = rfc3339_ms(ms);
+    match full.split_once('.') {
+        Some((head, _)) => format!("{head}Z"),
+        None => full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_render_digit_for_digit() {
+        let long = "123456789012345678901234567890123456789";
+        assert_eq!(dialect_id(long).get(), long);
+        assert_eq!(dialect_id("prod_1").get(), "\"prod_1\"");
+        assert_eq!(dialect_id("007").get(), "\"007\"");
+        assert_eq!(dialect_id("0").get(), "0");
+    }
 }

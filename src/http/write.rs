@@ -14,7 +14,7 @@ use super::State;
 use crate::auth::Identity;
 use crate::error::{error_headers, ApiError, Code, PROBLEM_CONTENT_TYPE};
 use crate::ledger::Command;
-use crate::store::{Answer, Applied, Render, ReplayClaim, WriteCtx};
+use crate::store::{Answer, Applied, BatchHeader, Render, ReplayClaim, WriteCtx};
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -108,6 +108,18 @@ fn replay_claim(req: &HttpRequest, identity: &Identity, render: &Render) -> Resu
 
 /// Runs `cmd` for `identity` and answers with `render`.
 pub async fn write(req: &HttpRequest, state: &State, identity: &Identity, cmd: Command, render: Render) -> HttpResponse {
+    write_batch(req, state, identity, cmd, None, render).await
+}
+
+/// [`write`], naming the batch and keeping the API's header with it.
+pub async fn write_batch(
+    req: &HttpRequest,
+    state: &State,
+    identity: &Identity,
+    cmd: Command,
+    batch: Option<BatchHeader>,
+    render: Render,
+) -> HttpResponse {
     let claim = match replay_claim(req, identity, &render) {
         Ok(c) => c,
         Err(e) => return respond(render(Err(&e)), false),
@@ -133,6 +145,7 @@ pub async fn write(req: &HttpRequest, state: &State, identity: &Identity, cmd: C
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         replay: claim,
+        batch,
     };
     match state.store.execute(cmd, ctx).await {
         Ok(Applied {
@@ -202,6 +215,23 @@ where
             }
             Err(e) => problem(&e),
         }
+    })
+}
+
+/// A `Render` for dialects without the `data` envelope: the body as `body` makes it with
+/// `status` on success, problem+json on error.
+pub fn native_plain<F>(status: StatusCode, body: F) -> Render
+where
+    F: Fn(&Applied) -> Result<Vec<u8>, ApiError> + Send + Sync + 'static,
+{
+    Arc::new(move |outcome| match outcome.map(&body) {
+        Ok(Ok(bytes)) => Answer {
+            status: status.as_u16(),
+            content_type: "application/json".into(),
+            body: bytes,
+        },
+        Ok(Err(e)) => problem(&e),
+        Err(e) => problem(e),
     })
 }
 

@@ -59,6 +59,21 @@ pub struct CountLine {
     pub reason: Option<String>,
 }
 
+/// Most sales channels one level may display stock for.
+pub const CHANNELS_MAX: usize = 64;
+
+/// A partner's absolute stock for one product in one warehouse (seed 001).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetStockLine {
+    pub product: String,
+    pub warehouse: String,
+    /// Sets `on_hand − allocated − damaged` (so it includes the buffer).
+    pub available: i64,
+    pub buffer: i64,
+    /// Displayed quantity per channel; replaces the level's channel stock.
+    pub channels: Vec<(String, i64)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PatchLevel {
     pub product: String,
@@ -81,6 +96,8 @@ pub enum Command {
         transfer: String,
     },
     Count(Vec<CountLine>),
+    /// Partner stock updates: absolute available, buffer and channel stock, one batch.
+    SetStock(Vec<SetStockLine>),
     PatchLevel(PatchLevel),
 }
 
@@ -90,6 +107,7 @@ impl Command {
         match self {
             Command::Batch(lines) => lines.len().max(1),
             Command::Count(lines) => lines.len().max(1),
+            Command::SetStock(lines) => lines.len().max(1),
             _ => 1,
         }
     }

@@ -5,6 +5,8 @@ pub mod fold;
 pub mod model;
 pub mod rules;
 
-pub use command::{Command, CountLine, Meta, MoveCmd, Op, PatchLevel, TransferCmd, BATCH_LINES_MAX};
+pub use command::{
+    Command, CountLine, Meta, MoveCmd, Op, PatchLevel, SetStockLine, TransferCmd, BATCH_LINES_MAX, CHANNELS_MAX,
+};
 pub use model::*;
 pub use rules::{apply, Effects, Fault, LedgerError, NewTransfer, Rules, State};

@@ -60,6 +60,8 @@ pub struct Level {
     pub last_counted_ms: Option<i64>,
     /// Last change of buckets or planning fields; 0 = never.
     pub updated_ms: i64,
+    /// Quantities displayed per sales channel (marketplace code → qty), set by partners.
+    pub channel_stock: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,4 +292,18 @@ pub struct Transfer {
     /// The `in` leg's seq; `None` while in transit.
     pub in_seq: Option<u64>,
     pub created_ms: i64,
+}
+
+/// Movements written together by one request, with the request's own header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: String,
+    pub first_seq: u64,
+    pub count: u64,
+    /// Which API wrote it (`partner_update`, `adjustment`, `count`, …).
+    pub kind: String,
+    pub created_ms: i64,
+    pub actor: String,
+    /// The dialect's own header (JSON), kept verbatim.
+    pub header: Vec<u8>,
 }

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::command::{Command, CountLine, Meta, MoveCmd, Op, PatchLevel, TransferCmd, BATCH_LINES_MAX};
+use super::command::{
+    Command, CountLine, Meta, MoveCmd, Op, PatchLevel, SetStockLine, TransferCmd, BATCH_LINES_MAX, CHANNELS_MAX,
+};
 use super::model::{Buckets, Draft, Kind, Level, Product, Transfer, Warehouse, DEFAULT_WAREHOUSE};
 
 /// What the ledger needs to read. The store implements it over a write transaction.
@@ -186,10 +188,22 @@ pub fn apply<S: State>(cmd: &Command, state: &mut S, rules: &Rules, now_ms: i64)
         Command::Transfer(t) => stage.transfer(t)?,
         Command::Receive { transfer } => stage.receive(transfer)?,
         Command::Count(lines) => stage.count(lines)?,
+        Command::SetStock(lines) => {
+            check_lines(lines.len())?;
+            let mut seen = std::collections::HashSet::new();
+            for (i, line) in lines.iter().enumerate() {
+                if !seen.insert((line.product.as_str(), line.warehouse.as_str())) {
+                    let e = LedgerError::invalid("sku", "the same product and warehouse appear twice");
+                    return Err(LedgerError::Line(i, Box::new(e)));
+                }
+                stage.set_stock(line).map_err(|e| LedgerError::Line(i, Box::new(e)))?;
+            }
+        }
         Command::PatchLevel(p) => stage.patch(p)?,
     }
     let mut effects = stage.finish();
-    effects.is_batch = effects.drafts.len() > 1 || matches!(cmd, Command::Batch(_) | Command::Count(_));
+    effects.is_batch = effects.drafts.len() > 1
+        || matches!(cmd, Command::Batch(_) | Command::Count(_) | Command::SetStock(_));
     Ok(effects)
 }
 
@@ -525,6 +539,59 @@ impl<'a, S: State> Stage<'a, S> {
             };
             self.movement(&cmd).map_err(|e| LedgerError::Line(i, Box::new(e)))?;
         }
+        Ok(())
+    }
+
+    /// Seed 001: absolute available (`on_hand − allocated − damaged`) and buffer in one
+    /// `count` movement, and the displayed channel stock on the level.
+    fn set_stock(&mut self, line: &SetStockLine) -> Result<(), LedgerError> {
+        self.require_product(&line.product)?;
+        self.require_warehouse(&line.warehouse)?;
+        if line.available < 0 {
+            return Err(LedgerError::invalid("available_stock", "must be zero or more"));
+        }
+        if line.buffer < 0 || line.buffer > line.available {
+            return Err(LedgerError::invalid("buffer_stock", "must be between 0 and available_stock"));
+        }
+        if line.channels.len() > CHANNELS_MAX {
+            return Err(LedgerError::invalid("channel_stock", format!("at most {CHANNELS_MAX} channels")));
+        }
+        let sellable = line.available - line.buffer; // both checked ≥ 0 above
+        let mut codes = std::collections::HashSet::new();
+        for (code, qty) in &line.channels {
+            if !codes.insert(code.as_str()) {
+                return Err(LedgerError::invalid("channel_stock", format!("channel `{code}` appears twice")));
+            }
+            if *qty < 0 || *qty > sellable {
+                return Err(LedgerError::invalid(
+                    "channel_stock",
+                    format!("qty of `{code}` must be between 0 and available_stock − buffer_stock ({sellable})"),
+                ));
+            }
+        }
+        let level = self.level(&line.product, &line.warehouse)?;
+        let b = level.buckets;
+        let overflow = || LedgerError::Overflow {
+            product: line.product.clone(),
+            warehouse: line.warehouse.clone(),
+        };
+        let on_hand = line
+            .available
+            .checked_add(b.allocated)
+            .and_then(|v| v.checked_add(b.damaged))
+            .ok_or_else(overflow)?;
+        let delta = Buckets {
+            on_hand: on_hand.checked_sub(b.on_hand).ok_or_else(overflow)?,
+            buffer: line.buffer - b.buffer, // both ≥ 0
+            ..Buckets::default()
+        };
+        let meta = Meta {
+            reason: Some("partner_update".into()),
+            ..Meta::default()
+        };
+        let mut level = self.post(&line.product, &line.warehouse, Kind::Count, delta.on_hand, delta, 0, &meta, None)?;
+        level.channel_stock = line.channels.clone();
+        self.store_level(&line.product, &line.warehouse, level);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! byte so a later format can read old rows; integers are little-endian fixed width,
 //! strings are a u32 length and UTF-8 bytes, options a 0/1 tag.
 
-use crate::ledger::{Buckets, Decimal, Draft, Kind, Level, Movement, Product, Transfer, Warehouse};
+use crate::ledger::{Batch, Buckets, Decimal, Draft, Kind, Level, Movement, Product, Transfer, Warehouse, CHANNELS_MAX};
 
 const V1: u8 = 1;
 /// Byte offset of `at_ms` inside an encoded movement (binary search by time reads only it).
@@ -213,6 +213,11 @@ pub fn level(l: &Level) -> Vec<u8> {
     e.opt_i64(l.max_stock_level);
     e.opt_i64(l.last_counted_ms);
     e.i64(l.updated_ms);
+    e.u64(l.channel_stock.len() as u64);
+    for (code, qty) in &l.channel_stock {
+        e.str(code);
+        e.i64(*qty);
+    }
     e.0
 }
 
@@ -224,6 +229,43 @@ pub fn decode_level(buf: &[u8]) -> Result<Level, CodecError> {
         max_stock_level: d.opt_i64()?,
         last_counted_ms: d.opt_i64()?,
         updated_ms: d.i64()?,
+        channel_stock: {
+            let n = d.u64()? as usize;
+            if n > CHANNELS_MAX {
+                return Err(CodecError(format!("{n} channels")));
+            }
+            let mut channels = Vec::with_capacity(n);
+            for _ in 0..n {
+                channels.push((d.str()?, d.i64()?));
+            }
+            channels
+        },
+    })
+}
+
+pub fn batch(b: &Batch) -> Vec<u8> {
+    let mut e = Enc(Vec::with_capacity(64 + b.header.len()));
+    e.u8(V1);
+    e.str(&b.id);
+    e.u64(b.first_seq);
+    e.u64(b.count);
+    e.str(&b.kind);
+    e.i64(b.created_ms);
+    e.str(&b.actor);
+    e.0.extend_from_slice(&b.header);
+    e.0
+}
+
+pub fn decode_batch(buf: &[u8]) -> Result<Batch, CodecError> {
+    let mut d = Dec::new(buf, "batch")?;
+    Ok(Batch {
+        id: d.str()?,
+        first_seq: d.u64()?,
+        count: d.u64()?,
+        kind: d.str()?,
+        created_ms: d.i64()?,
+        actor: d.str()?,
+        header: d.rest().to_vec(),
     })
 }
 

@@ -16,7 +16,7 @@ use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
 pub use read::{LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
-pub use writer::{Answer, Applied, NonceClaim, Render, ReplayClaim, WriteCtx};
+pub use writer::{Answer, Applied, BatchHeader, NonceClaim, Render, ReplayClaim, WriteCtx};
 
 use tables::*;
 
@@ -140,6 +140,7 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
         txn.open_table(HISTORY_BY_WAREHOUSE)?;
         txn.open_table(HISTORY_BY_REFERENCE)?;
         txn.open_table(BATCHES)?;
+        txn.open_table(BATCHES_BY_KIND)?;
         txn.open_table(TRANSFERS)?;
         txn.open_table(NONCES)?;
         txn.open_table(NONCES_BY_EXPIRY)?;

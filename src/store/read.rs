@@ -541,3 +541,42 @@ impl<T> Accumulator<T> {
         }
     }
 }
+
+impl Reader {
+    pub fn batch(&self, id: &str) -> Result<Option<crate::ledger::Batch>, ApiError> {
+        let t = table(&self.txn, BATCHES)?;
+        let row = t.get(id).map_err(storage_error)?;
+        row.map(|v| codec::decode_batch(v.value()).map_err(corrupt)).transpose()
+    }
+
+    /// Batches of one kind from `seq_from` on, oldest first: `offset` skipped, at most
+    /// `limit` returned, with the count of all of them.
+    pub fn batches(
+        &self,
+        kind: &str,
+        seq_from: u64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<crate::ledger::Batch>, u64), ApiError> {
+        let t = table(&self.txn, BATCHES_BY_KIND)?;
+        let mut out = Vec::new();
+        let mut total = 0u64;
+        for row in t.range((kind, seq_from)..=(kind, u64::MAX)).map_err(storage_error)? {
+            let (_, id) = row.map_err(storage_error)?;
+            if total >= offset && (out.len() as u64) < limit {
+                if let Some(b) = self.batch(id.value())? {
+                    out.push(b);
+                }
+            }
+            total += 1;
+        }
+        Ok((out, total))
+    }
+
+    /// The first seq written at or after `at_ms` (seq order is time order).
+    pub fn seq_since(&self, at_ms: i64) -> Result<u64, ApiError> {
+        let journal = table(&self.txn, JOURNAL)?;
+        let last = self.seq_last()?;
+        self.seq_at_or_after(&journal, last, at_ms)
+    }
+}

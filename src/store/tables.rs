@@ -34,8 +34,11 @@ pub const HISTORY_BY_PRODUCT: TableDefinition<(&str, u64), ()> = TableDefinition
 pub const HISTORY_BY_WAREHOUSE: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_warehouse");
 /// (reference_id, seq): movements that cite a reference (orders, transfers…).
 pub const HISTORY_BY_REFERENCE: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_reference");
-/// batch id → (first seq, count): movements written together by one request.
-pub const BATCHES: TableDefinition<&str, (u64, u64)> = TableDefinition::new("batches");
+/// batch id → batch (codec::batch): movements written together by one request, with the
+/// request's header.
+pub const BATCHES: TableDefinition<&str, &[u8]> = TableDefinition::new("batches");
+/// (batch kind, first seq) → batch id: the batches of one API, in time order.
+pub const BATCHES_BY_KIND: TableDefinition<(&str, u64), &str> = TableDefinition::new("batches_by_kind");
 /// transfer id → transfer.
 pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
 /// (partner, nonce) → expiry (unix ms): v1 signatures seen, so a replay is refused even

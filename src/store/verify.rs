@@ -121,7 +121,8 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     for row in batches.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let id = k.value();
-        let (first, count) = v.value();
+        let b = codec::decode_batch(v.value()).map_err(|e| format!("batch {id}: {e}"))?;
+        let (first, count) = (b.first_seq, b.count);
         match batch_seen.remove(id) {
             Some(seen) if seen == (first, count) => report.batches += 1,
             Some((f, c)) => {

@@ -33,6 +33,18 @@ pub struct WriteCtx {
     pub idempotency_key: Option<String>,
     /// Answer a repeat of this write from the stored first answer instead of applying it.
     pub replay: Option<ReplayClaim>,
+    /// How the batch of this write is named and what header it keeps (dialects).
+    pub batch: Option<BatchHeader>,
+}
+
+/// A batch's identity and header, given by the API that writes it.
+#[derive(Debug, Clone, Default)]
+pub struct BatchHeader {
+    /// The batch id (a UUID, an adjustment number…); default `bat_<first seq>`.
+    pub id: Option<String>,
+    pub kind: String,
+    /// The API's own header, as JSON.
+    pub header: Vec<u8>,
 }
 
 /// An HTTP answer as stored for replay: status, content type and body bytes.
@@ -316,7 +328,8 @@ struct Tables<'t> {
     by_product: Table<'t, (&'static str, u64), ()>,
     by_warehouse: Table<'t, (&'static str, u64), ()>,
     by_reference: Table<'t, (&'static str, u64), ()>,
-    batches: Table<'t, &'static str, (u64, u64)>,
+    batches: Table<'t, &'static str, &'static [u8]>,
+    batches_by_kind: Table<'t, (&'static str, u64), &'static str>,
     transfers: Table<'t, &'static str, &'static [u8]>,
     nonces: Table<'t, (&'static str, &'static str), i64>,
     nonces_by_expiry: Table<'t, (i64, &'static str, &'static str), ()>,
@@ -343,6 +356,7 @@ impl<'t> Tables<'t> {
             by_warehouse: txn.open_table(HISTORY_BY_WAREHOUSE)?,
             by_reference: txn.open_table(HISTORY_BY_REFERENCE)?,
             batches: txn.open_table(BATCHES)?,
+            batches_by_kind: txn.open_table(BATCHES_BY_KIND)?,
             transfers: txn.open_table(TRANSFERS)?,
             nonces: txn.open_table(NONCES)?,
             nonces_by_expiry: txn.open_table(NONCES_BY_EXPIRY)?,
@@ -464,7 +478,13 @@ impl<'t> Tables<'t> {
             self.put_product(p, product_before.as_ref())?;
         }
         let seq_first = chain.seq_next;
-        let batch = (is_batch && !drafts.is_empty()).then(|| format!("bat_{seq_first}"));
+        let batch = match (is_batch && !drafts.is_empty(), ctx.batch.as_ref().and_then(|b| b.id.as_ref())) {
+            (false, _) => None,
+            // An API's own id is unique by construction (UUID, running number); never overwrite.
+            (true, Some(id)) if self.batches.get(id.as_str())?.is_none() => Some(id.clone()),
+            (true, Some(id)) => Some(format!("{id}-{seq_first}")),
+            (true, None) => Some(format!("bat_{seq_first}")),
+        };
         let mut transfer = new_transfer.map(|t| Transfer {
             id: format!("trf_{seq_first}"),
             product: t.product,
@@ -493,7 +513,19 @@ impl<'t> Tables<'t> {
             self.transfers.insert(t.id.as_str(), codec::transfer(t).as_slice())?;
         }
         if let Some(id) = &batch {
-            self.batches.insert(id.as_str(), (seq_first, movements.len() as u64))?;
+            let header = ctx.batch.clone().unwrap_or_default();
+            let kind = if header.kind.is_empty() { "batch".to_string() } else { header.kind };
+            let record = ledger::Batch {
+                id: id.clone(),
+                first_seq: seq_first,
+                count: movements.len() as u64,
+                kind,
+                created_ms: now_ms,
+                actor: ctx.actor.clone(),
+                header: header.header,
+            };
+            self.batches.insert(id.as_str(), codec::batch(&record).as_slice())?;
+            self.batches_by_kind.insert((record.kind.as_str(), seq_first), id.as_str())?;
         }
         for ((p, w), level) in &levels {
             let old = self
