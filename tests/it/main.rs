@@ -8,3 +8,4 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod model;
+mod partner;
