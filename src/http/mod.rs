@@ -76,11 +76,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 req.extensions_mut()
                     .insert(write::BodyDigest(sha2::Sha256::digest(&body).into()));
             }
-            serde_json::from_slice(&body)
-                .map(Json)
-                .map_err(|e| ApiError::from_json(&e))
+            parse_json(&body).map(Json)
         })
     }
+}
+
+/// Parses a body: 400 `invalid_json` when it is not JSON at all — even when a shape error
+/// comes first in it — else 422 `invalid_field` for a wrong shape.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => ApiError::from_json(&e),
+            Err(syntax) => ApiError::from_json(&syntax),
+        },
+        _ => ApiError::from_json(&e),
+    })
 }
 
 /// Query parameters parsed into `T`; a wrong type is 422 `invalid_field`.

@@ -43,7 +43,8 @@ pub fn config_native_api(cfg: &mut web::ServiceConfig) {
             .route("/inventory/movements/{id}", web::get().to(get_movement))
             .route("/inventory/transfers/{id}", web::get().to(get_transfer))
             .route("/inventory/transfers/{id}/receive", web::post().to(receive_transfer))
-            .route("/inventory/adjustments", web::post().to(post_adjustments)),
+            .route("/inventory/adjustments", web::post().to(post_adjustments))
+            .route("/inventory/analytics", web::get().to(analytics)),
     );
 }
 
@@ -842,4 +843,129 @@ fn count_answer(applied: &Applied) -> CountAnswer<'_> {
         batch_id: applied.batch.as_deref(),
         adjustments: rows,
     }
+}
+
+// ---- analytics (seed 003) ----
+
+#[derive(Deserialize)]
+struct AnalyticsQuery {
+    period: Option<String>,
+    warehouse_id: Option<String>,
+}
+
+/// The periods of seed 003, in whole UTC days ending today.
+pub fn period_days(period: &str) -> Option<i64> {
+    match period {
+        "7d" => Some(7),
+        "30d" => Some(30),
+        "90d" => Some(90),
+        "1y" => Some(365),
+        _ => None,
+    }
+}
+
+async fn analytics(g: Guard<ReadInventory>, state: State, q: Query<AnalyticsQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.0;
+    let period = q.period.unwrap_or_else(|| "30d".to_string());
+    let days = period_days(&period).ok_or_else(|| ApiError::invalid("period", "must be one of 7d, 30d, 90d, 1y"))?;
+    let warehouse = match q.warehouse_id {
+        Some(w) => {
+            g.check_warehouse(&w)?;
+            Some(w)
+        }
+        None => list_warehouse(&g, None)?,
+    };
+    let reader = state.store.reader()?;
+    if let Some(w) = &warehouse {
+        if reader.warehouse(w)?.is_none() {
+            return Err(ApiError::new(Code::WarehouseNotFound, format!("warehouse `{w}` does not exist")));
+        }
+    }
+    let today = crate::store::rollup::day_of(crate::clock::now_ms());
+    let a = reader.analytics(warehouse.as_deref(), today - days + 1, today)?;
+    let mut names = Names::new(&reader);
+    for (p, _) in &a.top_movers {
+        names.load(p, warehouse.as_deref().unwrap_or(&state.default_warehouse))?;
+    }
+    for (p, w, _) in &a.low_stock_alerts {
+        names.load(p, w)?;
+    }
+    #[derive(serde::Serialize)]
+    struct Overview {
+        total_products: u64,
+        total_stock_value: Box<RawValue>,
+        low_stock_items: i64,
+        out_of_stock_items: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct Trends {
+        stock_in: i64,
+        stock_out: i64,
+        adjustments: u64,
+        movements: u64,
+    }
+    #[derive(serde::Serialize)]
+    struct Mover<'a> {
+        product_id: &'a str,
+        product_name: &'a str,
+        movement_count: u64,
+        total_quantity: i64,
+    }
+    #[derive(serde::Serialize)]
+    struct Alert<'a> {
+        product_id: &'a str,
+        product_name: &'a str,
+        current_stock: i64,
+        reorder_point: Option<i64>,
+        warehouse: &'a str,
+        warehouse_id: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        period: &'a str,
+        warehouse_id: Option<&'a str>,
+        overview: Overview,
+        trends: Trends,
+        top_movers: Vec<Mover<'a>>,
+        low_stock_alerts: Vec<Alert<'a>>,
+    }
+    let out = Out {
+        period: &period,
+        warehouse_id: warehouse.as_deref(),
+        overview: Overview {
+            total_products: a.total_products,
+            total_stock_value: render::money_micros(a.stock_value_micros),
+            low_stock_items: a.low_stock_items,
+            out_of_stock_items: a.out_of_stock_items,
+        },
+        trends: Trends {
+            stock_in: a.trends.stock_in,
+            stock_out: a.trends.stock_out,
+            adjustments: a.trends.adjustments,
+            movements: a.trends.movements,
+        },
+        top_movers: a
+            .top_movers
+            .iter()
+            .map(|(p, r)| Mover {
+                product_id: p,
+                product_name: names.product(p).name,
+                movement_count: r.movements,
+                total_quantity: r.moved,
+            })
+            .collect(),
+        low_stock_alerts: a
+            .low_stock_alerts
+            .iter()
+            .map(|(p, w, l)| Alert {
+                product_id: p,
+                product_name: names.product(p).name,
+                current_stock: l.buckets.available(),
+                reorder_point: l.reorder_point,
+                warehouse: names.warehouse(w).name,
+                warehouse_id: w,
+            })
+            .collect(),
+    };
+    Ok(data(StatusCode::OK, &out))
 }

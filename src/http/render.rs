@@ -11,6 +11,11 @@ pub fn decimal(d: Decimal) -> Box<RawValue> {
     RawValue::from_string(d.to_string()).unwrap_or_else(|_| zero())
 }
 
+/// A sum of money in millionths, rendered exactly.
+pub fn money_micros(micros: i128) -> Box<RawValue> {
+    RawValue::from_string(crate::ledger::model::micros_text(micros)).unwrap_or_else(|_| zero())
+}
+
 fn zero() -> Box<RawValue> {
     RawValue::from_string("0".to_string()).unwrap_or_default()
 }

@@ -116,17 +116,20 @@ impl Decimal {
 impl fmt::Display for Decimal {
     /// At least two decimals (money), more only when they are not zero: `25.00`, `0.125`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scale = 10i64.pow(DECIMAL_SCALE_DIGITS);
-        let sign = if self.micros < 0 { "-" } else { "" };
-        let abs = self.micros.unsigned_abs();
-        let int = abs / scale as u64;
-        let frac = abs % scale as u64;
-        let mut frac_text = format!("{frac:06}");
-        while frac_text.len() > 2 && frac_text.ends_with('0') {
-            frac_text.pop();
-        }
-        write!(f, "{sign}{int}.{frac_text}")
+        f.write_str(&micros_text(i128::from(self.micros)))
     }
+}
+
+/// Millionths as decimal text with at least two decimals (sums of money are i128).
+pub fn micros_text(micros: i128) -> String {
+    let scale = 10u128.pow(DECIMAL_SCALE_DIGITS);
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let mut frac_text = format!("{:06}", abs % scale);
+    while frac_text.len() > 2 && frac_text.ends_with('0') {
+        frac_text.pop();
+    }
+    format!("{sign}{}.{frac_text}", abs / scale)
 }
 
 /// Catalog entry. Ids are opaque strings: never parsed as machine integers.

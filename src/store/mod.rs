@@ -2,6 +2,7 @@
 
 pub mod codec;
 mod read;
+pub mod rollup;
 pub mod tables;
 pub mod verify;
 mod writer;
@@ -146,6 +147,10 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
         txn.open_table(NONCES_BY_EXPIRY)?;
         txn.open_table(REPLAYS)?;
         txn.open_table(REPLAYS_BY_EXPIRY)?;
+        txn.open_table(ROLLUPS)?;
+        txn.open_table(ROLLUP_DAYS)?;
+        txn.open_table(WAREHOUSE_STATS)?;
+        txn.open_table(LOW_STOCK)?;
         let mut warehouses = txn.open_table(WAREHOUSES)?;
         if warehouses.get(default_warehouse)?.is_none() {
             let w = Warehouse {

@@ -580,3 +580,94 @@ impl Reader {
         self.seq_at_or_after(&journal, last, at_ms)
     }
 }
+
+/// Seed 003 analytics over whole days, from the roll-ups (never the journal).
+#[derive(Debug, Clone, Default)]
+pub struct Analytics {
+    /// Products in the catalog, or with a level in the warehouse asked for.
+    pub total_products: u64,
+    pub stock_value_micros: i128,
+    pub low_stock_items: i64,
+    pub out_of_stock_items: i64,
+    pub trends: super::rollup::Rollup,
+    /// (product, roll-up over the period), most movements first.
+    pub top_movers: Vec<(String, super::rollup::Rollup)>,
+    /// (product, warehouse, level) at or below the reorder point.
+    pub low_stock_alerts: Vec<(String, String, Level)>,
+}
+
+/// Top movers and low-stock alerts an analytics answer lists at most.
+pub const ANALYTICS_LIST_MAX: usize = 10;
+pub const LOW_STOCK_ALERTS_MAX: usize = 50;
+
+impl Reader {
+    /// Analytics of the days `day_from..=day_to`, for one warehouse or all.
+    pub fn analytics(&self, warehouse: Option<&str>, day_from: i64, day_to: i64) -> Result<Analytics, ApiError> {
+        use super::rollup::{Rollup, Stats};
+        let mut a = Analytics::default();
+        let in_scope = |w: &str| warehouse.is_none_or(|x| x == w);
+
+        let stats = table(&self.txn, WAREHOUSE_STATS)?;
+        let mut total = Stats::default();
+        for row in stats.iter().map_err(storage_error)? {
+            let (k, v) = row.map_err(storage_error)?;
+            if in_scope(k.value()) {
+                total.add(&Stats::decode(v.value()).map_err(corrupt)?);
+            }
+        }
+        a.stock_value_micros = total.value_micros;
+        a.low_stock_items = total.low_stock;
+        a.out_of_stock_items = total.out_of_stock;
+        a.total_products = match warehouse {
+            Some(_) => total.levels.max(0) as u64,
+            None => table(&self.txn, PRODUCTS)?.len().map_err(storage_error)?,
+        };
+
+        let days = table(&self.txn, ROLLUP_DAYS)?;
+        for row in days.range((day_from, "")..(day_to.saturating_add(1), "")).map_err(storage_error)? {
+            let (k, v) = row.map_err(storage_error)?;
+            if in_scope(k.value().1) {
+                a.trends.add(&Rollup::decode(v.value()).map_err(corrupt)?);
+            }
+        }
+
+        let mut movers: std::collections::HashMap<String, Rollup> = std::collections::HashMap::new();
+        let rollups = table(&self.txn, ROLLUPS)?;
+        let range = (day_from, "", "")..(day_to.saturating_add(1), "", "");
+        for row in rollups.range(range).map_err(storage_error)? {
+            let (k, v) = row.map_err(storage_error)?;
+            let (_, w, p) = k.value();
+            if in_scope(w) {
+                let r = Rollup::decode(v.value()).map_err(corrupt)?;
+                match movers.get_mut(p) {
+                    Some(acc) => acc.add(&r),
+                    None => {
+                        movers.insert(p.to_string(), r);
+                    }
+                }
+            }
+        }
+        let mut movers: Vec<(String, Rollup)> = movers.into_iter().collect();
+        movers.sort_by(|x, y| {
+            (y.1.movements, y.1.moved)
+                .cmp(&(x.1.movements, x.1.moved))
+                .then_with(|| x.0.cmp(&y.0))
+        });
+        movers.truncate(ANALYTICS_LIST_MAX);
+        a.top_movers = movers;
+
+        let low = table(&self.txn, LOW_STOCK)?;
+        let start = warehouse.unwrap_or("");
+        for row in low.range((start, "")..).map_err(storage_error)? {
+            let (k, _) = row.map_err(storage_error)?;
+            let (w, p) = k.value();
+            if warehouse.is_some_and(|x| x != w) || a.low_stock_alerts.len() >= LOW_STOCK_ALERTS_MAX {
+                break;
+            }
+            if let Some(level) = self.level(p, w)? {
+                a.low_stock_alerts.push((p.to_string(), w.to_string(), level));
+            }
+        }
+        Ok(a)
+    }
+}

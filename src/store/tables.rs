@@ -51,3 +51,11 @@ pub const NONCES_BY_EXPIRY: TableDefinition<(i64, &str, &str), ()> = TableDefini
 pub const REPLAYS: TableDefinition<&str, &[u8]> = TableDefinition::new("replays");
 /// (expiry ms, replay key): prunes expired answers oldest first.
 pub const REPLAYS_BY_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("replays_by_expiry");
+/// (day, warehouse, product) → roll-up (rollup::Rollup) of that day's movements.
+pub const ROLLUPS: TableDefinition<(i64, &str, &str), &[u8]> = TableDefinition::new("rollups");
+/// (day, warehouse) → roll-up of every product: trends without touching per-product rows.
+pub const ROLLUP_DAYS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("rollup_days");
+/// warehouse → stock figures (rollup::Stats): value, low and out of stock counts.
+pub const WAREHOUSE_STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("warehouse_stats");
+/// (warehouse, product): levels at or below their reorder point.
+pub const LOW_STOCK: TableDefinition<(&str, &str), ()> = TableDefinition::new("low_stock");

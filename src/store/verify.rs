@@ -5,12 +5,13 @@
 //! to; the fold equals the stored levels (and no level lacks a journal); every batch
 //! record covers exactly the movements that name it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
 use super::tables::*;
+use super::rollup::{day_of, is_low, Rollup, Stats};
 use super::{codec, writer::chain_hash};
 use crate::ledger::fold::fold_step;
 use crate::ledger::Buckets;
@@ -39,7 +40,8 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Runs every check; a storage error is reported as the problem.
+/// Runs every check; a storage error is reported as the problem. Beyond the invariants:
+/// the roll-ups equal the journal's daily sums and the warehouse figures equal the levels.
 pub fn verify(txn: &ReadTransaction) -> Report {
     let mut report = Report {
         ok: false,
@@ -62,6 +64,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let journal = txn.open_table(JOURNAL).map_err(|e| e.to_string())?;
     let mut folded: BTreeMap<(String, String), Buckets> = BTreeMap::new();
     let mut batch_seen: BTreeMap<String, (u64, u64)> = BTreeMap::new(); // id → (first, count)
+    let mut rollups: BTreeMap<(i64, String, String), Rollup> = BTreeMap::new();
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
     for row in journal.iter().map_err(s)? {
@@ -92,17 +95,32 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
             }
             e.1 += 1;
         }
+        let key = (day_of(m.at_ms), m.draft.warehouse.clone(), m.draft.product.clone());
+        rollups.entry(key).or_default().add(&Rollup::of(&m));
         prev = m.hash;
         expected = seq + 1;
         report.movements += 1;
     }
     report.seq_last = expected - 1;
 
+    check_rollups(txn, &rollups)?;
+
+    let products = txn.open_table(PRODUCTS).map_err(|e| e.to_string())?;
+    let mut stats: BTreeMap<String, Stats> = BTreeMap::new();
+    let mut low: BTreeSet<(String, String)> = BTreeSet::new();
     let levels = txn.open_table(LEVELS).map_err(|e| e.to_string())?;
     for row in levels.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let (p, w) = k.value();
         let level = codec::decode_level(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
+        let cost = match products.get(p).map_err(s)? {
+            Some(row) => codec::decode_product(row.value()).map_err(|e| format!("product {p}: {e}"))?.unit_cost,
+            None => None,
+        };
+        stats.entry(w.to_string()).or_default().add(&Stats::of(&level, cost));
+        if is_low(&level) {
+            low.insert((w.to_string(), p.to_string()));
+        }
         let key = (p.to_string(), w.to_string());
         let from_journal = folded.remove(&key).unwrap_or_default();
         if level.buckets != from_journal {
@@ -116,6 +134,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     if let Some(((p, w), b)) = folded.into_iter().find(|(_, b)| !b.is_zero()) {
         return Err(format!("level {p}/{w}: missing, the journal folds to {b:?}"));
     }
+    check_stats(txn, &stats, &low)?;
 
     let batches = txn.open_table(BATCHES).map_err(|e| e.to_string())?;
     for row in batches.iter().map_err(s)? {
@@ -135,6 +154,70 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     }
     if let Some((id, _)) = batch_seen.into_iter().next() {
         return Err(format!("batch {id}: movements name it but it has no record"));
+    }
+    Ok(())
+}
+
+/// The stored roll-ups must be exactly what the journal sums to, day by day.
+fn check_rollups(txn: &ReadTransaction, folded: &BTreeMap<(i64, String, String), Rollup>) -> Result<(), String> {
+    let s = |e: redb::StorageError| format!("storage: {e}");
+    let mut stored: BTreeMap<(i64, String, String), Rollup> = BTreeMap::new();
+    for row in txn.open_table(ROLLUPS).map_err(|e| e.to_string())?.iter().map_err(s)? {
+        let (k, v) = row.map_err(s)?;
+        let (day, w, p) = k.value();
+        stored.insert((day, w.to_string(), p.to_string()), Rollup::decode(v.value()).map_err(|e| e.to_string())?);
+    }
+    if let Some((k, r)) = folded.iter().find(|(k, r)| stored.get(*k) != Some(*r)) {
+        return Err(format!("roll-up {k:?}: the journal sums to {r:?}, stored {:?}", stored.get(k)));
+    }
+    if stored.len() != folded.len() {
+        return Err(format!("{} roll-ups stored, the journal has {}", stored.len(), folded.len()));
+    }
+    let mut days: BTreeMap<(i64, String), Rollup> = BTreeMap::new();
+    for ((day, w, _), r) in folded {
+        days.entry((*day, w.clone())).or_default().add(r);
+    }
+    let mut stored_days = 0usize;
+    for row in txn.open_table(ROLLUP_DAYS).map_err(|e| e.to_string())?.iter().map_err(s)? {
+        let (k, v) = row.map_err(s)?;
+        let (day, w) = k.value();
+        let r = Rollup::decode(v.value()).map_err(|e| e.to_string())?;
+        if days.get(&(day, w.to_string())) != Some(&r) {
+            return Err(format!("daily total {day}/{w}: stored {r:?}, the journal sums to {:?}", days.get(&(day, w.to_string()))));
+        }
+        stored_days += 1;
+    }
+    if stored_days != days.len() {
+        return Err(format!("{stored_days} daily totals stored, the journal has {}", days.len()));
+    }
+    Ok(())
+}
+
+/// The stored warehouse figures and low-stock index must be what the levels add up to.
+fn check_stats(txn: &ReadTransaction, stats: &BTreeMap<String, Stats>, low: &BTreeSet<(String, String)>) -> Result<(), String> {
+    let s = |e: redb::StorageError| format!("storage: {e}");
+    let table = txn.open_table(WAREHOUSE_STATS).map_err(|e| e.to_string())?;
+    for row in table.iter().map_err(s)? {
+        let (k, v) = row.map_err(s)?;
+        let stored = Stats::decode(v.value()).map_err(|e| e.to_string())?;
+        let expected = stats.get(k.value()).copied().unwrap_or_default();
+        if stored != expected {
+            return Err(format!("stats of warehouse {}: stored {stored:?}, the levels add up to {expected:?}", k.value()));
+        }
+    }
+    for (w, expected) in stats {
+        if table.get(w.as_str()).map_err(s)?.is_none() && *expected != Stats::default() {
+            return Err(format!("stats of warehouse {w}: missing, the levels add up to {expected:?}"));
+        }
+    }
+    let mut stored_low = BTreeSet::new();
+    for row in txn.open_table(LOW_STOCK).map_err(|e| e.to_string())?.iter().map_err(s)? {
+        let (k, _) = row.map_err(s)?;
+        let (w, p) = k.value();
+        stored_low.insert((w.to_string(), p.to_string()));
+    }
+    if &stored_low != low {
+        return Err("the low-stock index differs from the levels at or below their reorder point".to_string());
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use super::tables::*;
+use super::rollup::{self, Rollup, Stats};
 use super::{codec, Shared};
 use crate::error::{ApiError, Code};
 use crate::ledger::{self, Command, Effects, Fault, Level, Movement, Product, Rules, Transfer, Warehouse};
@@ -246,6 +247,7 @@ impl Writer {
                 };
                 results.push(result);
             }
+            tables.flush().map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
         Ok(results)
@@ -335,6 +337,20 @@ struct Tables<'t> {
     nonces_by_expiry: Table<'t, (i64, &'static str, &'static str), ()>,
     replays: Table<'t, &'static str, &'static [u8]>,
     replays_by_expiry: Table<'t, (i64, &'static str), ()>,
+    rollups: Table<'t, (i64, &'static str, &'static str), &'static [u8]>,
+    rollup_days: Table<'t, (i64, &'static str), &'static [u8]>,
+    warehouse_stats: Table<'t, &'static str, &'static [u8]>,
+    low_stock: Table<'t, (&'static str, &'static str), ()>,
+    /// Roll-ups and stats of this group, summed in memory and written once per key.
+    pending: Pending,
+}
+
+/// What a group adds to the roll-ups and warehouse stats, flushed before the commit.
+#[derive(Default)]
+struct Pending {
+    rollups: std::collections::HashMap<(i64, String, String), Rollup>,
+    stats: std::collections::HashMap<String, (Stats, Stats)>,
+    unit_costs: std::collections::HashMap<String, Option<ledger::Decimal>>,
 }
 
 fn fault(e: impl std::fmt::Display) -> Fault {
@@ -362,7 +378,87 @@ impl<'t> Tables<'t> {
             nonces_by_expiry: txn.open_table(NONCES_BY_EXPIRY)?,
             replays: txn.open_table(REPLAYS)?,
             replays_by_expiry: txn.open_table(REPLAYS_BY_EXPIRY)?,
+            rollups: txn.open_table(ROLLUPS)?,
+            rollup_days: txn.open_table(ROLLUP_DAYS)?,
+            warehouse_stats: txn.open_table(WAREHOUSE_STATS)?,
+            low_stock: txn.open_table(LOW_STOCK)?,
+            pending: Pending::default(),
         })
+    }
+
+    fn unit_cost(&mut self, product: &str) -> Result<Option<ledger::Decimal>, redb::StorageError> {
+        if let Some(c) = self.pending.unit_costs.get(product) {
+            return Ok(*c);
+        }
+        let cost = match self.products.get(product)? {
+            Some(v) => codec::decode_product(v.value())
+                .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?
+                .unit_cost,
+            None => None,
+        };
+        self.pending.unit_costs.insert(product.to_string(), cost);
+        Ok(cost)
+    }
+
+    /// Moves a level's contribution to its warehouse's stats from `old` to `new`, and
+    /// keeps the low-stock index in step.
+    fn restate(
+        &mut self,
+        product: &str,
+        warehouse: &str,
+        old: Option<&Level>,
+        new: &Level,
+        cost_old: Option<ledger::Decimal>,
+        cost_new: Option<ledger::Decimal>,
+    ) -> Result<(), redb::StorageError> {
+        let entry = self.pending.stats.entry(warehouse.to_string()).or_default();
+        if let Some(old) = old {
+            entry.1.add(&Stats::of(old, cost_old));
+        }
+        entry.0.add(&Stats::of(new, cost_new));
+        let (was_low, is_low) = (old.is_some_and(rollup::is_low), rollup::is_low(new));
+        if is_low && !was_low {
+            self.low_stock.insert((warehouse, product), ())?;
+        } else if was_low && !is_low {
+            self.low_stock.remove((warehouse, product))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the group's roll-ups and stats; runs once, right before the commit.
+    fn flush(&mut self) -> Result<(), redb::StorageError> {
+        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(e.to_string());
+        let rollups = std::mem::take(&mut self.pending.rollups);
+        let mut days: std::collections::HashMap<(i64, String), Rollup> = std::collections::HashMap::new();
+        for ((day, w, p), add) in rollups {
+            days.entry((day, w.clone())).or_default().add(&add);
+            let key = (day, w.as_str(), p.as_str());
+            let mut r = match self.rollups.get(key)? {
+                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
+                None => Rollup::default(),
+            };
+            r.add(&add);
+            self.rollups.insert(key, r.encode().as_slice())?;
+        }
+        for ((day, w), add) in days {
+            let key = (day, w.as_str());
+            let mut r = match self.rollup_days.get(key)? {
+                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
+                None => Rollup::default(),
+            };
+            r.add(&add);
+            self.rollup_days.insert(key, r.encode().as_slice())?;
+        }
+        for (w, (add, sub)) in std::mem::take(&mut self.pending.stats) {
+            let mut st = match self.warehouse_stats.get(w.as_str())? {
+                Some(v) => Stats::decode(v.value()).map_err(corrupt)?,
+                None => Stats::default(),
+            };
+            st.add(&add);
+            st.sub(&sub);
+            self.warehouse_stats.insert(w.as_str(), st.encode().as_slice())?;
+        }
+        Ok(())
     }
 
     /// The stored answer of an earlier request under the same key, if it has not expired:
@@ -530,11 +626,15 @@ impl<'t> Tables<'t> {
         for ((p, w), level) in &levels {
             let old = self
                 .levels
-                .insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?;
+                .insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?
+                .map(|v| codec::decode_level(v.value()))
+                .transpose()
+                .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
             if old.is_none() {
-                drop(old);
                 self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
             }
+            let cost = self.unit_cost(p)?;
+            self.restate(p, w, old.as_ref(), level, cost, cost)?;
         }
         Ok(Applied {
             created,
@@ -555,6 +655,23 @@ impl<'t> Tables<'t> {
                 self.products_by_barcode.remove((b.as_str(), old.id.as_str()))?;
             }
         }
+        let cost_old = before.and_then(|b| b.unit_cost);
+        if before.is_some() && cost_old != p.unit_cost {
+            let mut rows = Vec::new();
+            for row in self.levels.range((p.id.as_str(), "")..)? {
+                let (k, v) = row?;
+                let (kp, kw) = k.value();
+                if kp != p.id {
+                    break;
+                }
+                let level = codec::decode_level(v.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+                rows.push((kw.to_string(), level));
+            }
+            for (w, level) in rows {
+                self.restate(&p.id, &w, Some(&level), &level, cost_old, p.unit_cost)?;
+            }
+        }
+        self.pending.unit_costs.insert(p.id.clone(), p.unit_cost);
         self.products.insert(p.id.as_str(), codec::product(p).as_slice())?;
         self.products_by_sku.insert(p.sku.as_str(), p.id.as_str())?;
         if let Some(b) = &p.barcode {
@@ -593,6 +710,8 @@ impl<'t> Tables<'t> {
         if let Some(r) = &m.draft.reference_id {
             self.by_reference.insert((r.as_str(), seq), ())?;
         }
+        let key = (rollup::day_of(now_ms), w.to_string(), p.to_string());
+        self.pending.rollups.entry(key).or_default().add(&Rollup::of(&m));
         chain.seq_next = seq + 1;
         chain.hash_last = m.hash;
         chain.at_ms_last = now_ms;

@@ -1,0 +1,147 @@
+//! Daily roll-ups and per-warehouse stock figures, kept in the same write transaction as
+//! the movements they sum, so analytics over a year never scans the journal.
+
+use crate::clock::MS_PER_DAY;
+use crate::ledger::{Decimal, Kind, Level, Movement};
+
+use super::codec::CodecError;
+
+const V1: u8 = 1;
+
+/// What moved on one day (per warehouse and product, or per warehouse in total).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rollup {
+    pub movements: u64,
+    /// Units received: `in`, transfer arrivals, receipts.
+    pub stock_in: i64,
+    /// Units shipped: `out`, transfer departures, commits, write-offs.
+    pub stock_out: i64,
+    /// Adjustments and counts that changed on_hand.
+    pub adjustments: u64,
+    /// Units moved in either direction (|Δ on_hand|).
+    pub moved: i64,
+}
+
+impl Rollup {
+    pub fn of(m: &Movement) -> Rollup {
+        let d = m.draft.delta.on_hand;
+        let mut r = Rollup {
+            movements: 1,
+            moved: d.saturating_abs(),
+            ..Rollup::default()
+        };
+        match m.draft.kind {
+            Kind::In | Kind::Receive | Kind::TransferIn => r.stock_in = d.max(0),
+            Kind::Out | Kind::TransferOut | Kind::Commit | Kind::WriteOff => r.stock_out = d.min(0).saturating_neg(),
+            Kind::Adjustment | Kind::Count if d != 0 => r.adjustments = 1,
+            _ => {}
+        }
+        r
+    }
+
+    pub fn add(&mut self, o: &Rollup) {
+        self.movements = self.movements.saturating_add(o.movements);
+        self.stock_in = self.stock_in.saturating_add(o.stock_in);
+        self.stock_out = self.stock_out.saturating_add(o.stock_out);
+        self.adjustments = self.adjustments.saturating_add(o.adjustments);
+        self.moved = self.moved.saturating_add(o.moved);
+    }
+
+    pub fn encode(&self) -> [u8; 41] {
+        let mut out = [0u8; 41];
+        out[0] = V1;
+        out[1..9].copy_from_slice(&self.movements.to_le_bytes());
+        out[9..17].copy_from_slice(&self.stock_in.to_le_bytes());
+        out[17..25].copy_from_slice(&self.stock_out.to_le_bytes());
+        out[25..33].copy_from_slice(&self.adjustments.to_le_bytes());
+        out[33..41].copy_from_slice(&self.moved.to_le_bytes());
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Rollup, CodecError> {
+        if buf.len() != 41 || buf[0] != V1 {
+            return Err(CodecError("roll-up".into()));
+        }
+        let u = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().unwrap_or_default());
+        Ok(Rollup {
+            movements: u(1),
+            stock_in: u(9) as i64,
+            stock_out: u(17) as i64,
+            adjustments: u(25),
+            moved: u(33) as i64,
+        })
+    }
+}
+
+/// Stock figures of one warehouse, summed over its levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Σ on_hand × unit cost, in millionths.
+    pub value_micros: i128,
+    /// Levels with a reorder point and available ≤ it.
+    pub low_stock: i64,
+    /// Levels with available ≤ 0.
+    pub out_of_stock: i64,
+    /// Levels (products that have stock rows here).
+    pub levels: i64,
+}
+
+impl Stats {
+    /// What one level adds to its warehouse's figures.
+    pub fn of(level: &Level, unit_cost: Option<Decimal>) -> Stats {
+        let available = level.buckets.available();
+        Stats {
+            value_micros: i128::from(level.buckets.on_hand) * i128::from(unit_cost.map(|c| c.micros).unwrap_or(0)),
+            low_stock: i64::from(is_low(level)),
+            out_of_stock: i64::from(available <= 0),
+            levels: 1,
+        }
+    }
+
+    pub fn add(&mut self, o: &Stats) {
+        self.value_micros = self.value_micros.saturating_add(o.value_micros);
+        self.low_stock = self.low_stock.saturating_add(o.low_stock);
+        self.out_of_stock = self.out_of_stock.saturating_add(o.out_of_stock);
+        self.levels = self.levels.saturating_add(o.levels);
+    }
+
+    pub fn sub(&mut self, o: &Stats) {
+        self.value_micros = self.value_micros.saturating_sub(o.value_micros);
+        self.low_stock = self.low_stock.saturating_sub(o.low_stock);
+        self.out_of_stock = self.out_of_stock.saturating_sub(o.out_of_stock);
+        self.levels = self.levels.saturating_sub(o.levels);
+    }
+
+    pub fn encode(&self) -> [u8; 41] {
+        let mut out = [0u8; 41];
+        out[0] = V1;
+        out[1..17].copy_from_slice(&self.value_micros.to_le_bytes());
+        out[17..25].copy_from_slice(&self.low_stock.to_le_bytes());
+        out[25..33].copy_from_slice(&self.out_of_stock.to_le_bytes());
+        out[33..41].copy_from_slice(&self.levels.to_le_bytes());
+        out
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Stats, CodecError> {
+        if buf.len() != 41 || buf[0] != V1 {
+            return Err(CodecError("warehouse stats".into()));
+        }
+        let i = |a: usize| i64::from_le_bytes(buf[a..a + 8].try_into().unwrap_or_default());
+        Ok(Stats {
+            value_micros: i128::from_le_bytes(buf[1..17].try_into().unwrap_or_default()),
+            low_stock: i(17),
+            out_of_stock: i(25),
+            levels: i(33),
+        })
+    }
+}
+
+/// Low stock: a reorder point is set and available has reached it.
+pub fn is_low(level: &Level) -> bool {
+    level.reorder_point.is_some_and(|r| level.buckets.available() <= r)
+}
+
+/// Days since the Unix epoch (UTC) of a time in milliseconds.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(MS_PER_DAY)
+}
