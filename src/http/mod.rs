@@ -1,6 +1,7 @@
 //! HTTP: the app, shared extractors, and one module per API (native, health/admin).
 
 pub mod health;
+pub mod movement_log;
 pub mod native;
 pub mod partner;
 pub mod render;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .configure(health::config_health_api)
         .configure(native::config_native_api)
         .configure(partner::config_partner_api)
+        .configure(movement_log::config_movement_log_api)
         .default_service(web::to(not_found));
 }
 
@@ -84,13 +86,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 /// Parses a body: 400 `invalid_json` when it is not JSON at all — even when a shape error
 /// comes first in it — else 422 `invalid_field` for a wrong shape.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => ApiError::from_json(&e),
-            Err(syntax) => ApiError::from_json(&syntax),
-        },
-        _ => ApiError::from_json(&e),
-    })
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => v,
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Ok(_) if path == "." => ApiError::from_json(&inner),
+                    Ok(_) => ApiError::invalid(&path, inner),
+                    Err(syntax) => ApiError::from_json(&syntax),
+                },
+                _ => ApiError::from_json(&inner),
+            });
+        }
+    };
+    de.end().map_err(|e| ApiError::from_json(&e))?;
+    Ok(value)
 }
 
 /// Query parameters parsed into `T`; a wrong type is 422 `invalid_field`.

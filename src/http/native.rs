@@ -115,6 +115,7 @@ fn paging(page: &Option<String>, limit: &Option<String>, cursor: &Option<String>
         page,
         limit,
         cursor: cursor.clone(),
+        ..Paging::default()
     })
 }
 
@@ -242,7 +243,7 @@ async fn list_warehouses(_g: Guard<ReadInventory>, state: State) -> Result<HttpR
     let paging = Paging {
         page: 1,
         limit: rows.len() as u64,
-        cursor: None,
+        ..Paging::default()
     };
     let total = Some(rows.len() as u64);
     Ok(list(rows, meta(&paging, total, false, None)))

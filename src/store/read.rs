@@ -17,14 +17,29 @@ pub struct Paging {
     pub limit: u64,
     /// Resume strictly after this position (the previous answer's `next_cursor`).
     pub cursor: Option<String>,
+    /// Rows to skip instead of whole pages (offset/limit dialects).
+    pub offset: Option<u64>,
+    /// Skip counting the total (the answer has no place for it): O(page), not O(n).
+    pub uncounted: bool,
 }
 
 impl Paging {
     fn offset(&self) -> u64 {
-        if self.cursor.is_some() {
-            0
-        } else {
-            self.page.saturating_sub(1).saturating_mul(self.limit)
+        match (&self.cursor, self.offset) {
+            (Some(_), _) => 0,
+            (None, Some(offset)) => offset,
+            (None, None) => self.page.saturating_sub(1).saturating_mul(self.limit),
+        }
+    }
+
+    /// `limit` rows after skipping `offset`, without a total.
+    pub fn window(offset: u64, limit: u64) -> Paging {
+        Paging {
+            page: 1,
+            limit,
+            cursor: None,
+            offset: Some(offset),
+            uncounted: true,
         }
     }
 }
@@ -486,7 +501,7 @@ impl<T> Accumulator<T> {
         Accumulator {
             offset: paging.offset(),
             limit: paging.limit.max(1),
-            counting: paging.cursor.is_none(),
+            counting: paging.cursor.is_none() && !paging.uncounted,
             seen: 0,
             rows: Vec::new(),
             has_more: false,
