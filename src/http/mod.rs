@@ -1,5 +1,6 @@
 //! HTTP: the app, shared extractors, and one module per API (native, health/admin).
 
+pub mod adjustments;
 pub mod health;
 pub mod movement_log;
 pub mod native;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .configure(native::config_native_api)
         .configure(partner::config_partner_api)
         .configure(movement_log::config_movement_log_api)
+        .configure(adjustments::config_adjustments_api)
         .default_service(web::to(not_found));
 }
 

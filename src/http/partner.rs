@@ -153,6 +153,7 @@ async fn update_stocks(
         id: Some(code),
         kind: BATCH_KIND.to_string(),
         header,
+        ..BatchHeader::default()
     };
     let render = write::native_plain(StatusCode::OK, |a: &Applied| {
         #[derive(Serialize)]

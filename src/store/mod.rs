@@ -16,7 +16,7 @@ use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
-pub use read::{LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
+pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
 pub use writer::{Answer, Applied, BatchHeader, NonceClaim, Render, ReplayClaim, WriteCtx};
 
 use tables::*;

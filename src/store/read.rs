@@ -686,3 +686,52 @@ impl Reader {
         Ok(a)
     }
 }
+
+/// Which batches of a kind a list wants, and in which order.
+pub struct BatchQuery<'a> {
+    pub kind: &'a str,
+    /// Oldest first (and only batches whose first seq is above `after_seq`).
+    pub ascending: bool,
+    pub after_seq: u64,
+    pub offset: u64,
+    /// `None` = count only.
+    pub limit: Option<u64>,
+}
+
+impl Reader {
+    /// Batches of one kind that pass `keep`: a page of them and how many there are.
+    pub fn batch_page(
+        &self,
+        q: &BatchQuery<'_>,
+        keep: impl Fn(&crate::ledger::Batch) -> bool,
+    ) -> Result<(Vec<crate::ledger::Batch>, u64), ApiError> {
+        let t = table(&self.txn, BATCHES_BY_KIND)?;
+        let range = t
+            .range((q.kind, q.after_seq.saturating_add(1))..=(q.kind, u64::MAX))
+            .map_err(storage_error)?;
+        let rows: Box<dyn Iterator<Item = _>> = if q.ascending { Box::new(range) } else { Box::new(range.rev()) };
+        let mut out = Vec::new();
+        let mut matched = 0u64;
+        for row in rows {
+            let (_, id) = row.map_err(storage_error)?;
+            let Some(b) = self.batch(id.value())? else { continue };
+            if !keep(&b) {
+                continue;
+            }
+            if matched >= q.offset && q.limit.is_some_and(|l| (out.len() as u64) < l) {
+                out.push(b);
+            }
+            matched += 1;
+        }
+        Ok((out, matched))
+    }
+
+    /// The batch whose first movement has this seq.
+    pub fn batch_at(&self, seq: u64) -> Result<Option<crate::ledger::Batch>, ApiError> {
+        let Some(m) = self.movement(seq)? else { return Ok(None) };
+        match m.batch {
+            Some(id) => Ok(self.batch(&id)?.filter(|b| b.first_seq == seq)),
+            None => Ok(None),
+        }
+    }
+}

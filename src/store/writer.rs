@@ -41,8 +41,11 @@ pub struct WriteCtx {
 /// A batch's identity and header, given by the API that writes it.
 #[derive(Debug, Clone, Default)]
 pub struct BatchHeader {
-    /// The batch id (a UUID, an adjustment number…); default `bat_<first seq>`.
+    /// The batch id (a UUID…); default `bat_<first seq>`.
     pub id: Option<String>,
+    /// Name the batch `<prefix><running number>` instead (`IA100001`, `IA100002`, …): one
+    /// counter per kind, kept in the same transaction, so numbers have no gap.
+    pub number_prefix: Option<String>,
     pub kind: String,
     /// The API's own header, as JSON.
     pub header: Vec<u8>,
@@ -70,6 +73,9 @@ pub struct ReplayClaim {
     pub ttl_ms: i64,
     pub render: Render,
 }
+
+/// Running batch numbers start after this (`IA100001`, as seed 002 shows them).
+const BATCH_NUMBER_BASE: u64 = 100_000;
 
 /// Expired replay answers deleted per write that stores one.
 const REPLAY_PRUNE_BATCH: usize = 16;
@@ -319,6 +325,7 @@ pub fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
 
 /// Every table a write touches, open for the length of one group.
 struct Tables<'t> {
+    meta: Table<'t, &'static str, &'static [u8]>,
     journal: Table<'t, u64, &'static [u8]>,
     levels: Table<'t, (&'static str, &'static str), &'static [u8]>,
     levels_by_warehouse: Table<'t, (&'static str, &'static str), ()>,
@@ -360,6 +367,7 @@ fn fault(e: impl std::fmt::Display) -> Fault {
 impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, redb::TableError> {
         Ok(Tables {
+            meta: txn.open_table(META)?,
             journal: txn.open_table(JOURNAL)?,
             levels: txn.open_table(LEVELS)?,
             levels_by_warehouse: txn.open_table(LEVELS_BY_WAREHOUSE)?,
@@ -384,6 +392,19 @@ impl<'t> Tables<'t> {
             low_stock: txn.open_table(LOW_STOCK)?,
             pending: Pending::default(),
         })
+    }
+
+    /// The next running number of batches of `kind`, from 100001.
+    fn next_number(&mut self, kind: &str) -> Result<u64, redb::StorageError> {
+        let key = format!("counter\u{0}{kind}");
+        let current = self
+            .meta
+            .get(key.as_str())?
+            .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(BATCH_NUMBER_BASE);
+        let next = current + 1;
+        self.meta.insert(key.as_str(), next.to_le_bytes().as_slice())?;
+        Ok(next)
     }
 
     fn unit_cost(&mut self, product: &str) -> Result<Option<ledger::Decimal>, redb::StorageError> {
@@ -574,10 +595,19 @@ impl<'t> Tables<'t> {
             self.put_product(p, product_before.as_ref())?;
         }
         let seq_first = chain.seq_next;
-        let batch = match (is_batch && !drafts.is_empty(), ctx.batch.as_ref().and_then(|b| b.id.as_ref())) {
+        let named = match ctx.batch.as_ref() {
+            Some(BatchHeader {
+                number_prefix: Some(prefix),
+                kind,
+                ..
+            }) if is_batch && !drafts.is_empty() => Some(format!("{prefix}{}", self.next_number(kind)?)),
+            Some(b) => b.id.clone(),
+            None => None,
+        };
+        let batch = match (is_batch && !drafts.is_empty(), named) {
             (false, _) => None,
             // An API's own id is unique by construction (UUID, running number); never overwrite.
-            (true, Some(id)) if self.batches.get(id.as_str())?.is_none() => Some(id.clone()),
+            (true, Some(id)) if self.batches.get(id.as_str())?.is_none() => Some(id),
             (true, Some(id)) => Some(format!("{id}-{seq_first}")),
             (true, None) => Some(format!("bat_{seq_first}")),
         };

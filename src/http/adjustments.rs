@@ -1,0 +1,479 @@
+//! Seed 002, inventory adjustments: `POST /com/inventories/adjustorset.json`, the list,
+//! the count and one adjustment. One adjustment is one batch of movements at one location
+//! (warehouse), named `IA` + a running number. Answers use the document's root keys only
+//! (`adjustment`, `adjustments`, `count`), as ActiveResource-style clients expect; a
+//! refusal is 422 `{"errors": {"<field>": ["<message>"]}}`, an unknown id 404
+//! `{"errors": "Not Found"}`.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::movement_log::raw_id;
+use super::native::check_id;
+use super::render::{dialect_id, money_micros};
+use super::{write, Json, State};
+use crate::auth::{Guard, Policy, ReadInventory, WriteInventory};
+use crate::clock::rfc3339_ms;
+use crate::error::{ApiError, Code};
+use crate::ledger::{Batch, Command, Decimal, Meta, MoveCmd, Op, NOTE_CHARS_MAX, TEXT_CHARS_MAX};
+use crate::store::{Answer, Applied, BatchHeader, BatchQuery, Render};
+
+/// The document: "Best supports 200 items for a request."
+pub const LINE_ITEMS_MAX: usize = 200;
+pub const LIMIT_DEFAULT: u64 = 50;
+pub const LIMIT_MAX: u64 = 50;
+pub const BATCH_KIND: &str = "adjustment";
+pub const NUMBER_PREFIX: &str = "IA";
+/// The document's reasons; `newproduct` when none is given.
+pub const REASONS: [&str; 7] = [
+    "newproduct",
+    "returned",
+    "productionofgoods",
+    "damaged",
+    "shrinkage",
+    "promotion",
+    "transfer",
+];
+
+pub fn config_adjustments_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/com/inventories/adjustorset.json", web::post().to(create))
+        .route("/com/inventories/adjustments.json", web::get().to(list))
+        .route("/com/inventories/adjustments/count.json", web::get().to(count))
+        .route("/com/inventories/adjustments/{id}.json", web::get().to(get_one));
+}
+
+// ---- the document's error shapes ----
+
+/// Which request field an error is about, for `{"errors": {"<field>": [...]}}`.
+fn error_field(e: &ApiError) -> &'static str {
+    match e.code {
+        Code::ProductNotFound | Code::TooManyItems => "line_items",
+        Code::WarehouseNotFound => "location_id",
+        Code::InsufficientStock | Code::QuantityOverflow => "quantity",
+        _ => "base",
+    }
+}
+
+fn errors_answer(e: &ApiError) -> Answer {
+    let (status, body) = match e.code.status().as_u16() {
+        400 | 404 | 409 | 422 => {
+            let field = match e.detail.strip_prefix('`').and_then(|d| d.split_once('`')) {
+                Some((f, _)) if e.code == Code::InvalidField => f.to_string(),
+                _ => error_field(e).to_string(),
+            };
+            (422, serde_json::json!({ "errors": { field: [e.detail.clone()] } }))
+        }
+        status => (status, serde_json::json!({ "errors": e.detail })),
+    };
+    Answer {
+        status,
+        content_type: "application/json".into(),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+fn refuse(e: &ApiError) -> HttpResponse {
+    write::respond(errors_answer(e), false)
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("application/json")
+        .body(r#"{"errors":"Not Found"}"#)
+}
+
+/// The guard, then the body, in that order, with errors in the document's shape.
+async fn guarded<P: Policy + 'static>(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Result<Guard<P>, HttpResponse> {
+    Guard::<P>::from_request(req, payload).await.map_err(|e| refuse(&e))
+}
+
+// ---- the stored header ----
+
+#[derive(Serialize, Deserialize, Clone)]
+struct LineRecord {
+    product_id: String,
+    product_variant_id: Option<String>,
+    quantity: i64,
+    cost_micros: i64,
+    sku: Option<String>,
+    barcode: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Header {
+    location_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    reason: String,
+    note: Option<String>,
+    tags: Option<String>,
+    lines: Vec<LineRecord>,
+}
+
+// ---- create ----
+
+#[derive(Deserialize)]
+struct CreateIn {
+    inventory: InventoryIn,
+}
+
+#[derive(Deserialize)]
+struct InventoryIn {
+    location_id: Option<Box<RawValue>>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    reason: Option<String>,
+    note: Option<String>,
+    tags: Option<String>,
+    line_items: Vec<LineIn>,
+}
+
+#[derive(Deserialize)]
+struct LineIn {
+    product_id: Option<Box<RawValue>>,
+    product_variant_id: Option<Box<RawValue>>,
+    quantity: i64,
+    cost_amount: Option<Box<RawValue>>,
+    sku: Option<String>,
+    barcode: Option<String>,
+}
+
+async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let mut payload = payload.into_inner();
+    let g = match guarded::<WriteInventory>(&req, &mut payload).await {
+        Ok(g) => g,
+        Err(res) => return res,
+    };
+    let body = match Json::<CreateIn>::from_request(&req, &mut payload).await {
+        Ok(Json(b)) => b.inventory,
+        Err(e) => return refuse(&e),
+    };
+    match prepare(&g, &state, body) {
+        Ok((cmd, header)) => {
+            let batch = BatchHeader {
+                kind: BATCH_KIND.to_string(),
+                number_prefix: Some(NUMBER_PREFIX.to_string()),
+                header: serde_json::to_vec(&header).unwrap_or_default(),
+                ..BatchHeader::default()
+            };
+            let render: Render = Arc::new(move |outcome| match outcome {
+                Ok(a) => created_answer(a, &header),
+                Err(e) => errors_answer(e),
+            });
+            write::write_batch(&req, &state, &g, cmd, Some(batch), render).await
+        }
+        Err(e) => refuse(&e),
+    }
+}
+
+fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(Command, Header), ApiError> {
+    let location = match &b.location_id {
+        Some(raw) => raw_id("location_id", raw)?,
+        None => state.default_warehouse.clone(),
+    };
+    check_id("location_id", &location)?;
+    g.check_warehouse(&location)?;
+    let kind = b.kind.unwrap_or_else(|| "adjust".to_string());
+    if kind != "adjust" && kind != "set" {
+        return Err(ApiError::invalid("type", "is not included in the list (adjust, set)"));
+    }
+    let reason = b.reason.unwrap_or_else(|| "newproduct".to_string());
+    if !REASONS.contains(&reason.as_str()) {
+        return Err(ApiError::invalid("reason", format!("is not included in the list ({})", REASONS.join(", "))));
+    }
+    if let Some(n) = &b.note {
+        super::native::check_text("note", n, NOTE_CHARS_MAX)?;
+    }
+    if let Some(t) = &b.tags {
+        super::native::check_text("tags", t, TEXT_CHARS_MAX)?;
+    }
+    if b.line_items.is_empty() {
+        return Err(ApiError::invalid("line_items", "at least one line item is required"));
+    }
+    if b.line_items.len() > LINE_ITEMS_MAX {
+        return Err(ApiError::new(
+            Code::TooManyItems,
+            format!("{} line items, at most {LINE_ITEMS_MAX} in one request", b.line_items.len()),
+        ));
+    }
+    let reader = state.store.reader()?;
+    let mut moves = Vec::with_capacity(b.line_items.len());
+    let mut lines = Vec::with_capacity(b.line_items.len());
+    for (i, l) in b.line_items.into_iter().enumerate() {
+        let at = |f: &str| format!("line_items[{i}].{f}");
+        let product_id = match &l.product_id {
+            Some(raw) => Some(raw_id(&at("product_id"), raw)?),
+            None => None,
+        };
+        let variant = match &l.product_variant_id {
+            Some(raw) => Some(raw_id(&at("product_variant_id"), raw)?),
+            None => None,
+        };
+        // Variants are products: the line's ledger product is its variant when it has one.
+        let product = variant
+            .clone()
+            .or_else(|| product_id.clone())
+            .ok_or_else(|| ApiError::invalid(&at("product_id"), "a line needs product_id or product_variant_id"))?;
+        check_id(&at("product_id"), &product)?;
+        let unit_cost = reader.product(&product)?.and_then(|p| p.unit_cost);
+        let cost_micros = match &l.cost_amount {
+            Some(raw) => Decimal::parse(raw.get())
+                .ok_or_else(|| ApiError::invalid(&at("cost_amount"), "must be a number with at most 6 decimals"))?
+                .micros,
+            None => unit_cost.map(|c| c.micros.saturating_mul(l.quantity)).unwrap_or(0),
+        };
+        moves.push(MoveCmd {
+            product: product.clone(),
+            warehouse: location.clone(),
+            op: if kind == "set" { Op::Set(l.quantity) } else { Op::Adjust(l.quantity) },
+            expected_on_hand: None,
+            meta: Meta {
+                reason: Some(reason.clone()),
+                reference_type: Some("adjustment".into()),
+                note: b.note.clone(),
+                ..Meta::default()
+            },
+        });
+        lines.push(LineRecord {
+            product_id: product_id.unwrap_or(product),
+            product_variant_id: variant,
+            quantity: l.quantity,
+            cost_micros,
+            sku: l.sku,
+            barcode: l.barcode,
+        });
+    }
+    let header = Header {
+        location_id: location,
+        kind,
+        reason,
+        note: b.note,
+        tags: b.tags,
+        lines,
+    };
+    Ok((Command::Batch(moves), header))
+}
+
+// ---- rendering ----
+
+#[derive(Serialize)]
+struct LineOut {
+    id: u64,
+    product_id: Box<RawValue>,
+    product_variant_id: Option<Box<RawValue>>,
+    quantity: i64,
+    cost_amount: Box<RawValue>,
+    sku: Option<String>,
+    barcode: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AdjustmentOut<'a> {
+    id: u64,
+    created_at: String,
+    updated_at: String,
+    adjust_number: &'a str,
+    tran_date: String,
+    location_id: Box<RawValue>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    total_quantity: i64,
+    reason: &'a str,
+    note: Option<&'a str>,
+    total_cost: Box<RawValue>,
+    tags: Option<&'a str>,
+    line_items: Vec<LineOut>,
+}
+
+/// An adjustment from its batch record (first seq, number, time) and header.
+fn adjustment<'a>(id: u64, number: &'a str, at_ms: i64, h: &'a Header) -> AdjustmentOut<'a> {
+    let at = rfc3339_ms(at_ms);
+    AdjustmentOut {
+        id,
+        created_at: at.clone(),
+        updated_at: at.clone(),
+        adjust_number: number,
+        tran_date: at,
+        location_id: dialect_id(&h.location_id),
+        kind: &h.kind,
+        total_quantity: h.lines.iter().fold(0i64, |s, l| s.saturating_add(l.quantity)),
+        reason: &h.reason,
+        note: h.note.as_deref(),
+        total_cost: money_micros(h.lines.iter().map(|l| i128::from(l.cost_micros)).sum()),
+        tags: h.tags.as_deref(),
+        line_items: h
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LineOut {
+                // A line's id is the seq of its movement (the batch's movements are contiguous).
+                id: id + i as u64,
+                product_id: dialect_id(&l.product_id),
+                product_variant_id: l.product_variant_id.as_deref().map(dialect_id),
+                quantity: l.quantity,
+                cost_amount: money_micros(i128::from(l.cost_micros)),
+                sku: l.sku.clone(),
+                barcode: l.barcode.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn created_answer(a: &Applied, h: &Header) -> Answer {
+    let (Some(first), Some(number)) = (a.movements.first(), a.batch.as_deref()) else {
+        return errors_answer(&ApiError::new(Code::Internal, "an adjustment journaled nothing"));
+    };
+    #[derive(Serialize)]
+    struct Out<'a> {
+        adjustment: AdjustmentOut<'a>,
+    }
+    write::json(
+        StatusCode::CREATED,
+        &Out {
+            adjustment: adjustment(first.seq, number, first.at_ms, h),
+        },
+    )
+}
+
+fn header_of(b: &Batch) -> Option<Header> {
+    serde_json::from_slice(&b.header).ok()
+}
+
+// ---- reads ----
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    page: Option<String>,
+    since_id: Option<String>,
+    location_id: Option<String>,
+    reason: Option<String>,
+}
+
+struct Filter {
+    limit: u64,
+    page: u64,
+    since_id: Option<u64>,
+    location: Option<String>,
+    reason: Option<String>,
+}
+
+fn filter(q: ListQuery) -> Result<Filter, ApiError> {
+    let num = |field: &str, v: &Option<String>, min: u64, max: u64| -> Result<Option<u64>, ApiError> {
+        match v {
+            None => Ok(None),
+            Some(t) => match t.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(ApiError::invalid(field, format!("must be an integer from {min} to {max}"))),
+            },
+        }
+    };
+    Ok(Filter {
+        limit: num("limit", &q.limit, 1, LIMIT_MAX)?.unwrap_or(LIMIT_DEFAULT),
+        page: num("page", &q.page, 1, 1_000_000)?.unwrap_or(1),
+        since_id: num("since_id", &q.since_id, 0, u64::MAX)?,
+        location: q.location_id,
+        reason: q.reason,
+    })
+}
+
+/// The adjustments `f` selects, each with its header: newest first, or — with `since_id`,
+/// for clients that page by it — oldest first after that id.
+fn select(state: &State, g: &Guard<ReadInventory>, f: &Filter, count_only: bool) -> Result<(Vec<(Batch, Header)>, u64), ApiError> {
+    let reader = state.store.reader()?;
+    let q = BatchQuery {
+        kind: BATCH_KIND,
+        ascending: f.since_id.is_some(),
+        after_seq: f.since_id.unwrap_or(0),
+        offset: (f.page - 1) * f.limit,
+        limit: (!count_only).then_some(f.limit),
+    };
+    let keep = |b: &Batch| {
+        header_of(b).is_some_and(|h| {
+            g.may_use(&h.location_id)
+                && f.location.as_ref().is_none_or(|l| *l == h.location_id)
+                && f.reason.as_ref().is_none_or(|r| *r == h.reason)
+        })
+    };
+    let (batches, total) = reader.batch_page(&q, keep)?;
+    let rows = batches
+        .into_iter()
+        .filter_map(|b| header_of(&b).map(|h| (b, h)))
+        .collect();
+    Ok((rows, total))
+}
+
+async fn list(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let mut payload = payload.into_inner();
+    let g = match guarded::<ReadInventory>(&req, &mut payload).await {
+        Ok(g) => g,
+        Err(res) => return res,
+    };
+    let rows = serde_urlencoded::from_str::<ListQuery>(req.query_string())
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")))
+        .and_then(filter)
+        .and_then(|f| select(&state, &g, &f, false));
+    match rows {
+        Ok((rows, _)) => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                adjustments: Vec<AdjustmentOut<'a>>,
+            }
+            let out = Out {
+                adjustments: rows
+                    .iter()
+                    .map(|(b, h)| adjustment(b.first_seq, &b.id, b.created_ms, h))
+                    .collect(),
+            };
+            write::respond(write::json(StatusCode::OK, &out), false)
+        }
+        Err(e) => refuse(&e),
+    }
+}
+
+async fn count(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let mut payload = payload.into_inner();
+    let g = match guarded::<ReadInventory>(&req, &mut payload).await {
+        Ok(g) => g,
+        Err(res) => return res,
+    };
+    let counted = serde_urlencoded::from_str::<ListQuery>(req.query_string())
+        .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")))
+        .and_then(filter)
+        .and_then(|f| select(&state, &g, &f, true));
+    match counted {
+        Ok((_, total)) => write::respond(write::json(StatusCode::OK, &serde_json::json!({ "count": total })), false),
+        Err(e) => refuse(&e),
+    }
+}
+
+async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web::Path<String>) -> HttpResponse {
+    let mut payload = payload.into_inner();
+    let g = match guarded::<ReadInventory>(&req, &mut payload).await {
+        Ok(g) => g,
+        Err(res) => return res,
+    };
+    let Ok(seq) = id.parse::<u64>() else { return not_found() };
+    let found = state.store.reader().and_then(|r| r.batch_at(seq));
+    let batch = match found {
+        Ok(Some(b)) if b.kind == BATCH_KIND => b,
+        Ok(_) => return not_found(),
+        Err(e) => return refuse(&e),
+    };
+    let Some(h) = header_of(&batch) else { return not_found() };
+    if !g.may_use(&h.location_id) {
+        return refuse(&ApiError::new(Code::Forbidden, format!("`{}` may not use this location", g.name)));
+    }
+    #[derive(Serialize)]
+    struct Out<'a> {
+        adjustment: AdjustmentOut<'a>,
+    }
+    let out = Out {
+        adjustment: adjustment(batch.first_seq, &batch.id, batch.created_ms, &h),
+    };
+    write::respond(write::json(StatusCode::OK, &out), false)
+}
