@@ -1,6 +1,7 @@
 //! HTTP: the app, shared extractors, and one module per API (native, health/admin).
 
 pub mod adjustments;
+pub mod depot;
 pub mod health;
 pub mod movement_log;
 pub mod native;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .configure(partner::config_partner_api)
         .configure(movement_log::config_movement_log_api)
         .configure(adjustments::config_adjustments_api)
+        .configure(depot::config_depot_api)
         .default_service(web::to(not_found));
 }
 

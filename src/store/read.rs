@@ -735,3 +735,29 @@ impl Reader {
         }
     }
 }
+
+impl Reader {
+    /// Visits products in id order (or reverse) strictly after `after`, until `visit`
+    /// answers `false`.
+    pub fn walk_products(
+        &self,
+        after: Option<&str>,
+        descending: bool,
+        visit: &mut dyn FnMut(Product) -> Result<bool, ApiError>,
+    ) -> Result<(), ApiError> {
+        let t = table(&self.txn, PRODUCTS)?;
+        let rows: Box<dyn Iterator<Item = _>> = match (after, descending) {
+            (None, false) => Box::new(t.iter().map_err(storage_error)?),
+            (None, true) => Box::new(t.iter().map_err(storage_error)?.rev()),
+            (Some(a), false) => Box::new(t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)).map_err(storage_error)?),
+            (Some(a), true) => Box::new(t.range::<&str>(..a).map_err(storage_error)?.rev()),
+        };
+        for row in rows {
+            let (_, v) = row.map_err(storage_error)?;
+            if !visit(codec::decode_product(v.value()).map_err(corrupt)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
