@@ -15,7 +15,7 @@ use super::render::{decimal, dialect_id};
 use super::{write, Json, State};
 use crate::auth::{DepotRead, Guard};
 use crate::error::ApiError;
-use crate::ledger::{Buckets, Decimal, Product};
+use crate::ledger::{Buckets, Product};
 use crate::store::Reader;
 
 /// The document: at most 100 ids, at most 100 products a page.
@@ -237,7 +237,7 @@ fn item(reader: &Reader, g: &Guard<DepotRead>, q: &Query, p: &Product) -> Result
             retail: price(p, "retail"),
             wholesale: price(p, "wholesale"),
             import: price(p, "import"),
-            avg_cost: decimal(p.unit_cost.unwrap_or(Decimal::default())),
+            avg_cost: decimal(p.unit_cost.unwrap_or_default()),
         },
         inventory: Inventory {
             remain: total.on_hand,
