@@ -37,6 +37,18 @@ pub enum Commands {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Ask a running daemon for a snapshot (POST /admin/backup); with --out, download it.
+    Backup {
+        /// The daemon, e.g. http://127.0.0.1:8080
+        #[arg(long, env = "STOCKD_URL")]
+        url: String,
+        /// A token with the admin scope.
+        #[arg(long, env = "STOCKD_TOKEN")]
+        token: String,
+        /// Also copy the snapshot to this file (written atomically, then verified).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Manage bearer tokens.
     Token {
         #[command(subcommand)]
@@ -111,6 +123,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Commands::Serve { config, listen, data } => serve(config, listen, data),
         Commands::Verify { data } => verify(&data),
+        Commands::Backup { url, token, out } => backup(&url, &token, out.as_deref()),
         Commands::Token {
             command:
                 TokenCommand::New {
@@ -210,6 +223,52 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             }
         }
     })
+}
+
+fn backup(url: &str, token: &str, out: Option<&std::path::Path>) -> ExitCode {
+    match take_backup(url, token, out) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("stockd: backup: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn take_backup(url: &str, token: &str, out: Option<&std::path::Path>) -> Result<String, String> {
+    let answer = crate::client::send(url, "POST", "/admin/backup", token)?;
+    let text = String::from_utf8_lossy(&answer.body).to_string();
+    if answer.status != 201 {
+        return Err(format!("the daemon answered {}: {text}", answer.status));
+    }
+    let Some(out) = out else { return Ok(text) };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let file = value["data"]["file"].as_str().unwrap_or_default();
+    let name = std::path::Path::new(file)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("the daemon named no file: {text}"))?;
+    let download = crate::client::send(url, "GET", &format!("/admin/backups/{name}"), token)?;
+    if download.status != 200 {
+        return Err(format!("downloading {name}: the daemon answered {}", download.status));
+    }
+    let tmp = out.with_extension("download");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&download.body)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, out)
+    };
+    write().map_err(|e| format!("{}: {e}", out.display()))?;
+    let report = crate::store::verify_file(out).map_err(|e| e.to_string())?;
+    if !report.ok {
+        return Err(format!("{}: the copy does not verify: {report}", out.display()));
+    }
+    Ok(format!("{text}\n{}: {report}", out.display()))
 }
 
 fn verify(path: &std::path::Path) -> ExitCode {

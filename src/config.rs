@@ -116,15 +116,22 @@ pub struct WarehousePolicy {
     pub allow_negative: Option<bool>,
 }
 
-/// Snapshot backups (taken by `POST /admin/backup`; see docs/operations.md).
+/// Snapshot backups kept when the config names none: this many.
+pub const BACKUP_KEEP_DEFAULT: usize = 24;
+/// Shortest schedule accepted, in seconds (a snapshot copies the whole file).
+pub const BACKUP_INTERVAL_SECONDS_MIN: u64 = 60;
+
+/// Snapshot backups (`POST /admin/backup`, and on a schedule; see docs/operations.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backup {
     pub dir: PathBuf,
+    /// 0 or absent: on demand only.
     #[serde(default)]
     pub interval_seconds: u64,
+    /// Snapshots kept in `dir`; older ones are deleted after each new one.
     #[serde(default)]
-    pub keep: Option<u32>,
+    pub keep: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +191,14 @@ impl Config {
         if self.server.workers == Some(0) {
             return bad("server.workers", "must be at least 1");
         }
+        if let Some(b) = &self.backup {
+            if b.interval_seconds != 0 && b.interval_seconds < BACKUP_INTERVAL_SECONDS_MIN {
+                return bad("backup.interval_seconds", "must be 0 (on demand only) or at least 60");
+            }
+            if b.keep == Some(0) {
+                return bad("backup.keep", "must be at least 1");
+            }
+        }
         if self.inventory.default_warehouse.is_empty() {
             return bad("inventory.default_warehouse", "must not be empty");
         }
@@ -205,6 +220,23 @@ impl Config {
             check_scopes(&key, &p.scopes)?;
         }
         Ok(())
+    }
+
+    /// Where snapshots go: `[backup] dir`, else `backups/` beside the data file.
+    pub fn backup_dir(&self) -> PathBuf {
+        match &self.backup {
+            Some(b) => b.dir.clone(),
+            None => self
+                .storage
+                .path
+                .parent()
+                .map(|p| p.join("backups"))
+                .unwrap_or_else(|| PathBuf::from("backups")),
+        }
+    }
+
+    pub fn backup_keep(&self) -> usize {
+        self.backup.as_ref().and_then(|b| b.keep).unwrap_or(BACKUP_KEEP_DEFAULT)
     }
 
     /// No credentials at all: the daemon runs open, on loopback only.

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -56,6 +57,8 @@ pub struct Daemon {
     pub server: actix_web::dev::Server,
     pub addr: SocketAddr,
     pub store: Store,
+    /// Stops the backup schedule when dropped.
+    _backups: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// Opens the store and binds the socket. Must run inside an actix/tokio runtime.
@@ -82,7 +85,10 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         default_warehouse: config.inventory.default_warehouse.clone(),
         body_limit_bytes: config.server.body_limit_bytes,
         in_flight: http::write::InFlight::default(),
+        backup_dir: config.backup_dir(),
+        backup_keep: config.backup_keep(),
     });
+    let backups = schedule_backups(config, &store);
     let auth = Arc::new(Authenticator::from_config(config, Some(store.clone())));
     let workers = config
         .server
@@ -97,5 +103,31 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         .listen(listener)
         .map_err(|e| StartError::Runtime(e.to_string()))?
         .run();
-    Ok(Daemon { server, addr, store })
+    Ok(Daemon {
+        server,
+        addr,
+        store,
+        _backups: backups,
+    })
+}
+
+/// Takes a snapshot every `[backup] interval_seconds` on a thread of its own, until the
+/// returned sender is dropped (with the daemon).
+fn schedule_backups(config: &Config, store: &Store) -> Option<std::sync::mpsc::Sender<()>> {
+    let interval = config.backup.as_ref().map(|b| b.interval_seconds).filter(|&s| s > 0)?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let (store, dir, keep) = (store.clone(), config.backup_dir(), config.backup_keep());
+    let spawned = std::thread::Builder::new().name("stockd-backups".into()).spawn(move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(interval)) {
+            match store.backup(&dir, keep) {
+                Ok(s) => tracing::info!(file = %s.file, seq = s.seq, bytes = s.bytes, "scheduled snapshot taken"),
+                Err(e) => tracing::error!(error = %e, "scheduled snapshot failed"),
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the backup schedule");
+        return None;
+    }
+    Some(stop)
 }

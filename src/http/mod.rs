@@ -29,6 +29,8 @@ pub struct AppState {
     pub default_warehouse: String,
     pub body_limit_bytes: usize,
     pub in_flight: write::InFlight,
+    pub backup_dir: std::path::PathBuf,
+    pub backup_keep: usize,
 }
 
 pub type State = web::Data<AppState>;

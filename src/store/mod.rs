@@ -2,6 +2,7 @@
 
 pub mod codec;
 mod read;
+pub mod snapshot;
 pub mod rollup;
 pub mod tables;
 pub mod verify;
@@ -125,32 +126,17 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
     {
+        macro_rules! create {
+            ($table:ident) => {
+                txn.open_table($table)?;
+            };
+        }
+        all_tables!(create);
         let mut meta = txn.open_table(META)?;
         if meta.get(MAGIC_KEY)?.is_none() {
             meta.insert(MAGIC_KEY, MAGIC)?;
             meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
         }
-        txn.open_table(JOURNAL)?;
-        txn.open_table(LEVELS)?;
-        txn.open_table(LEVELS_BY_WAREHOUSE)?;
-        txn.open_table(PRODUCTS)?;
-        txn.open_table(PRODUCTS_BY_SKU)?;
-        txn.open_table(PRODUCTS_BY_BARCODE)?;
-        txn.open_table(HISTORY_BY_LEVEL)?;
-        txn.open_table(HISTORY_BY_PRODUCT)?;
-        txn.open_table(HISTORY_BY_WAREHOUSE)?;
-        txn.open_table(HISTORY_BY_REFERENCE)?;
-        txn.open_table(BATCHES)?;
-        txn.open_table(BATCHES_BY_KIND)?;
-        txn.open_table(TRANSFERS)?;
-        txn.open_table(NONCES)?;
-        txn.open_table(NONCES_BY_EXPIRY)?;
-        txn.open_table(REPLAYS)?;
-        txn.open_table(REPLAYS_BY_EXPIRY)?;
-        txn.open_table(ROLLUPS)?;
-        txn.open_table(ROLLUP_DAYS)?;
-        txn.open_table(WAREHOUSE_STATS)?;
-        txn.open_table(LOW_STOCK)?;
         let mut warehouses = txn.open_table(WAREHOUSES)?;
         if warehouses.get(default_warehouse)?.is_none() {
             let w = Warehouse {
@@ -337,5 +323,26 @@ pub fn verify_file(path: &Path) -> Result<verify::Report, OpenError> {
             Ok(verify::verify(&txn))
         }
         Err(e) => Err(open_error(path, e)),
+    }
+}
+
+impl Store {
+    /// Takes a snapshot of one consistent state into `dir`, while writes go on, and prunes
+    /// the oldest beyond `keep`. Blocking: call it off the async workers.
+    pub fn backup(&self, dir: &Path, keep: usize) -> Result<snapshot::Snapshot, ApiError> {
+        let db = self
+            .database()
+            .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))?;
+        let txn = db.begin_read().map_err(storage_error)?;
+        let seq = {
+            let journal = txn.open_table(JOURNAL).map_err(storage_error)?;
+            let last = journal.last().map_err(storage_error)?.map(|(k, _)| k.value()).unwrap_or(0);
+            last
+        };
+        let target = dir.join(snapshot::file_name(crate::clock::now_ms(), seq));
+        let taken = snapshot::write(&txn, &target).map_err(storage_error)?;
+        drop(txn);
+        snapshot::prune(dir, keep.max(1)).map_err(storage_error)?;
+        Ok(taken)
     }
 }

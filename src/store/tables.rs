@@ -59,3 +59,34 @@ pub const ROLLUP_DAYS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::ne
 pub const WAREHOUSE_STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("warehouse_stats");
 /// (warehouse, product): levels at or below their reorder point.
 pub const LOW_STOCK: TableDefinition<(&str, &str), ()> = TableDefinition::new("low_stock");
+
+/// Calls `$m!(TABLE)` for every table of the file: the one list that creating the file
+/// and copying it into a snapshot both use, so neither can forget a table.
+macro_rules! all_tables {
+    ($m:ident) => {
+        $m!(META);
+        $m!(JOURNAL);
+        $m!(LEVELS);
+        $m!(LEVELS_BY_WAREHOUSE);
+        $m!(PRODUCTS);
+        $m!(PRODUCTS_BY_SKU);
+        $m!(PRODUCTS_BY_BARCODE);
+        $m!(WAREHOUSES);
+        $m!(HISTORY_BY_LEVEL);
+        $m!(HISTORY_BY_PRODUCT);
+        $m!(HISTORY_BY_WAREHOUSE);
+        $m!(HISTORY_BY_REFERENCE);
+        $m!(BATCHES);
+        $m!(BATCHES_BY_KIND);
+        $m!(TRANSFERS);
+        $m!(NONCES);
+        $m!(NONCES_BY_EXPIRY);
+        $m!(REPLAYS);
+        $m!(REPLAYS_BY_EXPIRY);
+        $m!(ROLLUPS);
+        $m!(ROLLUP_DAYS);
+        $m!(WAREHOUSE_STATS);
+        $m!(LOW_STOCK);
+    };
+}
+pub(crate) use all_tables;
