@@ -211,7 +211,9 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             daemon.addr,
             cfg.storage.path.display()
         );
+        crate::notify::notify("READY=1");
         let result = daemon.server.await;
+        crate::notify::notify("STOPPING=1");
         // The server has stopped accepting and finished its requests: commit what is queued.
         let store = daemon.store;
         let _ = actix_web::rt::task::spawn_blocking(move || store.shutdown()).await;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ledger;
+pub mod notify;
 pub mod store;
 
 use std::net::{SocketAddr, TcpListener};

@@ -8,4 +8,5 @@ mod bad_input;
 mod concurrency;
 mod crash;
 mod model;
+mod ops;
 mod partner;

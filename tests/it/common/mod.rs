@@ -643,9 +643,15 @@ impl Binary {
     /// Starts `stockd serve --listen 127.0.0.1:0 --data FILE` and waits for its
     /// `stockd listening on http://ADDR` line.
     pub fn start(data: &Path) -> Binary {
+        Binary::start_env(data, &[])
+    }
+
+    /// [`Binary::start`] with extra environment variables.
+    pub fn start_env(data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .envs(envs.iter().copied())
             .env_remove("STOCKD_CONFIG")
             .env_remove("STOCKD_LISTEN")
             .env_remove("STOCKD_DATA")
@@ -697,6 +703,22 @@ impl Binary {
             data: data.to_path_buf(),
             stderr,
         }
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after `START_TIMEOUT`, a hang guard).
+    pub fn terminate(mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
     }
 
     /// SIGKILL (`Child::kill` on Unix) and reap it.
