@@ -14,8 +14,29 @@ use crate::config::{Config, ConfigError};
     about = "Inventory ledger daemon: stock movements and levels in one redb file"
 )]
 pub struct Cli {
+    /// Log lines as human-readable text or as JSON objects (one per line). Filter with
+    /// RUST_LOG, e.g. `RUST_LOG=warn` or `RUST_LOG=info,stockd::http=warn`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "STOCKD_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Commands,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Sets up `tracing`: RUST_LOG filters (default `info`), text or JSON lines on stderr.
+pub fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,6 +79,11 @@ pub enum Commands {
     Partner {
         #[command(subcommand)]
         command: PartnerCommand,
+    },
+    /// Print a shell completion script, e.g. `stockd completions bash > /etc/bash_completion.d/stockd`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -135,6 +161,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Partner {
             command: PartnerCommand::New { id, scopes, warehouses },
         } => partner_new(&id, &scopes, &warehouses),
+        Commands::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "stockd", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 

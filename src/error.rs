@@ -133,6 +133,9 @@ struct Problem<'a> {
     status: u16,
     detail: &'a str,
     code: &'static str,
+    /// The request's id (also in the `x-request-id` header), when rendered while serving it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -146,6 +149,7 @@ impl ApiError {
             status: self.code.status().as_u16(),
             detail: &self.detail,
             code: self.code.name(),
+            request_id: crate::telemetry::request_id(),
         };
         serde_json::to_vec(&body).unwrap_or_default()
     }

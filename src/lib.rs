@@ -13,6 +13,7 @@ pub mod http;
 pub mod ledger;
 pub mod notify;
 pub mod store;
+pub mod telemetry;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -95,7 +96,12 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         .server
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let server = HttpServer::new(move || App::new().configure(|cfg| http::configure(cfg, state.clone(), auth.clone())))
+    telemetry::prometheus();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(telemetry::observe))
+            .configure(|cfg| http::configure(cfg, state.clone(), auth.clone()))
+    })
         .workers(workers)
         .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
         .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))

@@ -1,13 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    stockd::cli::run(stockd::cli::Cli::parse())
+    let cli = stockd::cli::Cli::parse();
+    stockd::cli::init_logs(cli.log_format);
+    stockd::cli::run(cli)
 }

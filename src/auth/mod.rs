@@ -212,21 +212,20 @@ impl Authenticator {
         if self.open {
             return Ok(Identity::open());
         }
-        let unauth = |why: &str| ApiError::new(Code::Unauthenticated, why.to_string());
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-            return Err(unauth("send `Authorization: Bearer <token>` or a partner signature"));
+            return Err(unauth("missing_credentials", "send `Authorization: Bearer <token>` or a partner signature"));
         };
         let value = value
             .to_str()
             .ok()
             .filter(|v| v.len() <= AUTHORIZATION_LEN_MAX)
-            .ok_or_else(|| unauth("unreadable Authorization header"))?;
+            .ok_or_else(|| unauth("malformed", "unreadable Authorization header"))?;
         let token = match value.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
             None if bare_token_ok => value.trim(),
-            _ => return Err(unauth("expected `Authorization: Bearer <token>`")),
+            _ => return Err(unauth("malformed", "expected `Authorization: Bearer <token>`")),
         };
-        self.token(token).cloned().ok_or_else(|| unauth("unknown token"))
+        self.token(token).cloned().ok_or_else(|| unauth("unknown_token", "unknown token"))
     }
 }
 
@@ -288,18 +287,32 @@ impl<P: Policy + 'static> FromRequest for Guard<P> {
             None => return Either::Left(ready(Err(ApiError::new(Code::Internal, "authenticator missing")))),
         };
         if auth.open || !req.headers().contains_key(partner::PARTNER_HEADER) {
-            return Either::Left(ready(auth.authenticate(req, P::BARE_TOKEN).and_then(scoped::<P>)));
+            let result = auth.authenticate(req, P::BARE_TOKEN);
+            return Either::Left(ready(observed(req, result).and_then(scoped::<P>)));
         }
         let (body_tx, body_rx) = tokio::sync::oneshot::channel();
         req.extensions_mut().insert(crate::body::PendingBody(body_rx));
         let req = req.clone();
         let payload = payload.take();
         Either::Right(Box::pin(async move {
-            partner::authenticate(&auth, &req, payload, body_tx)
-                .await
-                .and_then(scoped::<P>)
+            let result = partner::authenticate(&auth, &req, payload, body_tx).await;
+            observed(&req, result).and_then(scoped::<P>)
         }))
     }
+}
+
+/// Names the caller for the request log.
+fn observed(req: &HttpRequest, result: Result<Identity, ApiError>) -> Result<Identity, ApiError> {
+    if let Ok(identity) = &result {
+        req.extensions_mut().insert(crate::telemetry::Actor(identity.name.clone()));
+    }
+    result
+}
+
+/// A 401, counted by `reason` (a short fixed label: never anything the client sent).
+pub fn unauth(reason: &'static str, detail: &str) -> ApiError {
+    metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => reason).increment(1);
+    ApiError::new(Code::Unauthenticated, detail.to_string())
 }
 
 fn scoped<P: Policy>(identity: Identity) -> Result<Guard<P>, ApiError> {

@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::{HttpMessage, HttpRequest};
 
 use super::signature::{self, LEGACY_REPLAY_TTL_SECONDS, NONCE_LEN_MAX, NONCE_TTL_SECONDS, TIMESTAMP_SKEW_SECONDS_MAX};
-use super::{Authenticator, Identity};
+use super::{unauth, Authenticator, Identity};
 use crate::body::{self, Buffered};
 use crate::error::{ApiError, Code};
 use crate::store::NonceClaim;
@@ -27,17 +27,13 @@ pub struct PartnerEntry {
     pub legacy: bool,
 }
 
-fn unauth(why: &str) -> ApiError {
-    ApiError::new(Code::Unauthenticated, why.to_string())
-}
-
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, ApiError> {
     match req.headers().get(name) {
         None => Ok(None),
         Some(v) => v
             .to_str()
             .map(|s| Some(s.trim()))
-            .map_err(|_| unauth(&format!("unreadable `{name}` header"))),
+            .map_err(|_| unauth("malformed", &format!("unreadable `{name}` header"))),
     }
 }
 
@@ -55,8 +51,11 @@ pub async fn authenticate(
     body_tx: tokio::sync::oneshot::Sender<actix_web::web::Bytes>,
 ) -> Result<Identity, ApiError> {
     let id = header(req, PARTNER_HEADER)?.unwrap_or_default();
-    let partner = auth.partner(id).ok_or_else(|| unauth("unknown partner"))?;
-    let presented = header(req, SIGNATURE_HEADER)?.ok_or_else(|| unauth("the `secret` header (the signature) is missing"))?;
+    let partner = auth
+        .partner(id)
+        .ok_or_else(|| unauth("unknown_partner", "unknown partner"))?;
+    let presented = header(req, SIGNATURE_HEADER)?
+        .ok_or_else(|| unauth("missing_credentials", "the `secret` header (the signature) is missing"))?;
     let path_and_query = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let timestamp = header(req, TIMESTAMP_HEADER)?;
     let nonce = header(req, NONCE_HEADER)?;
@@ -64,21 +63,34 @@ pub async fn authenticate(
     let mut identity = partner.identity.clone();
     let body = match (timestamp, nonce) {
         (Some(timestamp), Some(nonce)) => {
-            let ts: i64 = timestamp.parse().map_err(|_| unauth("`timestamp` must be unix seconds"))?;
+            let ts: i64 = timestamp
+                .parse()
+                .map_err(|_| unauth("malformed", "`timestamp` must be unix seconds"))?;
             if (now_ms / 1000 - ts).abs() > TIMESTAMP_SKEW_SECONDS_MAX {
-                return Err(unauth(&format!(
-                    "`timestamp` is more than {TIMESTAMP_SKEW_SECONDS_MAX} s from the server clock"
-                )));
+                return Err(unauth(
+                    "clock_skew",
+                    &format!("`timestamp` is more than {TIMESTAMP_SKEW_SECONDS_MAX} s from the server clock"),
+                ));
             }
             if nonce.is_empty() || nonce.len() > NONCE_LEN_MAX {
-                return Err(unauth(&format!("`nonce` must be 1 to {NONCE_LEN_MAX} characters")));
+                return Err(unauth(
+                    "malformed",
+                    &format!("`nonce` must be 1 to {NONCE_LEN_MAX} characters"),
+                ));
             }
             let body = body::read(req, &mut payload, auth.body_limit_bytes).await?;
             let message = signature::v1_message(req.method().as_str(), path_and_query, timestamp, nonce, &body);
-            if !partner.secrets.iter().any(|s| signature::verify(s, message.as_bytes(), presented)) {
-                return Err(unauth("bad signature"));
+            if !partner
+                .secrets
+                .iter()
+                .any(|s| signature::verify(s, message.as_bytes(), presented))
+            {
+                return Err(unauth("bad_signature", "bad signature"));
             }
-            let store = auth.store.as_ref().ok_or_else(|| unauth("signatures are not accepted here"))?;
+            let store = auth
+                .store
+                .as_ref()
+                .ok_or_else(|| unauth("no_store", "signatures are not accepted here"))?;
             store
                 .claim_nonce(NonceClaim {
                     partner: id.to_string(),
@@ -86,14 +98,23 @@ pub async fn authenticate(
                     now_ms,
                     expires_ms: now_ms + NONCE_TTL_SECONDS * 1000,
                 })
-                .await?;
+                .await
+                .inspect_err(|e| {
+                    if e.code == Code::Unauthenticated {
+                        metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "nonce_replayed").increment(1);
+                    }
+                })?;
             body
         }
         (None, None) if partner.legacy => {
             let body = body::read(req, &mut payload, auth.body_limit_bytes).await?;
             let message = signature::legacy_message(path_and_query, &body);
-            if !partner.secrets.iter().any(|s| signature::verify(s, &message, presented)) {
-                return Err(unauth("bad signature"));
+            if !partner
+                .secrets
+                .iter()
+                .any(|s| signature::verify(s, &message, presented))
+            {
+                return Err(unauth("bad_signature", "bad signature"));
             }
             identity.replay = Some(super::Replay {
                 key: legacy_replay_key(id, presented),
@@ -101,7 +122,12 @@ pub async fn authenticate(
             });
             body
         }
-        _ => return Err(unauth("a v1 signature needs the `timestamp` and `nonce` headers")),
+        _ => {
+            return Err(unauth(
+                "malformed",
+                "a v1 signature needs the `timestamp` and `nonce` headers",
+            ))
+        }
     };
     req.extensions_mut().insert(Buffered(body.clone()));
     // The handler may not read a body at all; then nobody listens, which is fine.

@@ -174,7 +174,8 @@ fn check(body: Body) -> Result<Query, ApiError> {
         category: f.category_id.map(|c| raw_id("filters.categoryId", &c)).transpose()?,
         brands: id_set("filters.brandIds", f.brand_ids)?,
         from_ms: seconds_to_ms("filters.updatedAtFrom", f.updated_at_from)?,
-        to_ms: seconds_to_ms("filters.updatedAtTo", f.updated_at_to)?,
+        // Inclusive of the whole last second: adjacent windows [a, b], [b + 1, c] miss nothing.
+        to_ms: seconds_to_ms("filters.updatedAtTo", f.updated_at_to)?.map(|ms| ms.saturating_add(999)),
         size,
         descending,
         after: body.paginator.next.map(|n| raw_id("paginator.next.id", &n.id)).transpose()?,

@@ -3,6 +3,7 @@
 pub mod adjustments;
 pub mod depot;
 pub mod health;
+pub mod metrics;
 pub mod movement_log;
 pub mod native;
 pub mod partner;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
     cfg.app_data(state)
         .app_data(web::Data::new(auth))
         .configure(health::config_health_api)
+        .configure(metrics::config_metrics_api)
         .configure(native::config_native_api)
         .configure(partner::config_partner_api)
         .configure(movement_log::config_movement_log_api)

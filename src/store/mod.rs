@@ -161,6 +161,8 @@ struct Shared {
     db: RwLock<Option<Arc<Database>>>,
     /// Last committed seq, for metrics and readiness.
     seq_last: AtomicU64,
+    /// Jobs sent to the writer and not yet taken by it.
+    queued: std::sync::atomic::AtomicUsize,
     writable: AtomicBool,
 }
 
@@ -194,6 +196,7 @@ impl Store {
             opener,
             db: RwLock::new(Some(Arc::new(db))),
             seq_last: AtomicU64::new(0),
+            queued: std::sync::atomic::AtomicUsize::new(0),
             writable: AtomicBool::new(true),
         });
         let (jobs, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
@@ -211,6 +214,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// Jobs waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.shared.queued.load(Ordering::Relaxed)
     }
 
     /// Last committed journal seq.
@@ -251,7 +259,9 @@ impl Store {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = writer::Job { work, ctx, reply };
         match self.jobs.try_send(writer::Msg::Job(Box::new(job))) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.shared.queued.fetch_add(1, Ordering::Relaxed);
+            }
             Err(mpsc::TrySendError::Full(_)) => {
                 return Err(ApiError::new(
                     Code::Overloaded,
@@ -342,6 +352,8 @@ impl Store {
         let target = dir.join(snapshot::file_name(crate::clock::now_ms(), seq));
         let taken = snapshot::write(&txn, &target).map_err(storage_error)?;
         drop(txn);
+        metrics::counter!(crate::telemetry::BACKUPS).increment(1);
+        metrics::gauge!(crate::telemetry::LAST_BACKUP_SECONDS).set(crate::clock::now_ms() as f64 / 1000.0);
         snapshot::prune(dir, keep.max(1)).map_err(storage_error)?;
         Ok(taken)
     }

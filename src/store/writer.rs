@@ -169,6 +169,7 @@ impl Writer {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Job(job) => {
+                        self.shared.queued.fetch_sub(1, Ordering::Relaxed);
                         weight += job.work.weight();
                         group.push(*job);
                     }
@@ -197,8 +198,14 @@ impl Writer {
             return;
         };
         let before = self.chain;
+        let started = std::time::Instant::now();
+        let commands = group.len();
         match self.write_group(&db, group) {
             Ok(results) => {
+                metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
+                metrics::gauge!(crate::telemetry::JOURNAL_SEQ).set((self.chain.seq_next - 1) as f64);
+                metrics::gauge!(crate::telemetry::QUEUE_DEPTH).set(self.shared.queued.load(Ordering::Relaxed) as f64);
                 self.shared.seq_last.store(self.chain.seq_next - 1, Ordering::Release);
                 self.shared.writable.store(true, Ordering::Release);
                 for (job, result) in group.drain(..).zip(results) {
@@ -206,6 +213,7 @@ impl Writer {
                 }
             }
             Err(err) => {
+                metrics::counter!(crate::telemetry::COMMIT_FAILURES).increment(1);
                 tracing::error!(error = %err, "commit failed; answering 503 to its group and reopening the data file");
                 self.chain = before;
                 self.shared.writable.store(false, Ordering::Release);
