@@ -80,6 +80,48 @@ pub enum Commands {
         #[command(subcommand)]
         command: PartnerCommand,
     },
+    /// Load products, warehouses or opening stock from CSV or NDJSON into a data file that
+    /// no daemon has open. All rows, or none; errors name the line and the column.
+    Import {
+        #[arg(long, env = "STOCKD_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        kind: crate::bulk::ImportKind,
+        /// Default: from the file's extension (.csv, .ndjson).
+        #[arg(long, value_enum)]
+        format: Option<crate::bulk::Format>,
+        /// The daemon's config, for `allow_negative` and the default warehouse.
+        #[arg(long, env = "STOCKD_CONFIG")]
+        config: Option<PathBuf>,
+        /// The input file, or `-` for standard input.
+        input: PathBuf,
+    },
+    /// Write products, levels or movements of a data file that no daemon has open, as CSV
+    /// or NDJSON, from one consistent snapshot.
+    Export {
+        #[arg(long, env = "STOCKD_DATA")]
+        data: PathBuf,
+        #[arg(long, value_enum)]
+        kind: crate::bulk::ExportKind,
+        /// Default: from --out's extension, else csv.
+        #[arg(long, value_enum)]
+        format: Option<crate::bulk::Format>,
+        /// Movements from this seq on.
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// Movements up to this seq.
+        #[arg(long)]
+        to_seq: Option<u64>,
+        /// Movements at or after this time (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Movements at or before this time (a date includes its whole day, UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// Output file (written atomically); default: standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script, e.g. `stockd completions bash > /etc/bash_completion.d/stockd`.
     Completions {
         #[arg(value_enum)]
@@ -161,6 +203,31 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Partner {
             command: PartnerCommand::New { id, scopes, warehouses },
         } => partner_new(&id, &scopes, &warehouses),
+        Commands::Import {
+            data,
+            kind,
+            format,
+            config,
+            input,
+        } => import(&data, kind, format, config, &input),
+        Commands::Export {
+            data,
+            kind,
+            format,
+            from_seq,
+            to_seq,
+            since,
+            until,
+            out,
+        } => {
+            let range = crate::bulk::ExportRange {
+                from_seq,
+                to_seq,
+                since,
+                until,
+            };
+            export(&data, kind, format, &range, out.as_deref())
+        }
         Commands::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "stockd", &mut std::io::stdout());
@@ -342,4 +409,105 @@ fn token_new(name: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
         println!("warehouses = {}", toml_list(warehouses));
     }
     ExitCode::SUCCESS
+}
+
+fn import(
+    data: &std::path::Path,
+    kind: crate::bulk::ImportKind,
+    format: Option<crate::bulk::Format>,
+    config: Option<PathBuf>,
+    input: &std::path::Path,
+) -> ExitCode {
+    let cfg = match config.as_deref().map(Config::load).transpose() {
+        Ok(c) => c.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("stockd: config error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let stdin = input.as_os_str() == "-";
+    let format = match crate::bulk::Format::pick(format, (!stdin).then_some(input)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("stockd: import: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut reader: Box<dyn std::io::BufRead> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(input) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("stockd: import: {}: {e}", input.display());
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    };
+    match crate::bulk::import(data, kind, format, &mut reader, &cfg.rules(), &cfg.inventory.default_warehouse) {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("stockd: import: {}: {e}", input.display());
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn export(
+    data: &std::path::Path,
+    kind: crate::bulk::ExportKind,
+    format: Option<crate::bulk::Format>,
+    range: &crate::bulk::ExportRange,
+    out: Option<&std::path::Path>,
+) -> ExitCode {
+    let format = crate::bulk::Format::pick(format, out).unwrap_or(crate::bulk::Format::Csv);
+    let result = match out {
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            crate::bulk::export(data, kind, format, range, &mut lock)
+        }
+        Some(path) => export_to_file(data, kind, format, range, path),
+    };
+    match result {
+        Ok(summary) => {
+            eprintln!("{summary}");
+            ExitCode::SUCCESS
+        }
+        // The reader went away (`stockd export … | head`): not a failure of the export.
+        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stockd: export: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Writes beside `path`, fsyncs, then renames: a reader never sees half an export.
+fn export_to_file(
+    data: &std::path::Path,
+    kind: crate::bulk::ExportKind,
+    format: crate::bulk::Format,
+    range: &crate::bulk::ExportRange,
+    path: &std::path::Path,
+) -> Result<String, String> {
+    let tmp = path.with_extension("partial");
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    let summary = crate::bulk::export(data, kind, format, range, &mut w);
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(summary)
 }

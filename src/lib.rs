@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod bulk;
 pub mod cli;
 pub mod client;
 pub mod clock;

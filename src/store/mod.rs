@@ -18,7 +18,7 @@ use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
 pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
-pub use writer::{Answer, Applied, BatchHeader, NonceClaim, Render, ReplayClaim, WriteCtx};
+pub use writer::{apply_offline, Answer, Applied, BatchHeader, NonceClaim, OfflineError, Render, ReplayClaim, WriteCtx};
 
 use tables::*;
 
@@ -356,5 +356,26 @@ impl Store {
         metrics::gauge!(crate::telemetry::LAST_BACKUP_SECONDS).set(crate::clock::now_ms() as f64 / 1000.0);
         snapshot::prune(dir, keep.max(1)).map_err(storage_error)?;
         Ok(taken)
+    }
+}
+
+/// A read snapshot of a data file no daemon has open (`stockd export`).
+pub fn read_file(path: &Path) -> Result<Reader, OpenError> {
+    let io = |e: redb::TransactionError| OpenError::Io(path.to_path_buf(), e.to_string());
+    if !path.exists() {
+        return Err(OpenError::Io(path.to_path_buf(), "no such file".into()));
+    }
+    match ReadOnlyDatabase::open(path) {
+        Ok(ro) => {
+            let txn = ro.begin_read().map_err(io)?;
+            check_meta(path, &txn)?;
+            Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))
+        }
+        Err(redb::DatabaseError::RepairAborted) => {
+            let db = open_existing(path)?;
+            let txn = db.begin_read().map_err(io)?;
+            Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))
+        }
+        Err(e) => Err(open_error(path, e)),
     }
 }

@@ -761,3 +761,36 @@ impl Reader {
         Ok(())
     }
 }
+
+impl Reader {
+    /// Visits every level in (product, warehouse) order.
+    pub fn each_level(&self, visit: &mut dyn FnMut(&str, &str, Level) -> Result<(), String>) -> Result<(), String> {
+        let t = table(&self.txn, LEVELS).map_err(|e| e.detail)?;
+        for row in t.iter().map_err(|e| e.to_string())? {
+            let (k, v) = row.map_err(|e| e.to_string())?;
+            let (p, w) = k.value();
+            visit(p, w, codec::decode_level(v.value()).map_err(|e| e.to_string())?)?;
+        }
+        Ok(())
+    }
+
+    /// Visits the movements `from..=to` in seq order.
+    pub fn each_movement(&self, from: u64, to: u64, visit: &mut dyn FnMut(Movement) -> Result<(), String>) -> Result<(), String> {
+        let t = table(&self.txn, JOURNAL).map_err(|e| e.detail)?;
+        for row in t.range(from..=to).map_err(|e| e.to_string())? {
+            let (_, v) = row.map_err(|e| e.to_string())?;
+            visit(codec::decode_movement(v.value()).map_err(|e| e.to_string())?)?;
+        }
+        Ok(())
+    }
+
+    /// Levels in the file (O(1)).
+    pub fn level_count(&self) -> Result<u64, ApiError> {
+        table(&self.txn, LEVELS)?.len().map_err(storage_error)
+    }
+
+    /// Products in the file (O(1)).
+    pub fn product_count(&self) -> Result<u64, ApiError> {
+        table(&self.txn, PRODUCTS)?.len().map_err(storage_error)
+    }
+}

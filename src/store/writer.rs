@@ -802,3 +802,56 @@ impl ledger::State for Tables<'_> {
         Ok(self.warehouses.get(id).map_err(fault)?.is_some())
     }
 }
+
+/// Why an offline import stopped (nothing of it was written).
+#[derive(Debug)]
+pub enum OfflineError {
+    /// The command from this input line was refused.
+    Refused { line: usize, error: ApiError },
+    Storage(String),
+}
+
+/// Applies `commands` (each with the input line it came from) in ONE write transaction
+/// on a file no daemon has open: all of them, or — on the first refusal — none. For
+/// `stockd import`; the same ledger rules and the same writes as the daemon's writer.
+pub fn apply_offline(
+    db: &Database,
+    rules: &Rules,
+    actor: &str,
+    commands: impl Iterator<Item = (usize, Command)>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, OfflineError> {
+    let storage = |e: &dyn std::fmt::Display| OfflineError::Storage(e.to_string());
+    let mut chain = load_chain(db).map_err(|e| storage(&e))?;
+    let mut txn = db.begin_write().map_err(|e| storage(&e))?;
+    txn.set_durability(Durability::Immediate).map_err(|e| storage(&e))?;
+    txn.set_quick_repair(true);
+    let ctx = WriteCtx {
+        actor: actor.to_string(),
+        ..WriteCtx::default()
+    };
+    let mut applied = 0u64;
+    {
+        let mut tables = Tables::open(&txn).map_err(|e| storage(&e))?;
+        for (line, cmd) in commands {
+            let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
+            match ledger::apply(&cmd, &mut tables, rules, now_ms) {
+                Ok(effects) => {
+                    tables.write(effects, &ctx, &mut chain, now_ms).map_err(|e| storage(&e))?;
+                }
+                Err(ledger::LedgerError::Storage(msg)) => return Err(OfflineError::Storage(msg)),
+                Err(refused) => {
+                    return Err(OfflineError::Refused {
+                        line,
+                        error: ApiError::from(refused),
+                    })
+                }
+            }
+            applied += 1;
+            progress(applied);
+        }
+        tables.flush().map_err(|e| storage(&e))?;
+    }
+    txn.commit().map_err(|e| storage(&e))?;
+    Ok(applied)
+}

@@ -1,0 +1,516 @@
+//! `stockd import` and `stockd export`: products, warehouses and opening stock in, and
+//! products, levels and movements out, as CSV or NDJSON, offline on a data file.
+//!
+//! An import is all or nothing: every row becomes a ledger command, parsed and checked
+//! first (errors name the line and the column), then all are applied in one write
+//! transaction by the daemon's own rules and writes. An export reads one snapshot.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::clock::{parse_date_param, rfc3339_ms, Bound};
+use crate::http::native::{check_id, check_text};
+use crate::ledger::{Command, Decimal, Meta, MoveCmd, Op, Product, Rules, Warehouse, NOTE_CHARS_MAX, TEXT_CHARS_MAX};
+use crate::store::{self, Reader};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    /// From `--format`, else the file's extension.
+    pub fn pick(given: Option<Format>, path: Option<&Path>) -> Result<Format, String> {
+        if let Some(f) = given {
+            return Ok(f);
+        }
+        match path.and_then(|p| p.extension()).and_then(|e| e.to_str()) {
+            Some("csv") => Ok(Format::Csv),
+            Some("ndjson") | Some("jsonl") => Ok(Format::Ndjson),
+            _ => Err("say --format csv or --format ndjson (or name the file .csv / .ndjson)".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportKind {
+    /// id, sku, name, barcode, category, brand, unit_cost, price_<name>…
+    Products,
+    /// id, name
+    Warehouses,
+    /// product_id, warehouse_id, quantity[, reason]: opening stock or a count (absolute).
+    Stock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportKind {
+    Products,
+    Levels,
+    Movements,
+}
+
+/// Progress on stderr: a bar with rate and ETA on a terminal, a line a second otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    what: &'static str,
+    total: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+/// How often a non-terminal progress line is printed.
+const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Progress {
+    pub fn new(what: &'static str, total: u64) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {human_pos}/{human_len} {per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_message(what);
+            bar
+        });
+        Progress {
+            bar,
+            what,
+            total,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    pub fn set(&mut self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None if self.last_line.elapsed() >= PROGRESS_LINE_INTERVAL => {
+                self.last_line = Instant::now();
+                let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!("{}: {done}/{} rows, {rate:.0} rows/s", self.what, self.total);
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(self, done: u64) -> String {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        format!(
+            "{}: {done} rows in {secs:.2} s ({:.0} rows/s)",
+            self.what,
+            done as f64 / secs.max(1e-9)
+        )
+    }
+}
+
+/// One input row: its line and its fields by column name.
+struct Row {
+    line: usize,
+    fields: BTreeMap<String, Value>,
+}
+
+fn at(line: usize, column: &str, why: impl std::fmt::Display) -> String {
+    format!("line {line}, column `{column}`: {why}")
+}
+
+fn read_rows(input: &mut dyn BufRead, format: Format) -> Result<Vec<Row>, String> {
+    match format {
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
+            let headers = reader.headers().map_err(|e| format!("the header line: {e}"))?.clone();
+            let mut rows = Vec::new();
+            for record in reader.records() {
+                let record = record.map_err(|e| match e.position() {
+                    Some(p) => format!("line {}: {e}", p.line()),
+                    None => e.to_string(),
+                })?;
+                let line = record.position().map(|p| p.line() as usize).unwrap_or(0);
+                let fields = headers
+                    .iter()
+                    .zip(record.iter())
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                    .collect();
+                rows.push(Row { line, fields });
+            }
+            Ok(rows)
+        }
+        Format::Ndjson => {
+            let mut rows = Vec::new();
+            for (i, line) in input.lines().enumerate() {
+                let line_no = i + 1;
+                let text = line.map_err(|e| format!("line {line_no}: {e}"))?;
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let value: Value = serde_json::from_str(&text).map_err(|e| format!("line {line_no}: {e}"))?;
+                let Value::Object(map) = value else {
+                    return Err(format!("line {line_no}: expected a JSON object"));
+                };
+                let fields = map.into_iter().filter(|(_, v)| !v.is_null()).collect();
+                rows.push(Row { line: line_no, fields });
+            }
+            Ok(rows)
+        }
+    }
+}
+
+impl Row {
+    fn text(&self, column: &str) -> Result<Option<String>, String> {
+        match self.fields.get(column) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(at(self.line, column, "expected text")),
+        }
+    }
+
+    fn required(&self, column: &str) -> Result<String, String> {
+        self.text(column)?.ok_or_else(|| at(self.line, column, "is required"))
+    }
+
+    fn id(&self, column: &str) -> Result<String, String> {
+        let id = self.required(column)?;
+        check_id(column, &id).map_err(|e| at(self.line, column, e.detail))?;
+        Ok(id)
+    }
+
+    fn short_text(&self, column: &str) -> Result<Option<String>, String> {
+        let t = self.text(column)?;
+        if let Some(t) = &t {
+            check_text(column, t, TEXT_CHARS_MAX).map_err(|e| at(self.line, column, e.detail))?;
+        }
+        Ok(t)
+    }
+
+    fn integer(&self, column: &str) -> Result<i64, String> {
+        let t = self.required(column)?;
+        t.parse::<i64>()
+            .map_err(|_| at(self.line, column, format!("`{t}` is not a whole number")))
+    }
+
+    fn money(&self, column: &str, value: Option<String>) -> Result<Option<Decimal>, String> {
+        match value {
+            None => Ok(None),
+            Some(t) => match Decimal::parse(&t) {
+                Some(d) if d.micros >= 0 => Ok(Some(d)),
+                _ => Err(at(self.line, column, format!("`{t}` is not an amount ≥ 0 with at most 6 decimals"))),
+            },
+        }
+    }
+}
+
+fn product_command(row: &Row) -> Result<Command, String> {
+    let mut prices = Vec::new();
+    for (column, _) in row.fields.iter().filter(|(k, _)| k.starts_with("price_")) {
+        let name = column.trim_start_matches("price_").to_string();
+        if let Some(d) = row.money(column, row.text(column)?)? {
+            prices.push((name, d));
+        }
+    }
+    if let Some(Value::Object(map)) = row.fields.get("prices") {
+        for (name, v) in map {
+            let text = match v {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                _ => return Err(at(row.line, "prices", "expected numbers")),
+            };
+            if let Some(d) = row.money("prices", Some(text))? {
+                prices.push((name.clone(), d));
+            }
+        }
+    }
+    if prices.len() > store::codec::PRICES_MAX {
+        return Err(at(row.line, "prices", format!("at most {} prices", store::codec::PRICES_MAX)));
+    }
+    let barcode = row.text("barcode")?;
+    if let Some(b) = &barcode {
+        check_id("barcode", b).map_err(|e| at(row.line, "barcode", e.detail))?;
+    }
+    Ok(Command::PutProduct(Product {
+        id: row.id("id")?,
+        sku: row.id("sku")?,
+        name: row.short_text("name")?.ok_or_else(|| at(row.line, "name", "is required"))?,
+        barcode,
+        category: row.short_text("category")?,
+        brand: row.short_text("brand")?,
+        unit_cost: row.money("unit_cost", row.text("unit_cost")?)?,
+        prices,
+        updated_ms: 0,
+    }))
+}
+
+fn warehouse_command(row: &Row) -> Result<Command, String> {
+    Ok(Command::PutWarehouse(Warehouse {
+        id: row.id("id")?,
+        name: row.short_text("name")?.ok_or_else(|| at(row.line, "name", "is required"))?,
+    }))
+}
+
+fn stock_command(row: &Row, default_warehouse: &str) -> Result<Command, String> {
+    let warehouse = match row.text("warehouse_id")? {
+        Some(_) => row.id("warehouse_id")?,
+        None => default_warehouse.to_string(),
+    };
+    let quantity = row.integer("quantity")?;
+    if quantity < 0 {
+        return Err(at(row.line, "quantity", "must be zero or more"));
+    }
+    let reason = row.short_text("reason")?.or_else(|| Some("import".to_string()));
+    let note = row.text("note")?;
+    if let Some(n) = &note {
+        check_text("note", n, NOTE_CHARS_MAX).map_err(|e| at(row.line, "note", e.detail))?;
+    }
+    Ok(Command::Move(MoveCmd {
+        product: row.id("product_id")?,
+        warehouse,
+        op: Op::Set(quantity),
+        expected_on_hand: None,
+        meta: Meta {
+            reason,
+            note,
+            ..Meta::default()
+        },
+    }))
+}
+
+/// Imports `input` into the data file at `data`: all rows, or none.
+pub fn import(
+    data: &Path,
+    kind: ImportKind,
+    format: Format,
+    input: &mut dyn BufRead,
+    rules: &Rules,
+    default_warehouse: &str,
+) -> Result<String, String> {
+    let rows = read_rows(input, format)?;
+    let mut commands = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let cmd = match kind {
+            ImportKind::Products => product_command(row)?,
+            ImportKind::Warehouses => warehouse_command(row)?,
+            ImportKind::Stock => stock_command(row, default_warehouse)?,
+        };
+        commands.push((row.line, cmd));
+    }
+    let db = store::open_or_create(data, default_warehouse).map_err(|e| e.to_string())?;
+    let mut progress = Progress::new("import", commands.len() as u64);
+    let applied = store::apply_offline(&db, rules, "import", commands.into_iter(), &mut |n| progress.set(n))
+        .map_err(|e| match e {
+            store::OfflineError::Refused { line, error } => {
+                format!("line {line}: {} ({}); nothing was imported", error.detail, error.code.name())
+            }
+            store::OfflineError::Storage(msg) => format!("storage: {msg}; nothing was imported"),
+        })?;
+    Ok(progress.finish(applied))
+}
+
+/// What `stockd export` writes out.
+pub struct ExportRange {
+    pub from_seq: Option<u64>,
+    pub to_seq: Option<u64>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+fn out_row(out: &mut dyn Write, format: Format, row: &BTreeMap<&str, Value>, columns: &[&str]) -> Result<(), String> {
+    match format {
+        Format::Ndjson => {
+            serde_json::to_writer(&mut *out, row).map_err(|e| e.to_string())?;
+            out.write_all(b"\n").map_err(|e| e.to_string())
+        }
+        Format::Csv => {
+            let cells: Vec<String> = columns
+                .iter()
+                .map(|c| match row.get(c) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                })
+                .collect();
+            csv_line(out, &cells)
+        }
+    }
+}
+
+/// One CSV record (quoted as RFC 4180 needs), straight to the output: an export can be
+/// larger than memory.
+fn csv_line(out: &mut dyn Write, cells: &[impl AsRef<[u8]>]) -> Result<(), String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(cells).map_err(|e| e.to_string())?;
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    out.write_all(&bytes).map_err(|e| e.to_string())
+}
+
+fn header(out: &mut dyn Write, format: Format, columns: &[&str]) -> Result<(), String> {
+    match format {
+        Format::Csv => csv_line(out, columns),
+        Format::Ndjson => Ok(()),
+    }
+}
+
+fn number<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Money as exact decimal text (`25.00`), so no float ever rounds it.
+fn money(d: Option<Decimal>) -> Value {
+    d.map(|d| Value::String(d.to_string())).unwrap_or(Value::Null)
+}
+
+pub const PRODUCT_COLUMNS: [&str; 8] = ["id", "sku", "name", "barcode", "category", "brand", "unit_cost", "prices"];
+pub const LEVEL_COLUMNS: [&str; 11] = [
+    "product_id", "warehouse_id", "on_hand", "allocated", "damaged", "buffer", "in_transit", "available",
+    "reorder_point", "max_stock_level", "updated_at",
+];
+pub const MOVEMENT_COLUMNS: [&str; 17] = [
+    "seq", "created_at", "product_id", "warehouse_id", "kind", "movement_type", "quantity", "on_hand_before",
+    "on_hand_after", "reason", "reference_type", "reference_id", "note", "cost_per_unit", "actor", "batch_id", "hash",
+];
+
+/// Exports one consistent snapshot of the file at `data` to `out`.
+pub fn export(data: &Path, kind: ExportKind, format: Format, range: &ExportRange, out: &mut dyn Write) -> Result<String, String> {
+    let reader = store::read_file(data).map_err(|e| e.to_string())?;
+    let written = match kind {
+        ExportKind::Products => export_products(&reader, format, out)?,
+        ExportKind::Levels => export_levels(&reader, format, out)?,
+        ExportKind::Movements => export_movements(&reader, format, range, out)?,
+    };
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(written)
+}
+
+fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
+    header(out, format, &PRODUCT_COLUMNS)?;
+    let mut progress = Progress::new("export products", reader.product_count().map_err(|e| e.detail)?);
+    let mut n = 0u64;
+    let mut failed = None;
+    reader
+        .walk_products(None, false, &mut |p| {
+            let prices: BTreeMap<&str, String> = p.prices.iter().map(|(k, v)| (k.as_str(), v.to_string())).collect();
+            let prices = match format {
+                Format::Ndjson => number(&prices),
+                Format::Csv => Value::String(prices.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")),
+            };
+            let row: BTreeMap<&str, Value> = [
+                ("id", Value::String(p.id.clone())),
+                ("sku", Value::String(p.sku.clone())),
+                ("name", Value::String(p.name.clone())),
+                ("barcode", number(&p.barcode)),
+                ("category", number(&p.category)),
+                ("brand", number(&p.brand)),
+                ("unit_cost", money(p.unit_cost)),
+                ("prices", prices),
+            ]
+            .into_iter()
+            .collect();
+            if let Err(e) = out_row(out, format, &row, &PRODUCT_COLUMNS) {
+                failed = Some(e);
+                return Ok(false);
+            }
+            n += 1;
+            progress.set(n);
+            Ok(true)
+        })
+        .map_err(|e| e.detail)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(progress.finish(n))
+}
+
+fn export_levels(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
+    header(out, format, &LEVEL_COLUMNS)?;
+    let mut progress = Progress::new("export levels", reader.level_count().map_err(|e| e.detail)?);
+    let mut n = 0u64;
+    reader.each_level(&mut |p, w, l| {
+        let b = l.buckets;
+        let row: BTreeMap<&str, Value> = [
+            ("product_id", Value::String(p.to_string())),
+            ("warehouse_id", Value::String(w.to_string())),
+            ("on_hand", number(b.on_hand)),
+            ("allocated", number(b.allocated)),
+            ("damaged", number(b.damaged)),
+            ("buffer", number(b.buffer)),
+            ("in_transit", number(b.in_transit)),
+            ("available", number(b.available())),
+            ("reorder_point", number(l.reorder_point)),
+            ("max_stock_level", number(l.max_stock_level)),
+            ("updated_at", Value::String(rfc3339_ms(l.updated_ms))),
+        ]
+        .into_iter()
+        .collect();
+        out_row(out, format, &row, &LEVEL_COLUMNS)?;
+        n += 1;
+        progress.set(n);
+        Ok(())
+    })?;
+    Ok(progress.finish(n))
+}
+
+fn export_movements(
+    reader: &Reader,
+    format: Format,
+    range: &ExportRange,
+    out: &mut dyn Write,
+) -> Result<String, String> {
+    let last = reader.seq_last().map_err(|e| e.detail)?;
+    let date = |text: &String, bound: Bound| {
+        parse_date_param(text, bound).ok_or_else(|| format!("`{text}` is not an RFC 3339 date-time or a YYYY-MM-DD date"))
+    };
+    let mut from = range.from_seq.unwrap_or(1).max(1);
+    let mut to = range.to_seq.unwrap_or(last).min(last);
+    if let Some(since) = &range.since {
+        from = from.max(reader.seq_since(date(since, Bound::Start)?).map_err(|e| e.detail)?);
+    }
+    if let Some(until) = &range.until {
+        let end = date(until, Bound::End)?;
+        to = to.min(reader.seq_since(end.saturating_add(1)).map_err(|e| e.detail)?.saturating_sub(1));
+    }
+    header(out, format, &MOVEMENT_COLUMNS)?;
+    let mut progress = Progress::new("export movements", (to + 1).saturating_sub(from));
+    let mut n = 0u64;
+    if from <= to {
+        reader.each_movement(from, to, &mut |m| {
+            let d = &m.draft;
+            let text = |s: &Option<String>| s.clone().map(Value::String).unwrap_or(Value::Null);
+            let row: BTreeMap<&str, Value> = [
+                ("seq", number(m.seq)),
+                ("created_at", Value::String(rfc3339_ms(m.at_ms))),
+                ("product_id", Value::String(d.product.clone())),
+                ("warehouse_id", Value::String(d.warehouse.clone())),
+                ("kind", Value::String(d.kind.name().to_string())),
+                ("movement_type", Value::String(d.kind.movement_type().to_string())),
+                ("quantity", number(d.quantity)),
+                ("on_hand_before", number(d.before.on_hand)),
+                ("on_hand_after", number(m.after().on_hand)),
+                ("reason", text(&d.reason)),
+                ("reference_type", text(&d.reference_type)),
+                ("reference_id", text(&d.reference_id)),
+                ("note", text(&d.note)),
+                ("cost_per_unit", money(d.cost_per_unit)),
+                ("actor", Value::String(m.actor.clone())),
+                ("batch_id", text(&m.batch)),
+                ("hash", Value::String(crate::hex(&m.hash))),
+            ]
+            .into_iter()
+            .collect();
+            out_row(out, format, &row, &MOVEMENT_COLUMNS)?;
+            n += 1;
+            progress.set(n);
+            Ok(())
+        })?;
+    }
+    Ok(progress.finish(n))
+}
