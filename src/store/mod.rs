@@ -117,8 +117,29 @@ pub fn open_or_create(path: &Path, default_warehouse: &str) -> Result<Database, 
     } else {
         open_existing(path)?
     };
-    init(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
+    // A file that is already complete is not written to just by opening it.
+    if is_new || !is_initialised(&db, default_warehouse) {
+        init(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
+    }
     Ok(db)
+}
+
+/// Whether the file has every table and the default warehouse.
+fn is_initialised(db: &Database, default_warehouse: &str) -> bool {
+    let Ok(txn) = db.begin_read() else { return false };
+    let mut complete = true;
+    macro_rules! exists {
+        ($table:ident) => {
+            complete &= txn.open_table($table).is_ok();
+        };
+    }
+    all_tables!(exists);
+    complete
+        && txn
+            .open_table(WAREHOUSES)
+            .ok()
+            .and_then(|t| t.get(default_warehouse).ok().flatten())
+            .is_some()
 }
 
 /// Creates every table, the metadata and the default warehouse (idempotent).

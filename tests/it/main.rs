@@ -2,11 +2,14 @@
 
 mod common;
 
+mod analytics;
 mod api;
 mod auth;
+mod bulk;
 mod bad_input;
 mod concurrency;
 mod crash;
+mod dialects;
 mod model;
 mod ops;
 mod partner;
