@@ -72,10 +72,9 @@ impl Progress {
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {human_pos}/{human_len} {per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            let style =
+                indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {human_pos}/{human_len} {per_sec} ETA {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style.progress_chars("=> "));
             bar.set_message(what);
             bar
@@ -205,7 +204,11 @@ impl Row {
             None => Ok(None),
             Some(t) => match Decimal::parse(&t) {
                 Some(d) if d.micros >= 0 => Ok(Some(d)),
-                _ => Err(at(self.line, column, format!("`{t}` is not an amount ≥ 0 with at most 6 decimals"))),
+                _ => Err(at(
+                    self.line,
+                    column,
+                    format!("`{t}` is not an amount ≥ 0 with at most 6 decimals"),
+                )),
             },
         }
     }
@@ -232,7 +235,11 @@ fn product_command(row: &Row) -> Result<Command, String> {
         }
     }
     if prices.len() > store::codec::PRICES_MAX {
-        return Err(at(row.line, "prices", format!("at most {} prices", store::codec::PRICES_MAX)));
+        return Err(at(
+            row.line,
+            "prices",
+            format!("at most {} prices", store::codec::PRICES_MAX),
+        ));
     }
     let barcode = row.text("barcode")?;
     if let Some(b) = &barcode {
@@ -241,7 +248,9 @@ fn product_command(row: &Row) -> Result<Command, String> {
     Ok(Command::PutProduct(Product {
         id: row.id("id")?,
         sku: row.id("sku")?,
-        name: row.short_text("name")?.ok_or_else(|| at(row.line, "name", "is required"))?,
+        name: row
+            .short_text("name")?
+            .ok_or_else(|| at(row.line, "name", "is required"))?,
         barcode,
         category: row.short_text("category")?,
         brand: row.short_text("brand")?,
@@ -254,7 +263,9 @@ fn product_command(row: &Row) -> Result<Command, String> {
 fn warehouse_command(row: &Row) -> Result<Command, String> {
     Ok(Command::PutWarehouse(Warehouse {
         id: row.id("id")?,
-        name: row.short_text("name")?.ok_or_else(|| at(row.line, "name", "is required"))?,
+        name: row
+            .short_text("name")?
+            .ok_or_else(|| at(row.line, "name", "is required"))?,
     }))
 }
 
@@ -306,13 +317,18 @@ pub fn import(
     }
     let db = store::open_or_create(data, default_warehouse).map_err(|e| e.to_string())?;
     let mut progress = Progress::new("import", commands.len() as u64);
-    let applied = store::apply_offline(&db, rules, "import", commands.into_iter(), &mut |n| progress.set(n))
-        .map_err(|e| match e {
+    let applied = store::apply_offline(&db, rules, "import", commands.into_iter(), &mut |n| progress.set(n)).map_err(
+        |e| match e {
             store::OfflineError::Refused { line, error } => {
-                format!("line {line}: {} ({}); nothing was imported", error.detail, error.code.name())
+                format!(
+                    "line {line}: {} ({}); nothing was imported",
+                    error.detail,
+                    error.code.name()
+                )
             }
             store::OfflineError::Storage(msg) => format!("storage: {msg}; nothing was imported"),
-        })?;
+        },
+    )?;
     Ok(progress.finish(applied))
 }
 
@@ -369,18 +385,57 @@ fn money(d: Option<Decimal>) -> Value {
     d.map(|d| Value::String(d.to_string())).unwrap_or(Value::Null)
 }
 
-pub const PRODUCT_COLUMNS: [&str; 8] = ["id", "sku", "name", "barcode", "category", "brand", "unit_cost", "prices"];
+pub const PRODUCT_COLUMNS: [&str; 8] = [
+    "id",
+    "sku",
+    "name",
+    "barcode",
+    "category",
+    "brand",
+    "unit_cost",
+    "prices",
+];
 pub const LEVEL_COLUMNS: [&str; 11] = [
-    "product_id", "warehouse_id", "on_hand", "allocated", "damaged", "buffer", "in_transit", "available",
-    "reorder_point", "max_stock_level", "updated_at",
+    "product_id",
+    "warehouse_id",
+    "on_hand",
+    "allocated",
+    "damaged",
+    "buffer",
+    "in_transit",
+    "available",
+    "reorder_point",
+    "max_stock_level",
+    "updated_at",
 ];
 pub const MOVEMENT_COLUMNS: [&str; 17] = [
-    "seq", "created_at", "product_id", "warehouse_id", "kind", "movement_type", "quantity", "on_hand_before",
-    "on_hand_after", "reason", "reference_type", "reference_id", "note", "cost_per_unit", "actor", "batch_id", "hash",
+    "seq",
+    "created_at",
+    "product_id",
+    "warehouse_id",
+    "kind",
+    "movement_type",
+    "quantity",
+    "on_hand_before",
+    "on_hand_after",
+    "reason",
+    "reference_type",
+    "reference_id",
+    "note",
+    "cost_per_unit",
+    "actor",
+    "batch_id",
+    "hash",
 ];
 
 /// Exports one consistent snapshot of the file at `data` to `out`.
-pub fn export(data: &Path, kind: ExportKind, format: Format, range: &ExportRange, out: &mut dyn Write) -> Result<String, String> {
+pub fn export(
+    data: &Path,
+    kind: ExportKind,
+    format: Format,
+    range: &ExportRange,
+    out: &mut dyn Write,
+) -> Result<String, String> {
     let reader = store::read_file(data).map_err(|e| e.to_string())?;
     let written = match kind {
         ExportKind::Products => export_products(&reader, format, out)?,
@@ -401,7 +456,13 @@ fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Resu
             let prices: BTreeMap<&str, String> = p.prices.iter().map(|(k, v)| (k.as_str(), v.to_string())).collect();
             let prices = match format {
                 Format::Ndjson => number(&prices),
-                Format::Csv => Value::String(prices.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";")),
+                Format::Csv => Value::String(
+                    prices
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                ),
             };
             let row: BTreeMap<&str, Value> = [
                 ("id", Value::String(p.id.clone())),
@@ -467,7 +528,8 @@ fn export_movements(
 ) -> Result<String, String> {
     let last = reader.seq_last().map_err(|e| e.detail)?;
     let date = |text: &String, bound: Bound| {
-        parse_date_param(text, bound).ok_or_else(|| format!("`{text}` is not an RFC 3339 date-time or a YYYY-MM-DD date"))
+        parse_date_param(text, bound)
+            .ok_or_else(|| format!("`{text}` is not an RFC 3339 date-time or a YYYY-MM-DD date"))
     };
     let mut from = range.from_seq.unwrap_or(1).max(1);
     let mut to = range.to_seq.unwrap_or(last).min(last);
@@ -476,7 +538,12 @@ fn export_movements(
     }
     if let Some(until) = &range.until {
         let end = date(until, Bound::End)?;
-        to = to.min(reader.seq_since(end.saturating_add(1)).map_err(|e| e.detail)?.saturating_sub(1));
+        to = to.min(
+            reader
+                .seq_since(end.saturating_add(1))
+                .map_err(|e| e.detail)?
+                .saturating_sub(1),
+        );
     }
     header(out, format, &MOVEMENT_COLUMNS)?;
     let mut progress = Progress::new("export movements", (to + 1).saturating_sub(from));

@@ -32,7 +32,9 @@ pub enum LogFormat {
 pub fn init_logs(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -310,10 +312,17 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             cfg.storage.path.display()
         );
         crate::notify::notify("READY=1");
-        let result = daemon.server.await;
+        let crate::Daemon {
+            server,
+            store,
+            _backups,
+            _sweeper,
+            ..
+        } = daemon;
+        let result = server.await;
         crate::notify::notify("STOPPING=1");
-        // The server has stopped accepting and finished its requests: commit what is queued.
-        let store = daemon.store;
+        // Stop the background writers first, then commit what is queued and close.
+        drop((_backups, _sweeper));
         let _ = actix_web::rt::task::spawn_blocking(move || store.shutdown()).await;
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -444,7 +453,14 @@ fn import(
             }
         }
     };
-    match crate::bulk::import(data, kind, format, &mut reader, &cfg.rules(), &cfg.inventory.default_warehouse) {
+    match crate::bulk::import(
+        data,
+        kind,
+        format,
+        &mut reader,
+        &cfg.rules(),
+        &cfg.inventory.default_warehouse,
+    ) {
         Ok(summary) => {
             eprintln!("{summary}");
             ExitCode::SUCCESS

@@ -15,9 +15,9 @@ pub struct Answer {
 
 /// `http://host:port[/prefix]` → (host:port, prefix without a trailing slash).
 fn split_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("`{url}`: only http:// URLs are supported (put TLS in front, and use it from the host)"))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("`{url}`: only http:// URLs are supported (put TLS in front, and use it from the host)")
+    })?;
     let (host, prefix) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
         None => (rest, ""),
@@ -25,7 +25,11 @@ fn split_url(url: &str) -> Result<(String, String), String> {
     if host.is_empty() {
         return Err(format!("`{url}`: no host"));
     }
-    let host = if host.contains(':') { host.to_string() } else { format!("{host}:80") };
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
     Ok((host, prefix.to_string()))
 }
 
@@ -34,7 +38,9 @@ pub fn send(url: &str, method: &str, path: &str, token: &str) -> Result<Answer, 
     let (host, prefix) = split_url(url)?;
     let io = |e: std::io::Error| format!("{host}: {e}");
     let mut stream = TcpStream::connect(&host).map_err(io)?;
-    stream.set_read_timeout(Some(Duration::from_secs(TIMEOUT_SECONDS))).map_err(io)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(TIMEOUT_SECONDS)))
+        .map_err(io)?;
     let head = format!(
         "{method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
@@ -95,8 +101,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(split_url("http://127.0.0.1:8080").ok(), Some(("127.0.0.1:8080".into(), "".into())));
-        assert_eq!(split_url("http://h/stock/").ok(), Some(("h:80".into(), "/stock".into())));
+        assert_eq!(
+            split_url("http://127.0.0.1:8080").ok(),
+            Some(("127.0.0.1:8080".into(), "".into()))
+        );
+        assert_eq!(
+            split_url("http://h/stock/").ok(),
+            Some(("h:80".into(), "/stock".into()))
+        );
         assert!(split_url("https://h").is_err());
     }
 }

@@ -50,6 +50,8 @@ error_codes! {
     WarehouseNotFound = "warehouse_not_found", 404, "Warehouse not found";
     MovementNotFound = "movement_not_found", 404, "Movement not found";
     TransferNotFound = "transfer_not_found", 404, "Transfer not found";
+    ReservationNotFound = "reservation_not_found", 404, "Reservation not found";
+    ReservationNotActive = "reservation_not_active", 409, "Reservation not active";
     InsufficientStock = "insufficient_stock", 409, "Insufficient stock";
     QuantityMismatch = "quantity_mismatch", 409, "Quantity mismatch";
     AlreadyReceived = "already_received", 409, "Transfer already received";
@@ -115,6 +117,8 @@ impl From<LedgerError> for ApiError {
             LedgerError::QuantityMismatch { .. } => Code::QuantityMismatch,
             LedgerError::Overflow { .. } => Code::QuantityOverflow,
             LedgerError::AlreadyReceived(_) => Code::AlreadyReceived,
+            LedgerError::ReservationNotFound(_) => Code::ReservationNotFound,
+            LedgerError::ReservationClosed { .. } => Code::ReservationNotActive,
             LedgerError::SkuTaken { .. } => Code::SkuTaken,
             LedgerError::Invalid { .. } => Code::InvalidField,
             LedgerError::TooManyItems { .. } => Code::TooManyItems,

@@ -62,6 +62,8 @@ pub struct Daemon {
     pub store: Store,
     /// Stops the backup schedule when dropped.
     _backups: Option<std::sync::mpsc::Sender<()>>,
+    /// Stops the reservation sweep when dropped.
+    _sweeper: Option<std::sync::mpsc::Sender<()>>,
 }
 
 /// Opens the store and binds the socket. Must run inside an actix/tokio runtime.
@@ -92,6 +94,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         backup_keep: config.backup_keep(),
     });
     let backups = schedule_backups(config, &store);
+    let sweeper = sweep_reservations(&store);
     let auth = Arc::new(Authenticator::from_config(config, Some(store.clone())));
     let workers = config
         .server
@@ -103,20 +106,63 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             .wrap(actix_web::middleware::from_fn(telemetry::observe))
             .configure(|cfg| http::configure(cfg, state.clone(), auth.clone()))
     })
-        .workers(workers)
-        .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
-        .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))
-        .max_connections(config::CONNECTIONS_PER_WORKER_MAX)
-        .shutdown_timeout(30)
-        .listen(listener)
-        .map_err(|e| StartError::Runtime(e.to_string()))?
-        .run();
+    .workers(workers)
+    .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
+    .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))
+    .max_connections(config::CONNECTIONS_PER_WORKER_MAX)
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|e| StartError::Runtime(e.to_string()))?
+    .run();
     Ok(Daemon {
         server,
         addr,
         store,
         _backups: backups,
+        _sweeper: sweeper,
     })
+}
+
+/// How often expired reservations are looked for.
+pub const RESERVATION_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Expired reservations released per sweep command.
+const RESERVATION_SWEEP_BATCH: usize = 256;
+
+/// Releases reservations whose time ran out, on a thread of its own, until the returned
+/// sender is dropped. It reads first and writes only when something is due, so an idle
+/// daemon does not commit every second.
+fn sweep_reservations(store: &Store) -> Option<std::sync::mpsc::Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let store = store.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok()?;
+    let spawned = std::thread::Builder::new()
+        .name("stockd-reservations".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RESERVATION_SWEEP_INTERVAL)
+            {
+                let due = store
+                    .reader()
+                    .and_then(|r| r.expired_reservations(clock::now_ms(), RESERVATION_SWEEP_BATCH));
+                match due {
+                    Ok(ids) if !ids.is_empty() => {
+                        let ctx = store::WriteCtx {
+                            actor: "system".into(),
+                            ..store::WriteCtx::default()
+                        };
+                        let cmd = ledger::Command::ExpireReservations { ids };
+                        if let Err(e) = runtime.block_on(store.execute(cmd, ctx)) {
+                            tracing::warn!(error = %e, "releasing expired reservations failed; retrying");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot look for expired reservations"),
+                }
+            }
+        });
+    spawned.ok().map(|_| stop)
 }
 
 /// Takes a snapshot every `[backup] interval_seconds` on a thread of its own, until the
@@ -125,14 +171,18 @@ fn schedule_backups(config: &Config, store: &Store) -> Option<std::sync::mpsc::S
     let interval = config.backup.as_ref().map(|b| b.interval_seconds).filter(|&s| s > 0)?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let (store, dir, keep) = (store.clone(), config.backup_dir(), config.backup_keep());
-    let spawned = std::thread::Builder::new().name("stockd-backups".into()).spawn(move || {
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(Duration::from_secs(interval)) {
-            match store.backup(&dir, keep) {
-                Ok(s) => tracing::info!(file = %s.file, seq = s.seq, bytes = s.bytes, "scheduled snapshot taken"),
-                Err(e) => tracing::error!(error = %e, "scheduled snapshot failed"),
+    let spawned = std::thread::Builder::new()
+        .name("stockd-backups".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_secs(interval))
+            {
+                match store.backup(&dir, keep) {
+                    Ok(s) => tracing::info!(file = %s.file, seq = s.seq, bytes = s.bytes, "scheduled snapshot taken"),
+                    Err(e) => tracing::error!(error = %e, "scheduled snapshot failed"),
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the backup schedule");
         return None;

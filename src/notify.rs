@@ -6,7 +6,9 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` to systemd if it asked for notifications; errors are only logged.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let result = UnixDatagram::unbound().and_then(|socket| {
         let bytes = path.as_encoded_bytes();
         if let Some(abstract_name) = bytes.strip_prefix(b"@") {

@@ -213,7 +213,10 @@ impl Authenticator {
             return Ok(Identity::open());
         }
         let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-            return Err(unauth("missing_credentials", "send `Authorization: Bearer <token>` or a partner signature"));
+            return Err(unauth(
+                "missing_credentials",
+                "send `Authorization: Bearer <token>` or a partner signature",
+            ));
         };
         let value = value
             .to_str()
@@ -225,7 +228,9 @@ impl Authenticator {
             None if bare_token_ok => value.trim(),
             _ => return Err(unauth("malformed", "expected `Authorization: Bearer <token>`")),
         };
-        self.token(token).cloned().ok_or_else(|| unauth("unknown_token", "unknown token"))
+        self.token(token)
+            .cloned()
+            .ok_or_else(|| unauth("unknown_token", "unknown token"))
     }
 }
 
@@ -304,7 +309,8 @@ impl<P: Policy + 'static> FromRequest for Guard<P> {
 /// Names the caller for the request log.
 fn observed(req: &HttpRequest, result: Result<Identity, ApiError>) -> Result<Identity, ApiError> {
     if let Ok(identity) = &result {
-        req.extensions_mut().insert(crate::telemetry::Actor(identity.name.clone()));
+        req.extensions_mut()
+            .insert(crate::telemetry::Actor(identity.name.clone()));
     }
     result
 }

@@ -87,7 +87,10 @@ fn not_found() -> HttpResponse {
 }
 
 /// The guard, then the body, in that order, with errors in the document's shape.
-async fn guarded<P: Policy + 'static>(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Result<Guard<P>, HttpResponse> {
+async fn guarded<P: Policy + 'static>(
+    req: &HttpRequest,
+    payload: &mut actix_web::dev::Payload,
+) -> Result<Guard<P>, HttpResponse> {
     Guard::<P>::from_request(req, payload).await.map_err(|e| refuse(&e))
 }
 
@@ -183,7 +186,10 @@ fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(
     }
     let reason = b.reason.unwrap_or_else(|| "newproduct".to_string());
     if !REASONS.contains(&reason.as_str()) {
-        return Err(ApiError::invalid("reason", format!("is not included in the list ({})", REASONS.join(", "))));
+        return Err(ApiError::invalid(
+            "reason",
+            format!("is not included in the list ({})", REASONS.join(", ")),
+        ));
     }
     if let Some(n) = &b.note {
         super::native::check_text("note", n, NOTE_CHARS_MAX)?;
@@ -197,7 +203,10 @@ fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(
     if b.line_items.len() > LINE_ITEMS_MAX {
         return Err(ApiError::new(
             Code::TooManyItems,
-            format!("{} line items, at most {LINE_ITEMS_MAX} in one request", b.line_items.len()),
+            format!(
+                "{} line items, at most {LINE_ITEMS_MAX} in one request",
+                b.line_items.len()
+            ),
         ));
     }
     let reader = state.store.reader()?;
@@ -221,15 +230,21 @@ fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(
         check_id(&at("product_id"), &product)?;
         let unit_cost = reader.product(&product)?.and_then(|p| p.unit_cost);
         let cost_micros = match &l.cost_amount {
-            Some(raw) => Decimal::parse(raw.get())
-                .ok_or_else(|| ApiError::invalid(&at("cost_amount"), "must be a number with at most 6 decimals"))?
-                .micros,
+            Some(raw) => {
+                Decimal::parse(raw.get())
+                    .ok_or_else(|| ApiError::invalid(&at("cost_amount"), "must be a number with at most 6 decimals"))?
+                    .micros
+            }
             None => unit_cost.map(|c| c.micros.saturating_mul(l.quantity)).unwrap_or(0),
         };
         moves.push(MoveCmd {
             product: product.clone(),
             warehouse: location.clone(),
-            op: if kind == "set" { Op::Set(l.quantity) } else { Op::Adjust(l.quantity) },
+            op: if kind == "set" {
+                Op::Set(l.quantity)
+            } else {
+                Op::Adjust(l.quantity)
+            },
             expected_on_hand: None,
             meta: Meta {
                 reason: Some(reason.clone()),
@@ -368,7 +383,10 @@ fn filter(q: ListQuery) -> Result<Filter, ApiError> {
             None => Ok(None),
             Some(t) => match t.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(ApiError::invalid(field, format!("must be an integer from {min} to {max}"))),
+                _ => Err(ApiError::invalid(
+                    field,
+                    format!("must be an integer from {min} to {max}"),
+                )),
             },
         }
     };
@@ -383,7 +401,12 @@ fn filter(q: ListQuery) -> Result<Filter, ApiError> {
 
 /// The adjustments `f` selects, each with its header: newest first, or — with `since_id`,
 /// for clients that page by it — oldest first after that id.
-fn select(state: &State, g: &Guard<ReadInventory>, f: &Filter, count_only: bool) -> Result<(Vec<(Batch, Header)>, u64), ApiError> {
+fn select(
+    state: &State,
+    g: &Guard<ReadInventory>,
+    f: &Filter,
+    count_only: bool,
+) -> Result<(Vec<(Batch, Header)>, u64), ApiError> {
     let reader = state.store.reader()?;
     let q = BatchQuery {
         kind: BATCH_KIND,
@@ -446,7 +469,10 @@ async fn count(req: HttpRequest, payload: web::Payload, state: State) -> HttpRes
         .and_then(filter)
         .and_then(|f| select(&state, &g, &f, true));
     match counted {
-        Ok((_, total)) => write::respond(write::json(StatusCode::OK, &serde_json::json!({ "count": total })), false),
+        Ok((_, total)) => write::respond(
+            write::json(StatusCode::OK, &serde_json::json!({ "count": total })),
+            false,
+        ),
         Err(e) => refuse(&e),
     }
 }
@@ -466,7 +492,10 @@ async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web:
     };
     let Some(h) = header_of(&batch) else { return not_found() };
     if !g.may_use(&h.location_id) {
-        return refuse(&ApiError::new(Code::Forbidden, format!("`{}` may not use this location", g.name)));
+        return refuse(&ApiError::new(
+            Code::Forbidden,
+            format!("`{}` may not use this location", g.name),
+        ));
     }
     #[derive(Serialize)]
     struct Out<'a> {

@@ -146,7 +146,8 @@ struct Query {
 }
 
 fn id_set(field: &str, raw: Option<Vec<Box<RawValue>>>) -> Result<Option<BTreeSet<String>>, ApiError> {
-    raw.map(|ids| ids.iter().map(|r| raw_id(field, r)).collect()).transpose()
+    raw.map(|ids| ids.iter().map(|r| raw_id(field, r)).collect())
+        .transpose()
 }
 
 fn check(body: Body) -> Result<Query, ApiError> {
@@ -156,7 +157,10 @@ fn check(body: Body) -> Result<Query, ApiError> {
     }
     let size = body.paginator.size.unwrap_or(PAGE_SIZE_DEFAULT);
     if size == 0 || size > PAGE_SIZE_MAX {
-        return Err(ApiError::invalid("paginator.size", format!("must be 1 to {PAGE_SIZE_MAX}")));
+        return Err(ApiError::invalid(
+            "paginator.size",
+            format!("must be 1 to {PAGE_SIZE_MAX}"),
+        ));
     }
     let descending = match body.paginator.sort.as_ref().map(|s| s.id.as_str()) {
         None | Some("asc") => false,
@@ -164,8 +168,11 @@ fn check(body: Body) -> Result<Query, ApiError> {
         Some(_) => return Err(ApiError::invalid("paginator.sort.id", "must be asc or desc")),
     };
     let seconds_to_ms = |field: &str, s: Option<i64>| {
-        s.map(|s| s.checked_mul(1000).ok_or_else(|| ApiError::invalid(field, "is not a unix timestamp")))
-            .transpose()
+        s.map(|s| {
+            s.checked_mul(1000)
+                .ok_or_else(|| ApiError::invalid(field, "is not a unix timestamp"))
+        })
+        .transpose()
     };
     Ok(Query {
         ids: id_set("filters.ids", f.ids)?,
@@ -178,7 +185,11 @@ fn check(body: Body) -> Result<Query, ApiError> {
         to_ms: seconds_to_ms("filters.updatedAtTo", f.updated_at_to)?.map(|ms| ms.saturating_add(999)),
         size,
         descending,
-        after: body.paginator.next.map(|n| raw_id("paginator.next.id", &n.id)).transpose()?,
+        after: body
+            .paginator
+            .next
+            .map(|n| raw_id("paginator.next.id", &n.id))
+            .transpose()?,
     })
 }
 
@@ -196,7 +207,10 @@ fn item(reader: &Reader, g: &Guard<DepotRead>, q: &Query, p: &Product) -> Result
     if q.category.as_ref().is_some_and(|c| p.category.as_ref() != Some(c)) {
         return Ok(None);
     }
-    if q.brands.as_ref().is_some_and(|b| !p.brand.as_ref().is_some_and(|x| b.contains(x))) {
+    if q.brands
+        .as_ref()
+        .is_some_and(|b| !p.brand.as_ref().is_some_and(|x| b.contains(x)))
+    {
         return Ok(None);
     }
     let levels: Vec<_> = reader
@@ -283,10 +297,16 @@ fn page(state: &State, g: &Guard<DepotRead>, q: &Query) -> Result<HttpResponse, 
     };
     match &q.ids {
         Some(ids) => {
-            let ordered: Box<dyn Iterator<Item = &String>> =
-                if q.descending { Box::new(ids.iter().rev()) } else { Box::new(ids.iter()) };
+            let ordered: Box<dyn Iterator<Item = &String>> = if q.descending {
+                Box::new(ids.iter().rev())
+            } else {
+                Box::new(ids.iter())
+            };
             for id in ordered {
-                let beyond = q.after.as_ref().is_none_or(|a| if q.descending { id < a } else { id > a });
+                let beyond = q
+                    .after
+                    .as_ref()
+                    .is_none_or(|a| if q.descending { id < a } else { id > a });
                 if beyond {
                     if let Some(p) = reader.product(id)? {
                         if !visit(p)? {

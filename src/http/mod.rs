@@ -2,12 +2,14 @@
 
 pub mod adjustments;
 pub mod depot;
+pub mod feed;
 pub mod health;
 pub mod metrics;
 pub mod movement_log;
 pub mod native;
 pub mod partner;
 pub mod render;
+pub mod reservations;
 pub mod write;
 
 use std::future::Future;
@@ -42,6 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .app_data(web::Data::new(auth))
         .configure(health::config_health_api)
         .configure(metrics::config_metrics_api)
+        // Before the native scope: it answers 404 for any /api path it does not know.
+        .configure(feed::config_feed_api)
+        .configure(reservations::config_reservations_api)
         .configure(native::config_native_api)
         .configure(partner::config_partner_api)
         .configure(movement_log::config_movement_log_api)
@@ -75,10 +80,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             let body = match pending {
-                Some(p) => p
-                    .0
-                    .await
-                    .map_err(|_| ApiError::new(Code::Unauthenticated, "the signature check did not pass"))?,
+                Some(p) => {
+                    p.0.await
+                        .map_err(|_| ApiError::new(Code::Unauthenticated, "the signature check did not pass"))?
+                }
                 None => crate::body::read(&req, &mut payload, limit).await?,
             };
             if write::wants_digest(&req) {

@@ -142,7 +142,10 @@ fn number(field: &str, value: &Option<String>, default: u64, min: u64, max: u64)
         None => Ok(default),
         Some(t) => match t.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(field, format!("must be an integer from {min} to {max}"))),
+            _ => Err(ApiError::invalid(
+                field,
+                format!("must be an integer from {min} to {max}"),
+            )),
         },
     }
 }
@@ -160,7 +163,10 @@ async fn log(
     g.check_warehouse(&warehouse)?;
     let reader = state.store.reader()?;
     if reader.product(&product)?.is_none() {
-        return Err(ApiError::new(Code::ProductNotFound, format!("product `{product}` does not exist")));
+        return Err(ApiError::new(
+            Code::ProductNotFound,
+            format!("product `{product}` does not exist"),
+        ));
     }
     let filter = MovementFilter {
         product: Some(product.to_string()),

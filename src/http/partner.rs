@@ -73,7 +73,12 @@ fn parse_updates(body: Value) -> Result<Vec<UpdateIn>, ApiError> {
     let items = match body {
         Value::Array(items) => items,
         one @ Value::Object(_) => vec![one],
-        _ => return Err(ApiError::invalid("body", "expected an update object or an array of them")),
+        _ => {
+            return Err(ApiError::invalid(
+                "body",
+                "expected an update object or an array of them",
+            ))
+        }
     };
     if items.is_empty() {
         return Err(ApiError::invalid("body", "at least one update is required"));
@@ -115,7 +120,10 @@ async fn update_stocks(
         check_id(&at("sku"), &u.sku)?;
         check_id(&at("warehouse"), &u.warehouse)?;
         if u.channel_stock.len() > CHANNELS_MAX {
-            return Err(ApiError::invalid(&at("channel_stock"), format!("at most {CHANNELS_MAX} channels")));
+            return Err(ApiError::invalid(
+                &at("channel_stock"),
+                format!("at most {CHANNELS_MAX} channels"),
+            ));
         }
         for c in &u.channel_stock {
             check_id(&at("channel_stock.code"), &c.code)?;
@@ -126,9 +134,12 @@ async fn update_stocks(
             u.warehouse.clone()
         };
         g.check_warehouse(&warehouse)?;
-        let product = reader
-            .product_by_sku(&u.sku)?
-            .ok_or_else(|| ApiError::new(Code::ProductNotFound, format!("{}: no product has sku `{}`", at("sku"), u.sku)))?;
+        let product = reader.product_by_sku(&u.sku)?.ok_or_else(|| {
+            ApiError::new(
+                Code::ProductNotFound,
+                format!("{}: no product has sku `{}`", at("sku"), u.sku),
+            )
+        })?;
         let channels: Vec<(String, i64)> = u.channel_stock.into_iter().map(|c| (c.code, c.qty)).collect();
         records.push(LineRecord {
             sku: u.sku,
@@ -148,7 +159,8 @@ async fn update_stocks(
     }
     drop(reader);
     let code = uuid::Uuid::new_v4().to_string();
-    let header = serde_json::to_vec(&Header { lines: records }).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+    let header =
+        serde_json::to_vec(&Header { lines: records }).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
     let batch = BatchHeader {
         id: Some(code),
         kind: BATCH_KIND.to_string(),
@@ -281,28 +293,31 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                     };
                     let names = &names;
                     let at = at.clone();
-                    channels.into_iter().enumerate().map(move |(ci, (channel, qty))| HistoryItem {
-                        id: (b.first_seq + row as u64) * CHANNELS_MAX as u64 + ci as u64,
-                        update_stock_history_id: b.first_seq,
-                        store_id: 0,
-                        store_name: "",
-                        warehouse_id: dialect_id(&l.warehouse),
-                        warehouse_name: names.get(&l.warehouse).cloned().unwrap_or_default(),
-                        variant_id: dialect_id(&l.product_id),
-                        sku: &l.sku,
-                        remote_variant: "",
-                        row_number: row,
-                        channel,
-                        qty,
-                        retrier_count: 0,
-                        progress: false,
-                        client_reponse: "",
-                        message: "Successfully Updated",
-                        success: true,
-                        created_at: at.clone(),
-                        updated_at: at.clone(),
-                        finished_at: rfc3339_s(b.created_ms),
-                    })
+                    channels
+                        .into_iter()
+                        .enumerate()
+                        .map(move |(ci, (channel, qty))| HistoryItem {
+                            id: (b.first_seq + row as u64) * CHANNELS_MAX as u64 + ci as u64,
+                            update_stock_history_id: b.first_seq,
+                            store_id: 0,
+                            store_name: "",
+                            warehouse_id: dialect_id(&l.warehouse),
+                            warehouse_name: names.get(&l.warehouse).cloned().unwrap_or_default(),
+                            variant_id: dialect_id(&l.product_id),
+                            sku: &l.sku,
+                            remote_variant: "",
+                            row_number: row,
+                            channel,
+                            qty,
+                            retrier_count: 0,
+                            progress: false,
+                            client_reponse: "",
+                            message: "Successfully Updated",
+                            success: true,
+                            created_at: at.clone(),
+                            updated_at: at.clone(),
+                            finished_at: rfc3339_s(b.created_ms),
+                        })
                 })
                 .collect();
             HistoryRow {

@@ -107,7 +107,13 @@ fn replay_claim(req: &HttpRequest, identity: &Identity, render: &Render) -> Resu
 }
 
 /// Runs `cmd` for `identity` and answers with `render`.
-pub async fn write(req: &HttpRequest, state: &State, identity: &Identity, cmd: Command, render: Render) -> HttpResponse {
+pub async fn write(
+    req: &HttpRequest,
+    state: &State,
+    identity: &Identity,
+    cmd: Command,
+    render: Render,
+) -> HttpResponse {
     write_batch(req, state, identity, cmd, None, render).await
 }
 

@@ -74,6 +74,19 @@ pub struct SetStockLine {
     pub channels: Vec<(String, i64)>,
 }
 
+/// Longest a reservation may hold stock, in milliseconds (7 days).
+pub const RESERVATION_TTL_MS_MAX: i64 = 7 * 24 * 3600 * 1000;
+
+/// Hold `quantity` of available stock for `ttl_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveCmd {
+    pub product: String,
+    pub warehouse: String,
+    pub quantity: i64,
+    pub ttl_ms: i64,
+    pub reference_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PatchLevel {
     pub product: String,
@@ -99,6 +112,19 @@ pub enum Command {
     /// Partner stock updates: absolute available, buffer and channel stock, one batch.
     SetStock(Vec<SetStockLine>),
     PatchLevel(PatchLevel),
+    Reserve(ReserveCmd),
+    /// Ship a reservation: its allocated stock leaves on_hand.
+    CommitReservation {
+        id: String,
+    },
+    /// Give a reservation's stock back to available.
+    ReleaseReservation {
+        id: String,
+    },
+    /// Release these reservations if they are still active and their time has run out.
+    ExpireReservations {
+        ids: Vec<String>,
+    },
 }
 
 impl Command {

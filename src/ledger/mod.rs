@@ -6,7 +6,8 @@ pub mod model;
 pub mod rules;
 
 pub use command::{
-    Command, CountLine, Meta, MoveCmd, Op, PatchLevel, SetStockLine, TransferCmd, BATCH_LINES_MAX, CHANNELS_MAX,
+    Command, CountLine, Meta, MoveCmd, Op, PatchLevel, ReserveCmd, SetStockLine, TransferCmd, BATCH_LINES_MAX,
+    CHANNELS_MAX, RESERVATION_TTL_MS_MAX,
 };
 pub use model::*;
 pub use rules::{apply, Effects, Fault, LedgerError, NewTransfer, Rules, State};

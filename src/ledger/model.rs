@@ -310,3 +310,65 @@ pub struct Batch {
     /// The dialect's own header (JSON), kept verbatim.
     pub header: Vec<u8>,
 }
+
+/// Where a reservation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationStatus {
+    /// Holding stock (available → allocated) until committed, released or expired.
+    Active,
+    /// Shipped: the allocated stock left on_hand.
+    Committed,
+    /// Given back by its holder.
+    Released,
+    /// Given back because its time ran out.
+    Expired,
+}
+
+impl ReservationStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReservationStatus::Active => "active",
+            ReservationStatus::Committed => "committed",
+            ReservationStatus::Released => "released",
+            ReservationStatus::Expired => "expired",
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            ReservationStatus::Active => 1,
+            ReservationStatus::Committed => 2,
+            ReservationStatus::Released => 3,
+            ReservationStatus::Expired => 4,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<ReservationStatus> {
+        [
+            ReservationStatus::Active,
+            ReservationStatus::Committed,
+            ReservationStatus::Released,
+            ReservationStatus::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.code() == code)
+    }
+}
+
+/// Stock held for an order (`allocated`) until it ships or is given back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub product: String,
+    pub warehouse: String,
+    pub quantity: i64,
+    pub status: ReservationStatus,
+    pub reference_id: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    /// When it stopped being active.
+    pub closed_ms: Option<i64>,
+    /// The `reserve` movement, and the `commit`/`release` one once closed.
+    pub reserve_seq: u64,
+    pub close_seq: Option<u64>,
+}

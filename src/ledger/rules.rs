@@ -7,9 +7,12 @@
 use std::collections::HashMap;
 
 use super::command::{
-    Command, CountLine, Meta, MoveCmd, Op, PatchLevel, SetStockLine, TransferCmd, BATCH_LINES_MAX, CHANNELS_MAX,
+    Command, CountLine, Meta, MoveCmd, Op, PatchLevel, ReserveCmd, SetStockLine, TransferCmd, BATCH_LINES_MAX,
+    CHANNELS_MAX, RESERVATION_TTL_MS_MAX,
 };
-use super::model::{Buckets, Draft, Kind, Level, Product, Transfer, Warehouse, DEFAULT_WAREHOUSE};
+use super::model::{
+    Buckets, Draft, Kind, Level, Product, Reservation, ReservationStatus, Transfer, Warehouse, DEFAULT_WAREHOUSE,
+};
 
 /// What the ledger needs to read. The store implements it over a write transaction.
 pub trait State {
@@ -18,6 +21,11 @@ pub trait State {
     fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault>;
     fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault>;
     fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault>;
+
+    /// A reservation by id (a state without reservations has none).
+    fn reservation(&mut self, _id: &str) -> Result<Option<Reservation>, Fault> {
+        Ok(None)
+    }
 
     /// Existence checks on the hot path; override to skip decoding the row.
     fn has_product(&mut self, id: &str) -> Result<bool, Fault> {
@@ -53,6 +61,12 @@ pub enum LedgerError {
         warehouse: String,
     },
     AlreadyReceived(String),
+    ReservationNotFound(String),
+    /// The reservation was committed, released or expired already.
+    ReservationClosed {
+        id: String,
+        status: ReservationStatus,
+    },
     SkuTaken {
         sku: String,
         owner: String,
@@ -110,6 +124,10 @@ impl std::fmt::Display for LedgerError {
                 "the quantity of product `{product}` in warehouse `{warehouse}` would overflow a 64-bit integer"
             ),
             LedgerError::AlreadyReceived(id) => write!(f, "transfer `{id}` was already received"),
+            LedgerError::ReservationNotFound(id) => write!(f, "reservation `{id}` does not exist"),
+            LedgerError::ReservationClosed { id, status } => {
+                write!(f, "reservation `{id}` is {} and no longer holds stock", status.name())
+            }
             LedgerError::SkuTaken { sku, owner } => {
                 write!(f, "sku `{sku}` already belongs to product `{owner}`")
             }
@@ -168,6 +186,10 @@ pub struct Effects {
     pub created: bool,
     pub new_transfer: Option<NewTransfer>,
     pub received_transfer: Option<Transfer>,
+    /// A reservation the command opens; the store names it after its movement's seq.
+    pub new_reservation: Option<Reservation>,
+    /// Reservations the command closes (status, `closed_ms` set; `close_seq` by the store).
+    pub closed_reservations: Vec<Reservation>,
     /// Several drafts written as one batch (with a batch id).
     pub is_batch: bool,
 }
@@ -200,10 +222,23 @@ pub fn apply<S: State>(cmd: &Command, state: &mut S, rules: &Rules, now_ms: i64)
             }
         }
         Command::PatchLevel(p) => stage.patch(p)?,
+        Command::Reserve(r) => stage.reserve(r)?,
+        Command::CommitReservation { id } => stage.close_reservation(id, ReservationStatus::Committed)?,
+        Command::ReleaseReservation { id } => stage.close_reservation(id, ReservationStatus::Released)?,
+        Command::ExpireReservations { ids } => {
+            for id in ids {
+                // Skipped when no longer active or not yet due: the sweep may race its holder.
+                if let Some(r) = stage.state.reservation(id)? {
+                    if r.status == ReservationStatus::Active && r.expires_ms <= now_ms {
+                        stage.close_reservation(id, ReservationStatus::Expired)?;
+                    }
+                }
+            }
+        }
     }
     let mut effects = stage.finish();
-    effects.is_batch = effects.drafts.len() > 1
-        || matches!(cmd, Command::Batch(_) | Command::Count(_) | Command::SetStock(_));
+    effects.is_batch =
+        effects.drafts.len() > 1 || matches!(cmd, Command::Batch(_) | Command::Count(_) | Command::SetStock(_));
     Ok(effects)
 }
 
@@ -260,6 +295,8 @@ struct Stage<'a, S: State> {
     drafts: Vec<Draft>,
     new_transfer: Option<NewTransfer>,
     received_transfer: Option<Transfer>,
+    new_reservation: Option<Reservation>,
+    closed_reservations: Vec<Reservation>,
 }
 
 impl<'a, S: State> Stage<'a, S> {
@@ -273,6 +310,8 @@ impl<'a, S: State> Stage<'a, S> {
             drafts: Vec::new(),
             new_transfer: None,
             received_transfer: None,
+            new_reservation: None,
+            closed_reservations: Vec::new(),
         }
     }
 
@@ -288,6 +327,8 @@ impl<'a, S: State> Stage<'a, S> {
             levels,
             new_transfer: self.new_transfer,
             received_transfer: self.received_transfer,
+            new_reservation: self.new_reservation,
+            closed_reservations: self.closed_reservations,
             ..Effects::default()
         }
     }
@@ -551,16 +592,25 @@ impl<'a, S: State> Stage<'a, S> {
             return Err(LedgerError::invalid("available_stock", "must be zero or more"));
         }
         if line.buffer < 0 || line.buffer > line.available {
-            return Err(LedgerError::invalid("buffer_stock", "must be between 0 and available_stock"));
+            return Err(LedgerError::invalid(
+                "buffer_stock",
+                "must be between 0 and available_stock",
+            ));
         }
         if line.channels.len() > CHANNELS_MAX {
-            return Err(LedgerError::invalid("channel_stock", format!("at most {CHANNELS_MAX} channels")));
+            return Err(LedgerError::invalid(
+                "channel_stock",
+                format!("at most {CHANNELS_MAX} channels"),
+            ));
         }
         let sellable = line.available - line.buffer; // both checked ≥ 0 above
         let mut codes = std::collections::HashSet::new();
         for (code, qty) in &line.channels {
             if !codes.insert(code.as_str()) {
-                return Err(LedgerError::invalid("channel_stock", format!("channel `{code}` appears twice")));
+                return Err(LedgerError::invalid(
+                    "channel_stock",
+                    format!("channel `{code}` appears twice"),
+                ));
             }
             if *qty < 0 || *qty > sellable {
                 return Err(LedgerError::invalid(
@@ -589,9 +639,107 @@ impl<'a, S: State> Stage<'a, S> {
             reason: Some("partner_update".into()),
             ..Meta::default()
         };
-        let mut level = self.post(&line.product, &line.warehouse, Kind::Count, delta.on_hand, delta, 0, &meta, None)?;
+        let mut level = self.post(
+            &line.product,
+            &line.warehouse,
+            Kind::Count,
+            delta.on_hand,
+            delta,
+            0,
+            &meta,
+            None,
+        )?;
         level.channel_stock = line.channels.clone();
         self.store_level(&line.product, &line.warehouse, level);
+        Ok(())
+    }
+
+    /// available → allocated, checked like an `out`.
+    fn reserve(&mut self, r: &ReserveCmd) -> Result<(), LedgerError> {
+        positive("quantity", r.quantity)?;
+        if r.ttl_ms <= 0 || r.ttl_ms > RESERVATION_TTL_MS_MAX {
+            return Err(LedgerError::invalid(
+                "ttl_seconds",
+                "must be between 1 and 604800 (7 days)",
+            ));
+        }
+        self.require_product(&r.product)?;
+        self.require_warehouse(&r.warehouse)?;
+        let delta = Buckets {
+            allocated: r.quantity,
+            ..Buckets::default()
+        };
+        let meta = Meta {
+            reference_type: r.reference_id.as_ref().map(|_| "reservation".to_string()),
+            reference_id: r.reference_id.clone(),
+            ..Meta::default()
+        };
+        self.post(
+            &r.product,
+            &r.warehouse,
+            Kind::Reserve,
+            r.quantity,
+            delta,
+            r.quantity,
+            &meta,
+            None,
+        )?;
+        self.new_reservation = Some(Reservation {
+            id: String::new(),
+            product: r.product.clone(),
+            warehouse: r.warehouse.clone(),
+            quantity: r.quantity,
+            status: ReservationStatus::Active,
+            reference_id: r.reference_id.clone(),
+            created_ms: self.now_ms,
+            expires_ms: self.now_ms.saturating_add(r.ttl_ms),
+            closed_ms: None,
+            reserve_seq: 0,
+            close_seq: None,
+        });
+        Ok(())
+    }
+
+    /// Commit (ships: on_hand and allocated both drop) or release/expire (allocated drops).
+    fn close_reservation(&mut self, id: &str, to: ReservationStatus) -> Result<(), LedgerError> {
+        let mut r = self
+            .state
+            .reservation(id)?
+            .ok_or_else(|| LedgerError::ReservationNotFound(id.to_string()))?;
+        if r.status != ReservationStatus::Active {
+            return Err(LedgerError::ReservationClosed {
+                id: id.to_string(),
+                status: r.status,
+            });
+        }
+        let q = r.quantity;
+        let (kind, delta) = match to {
+            ReservationStatus::Committed => (
+                Kind::Commit,
+                Buckets {
+                    on_hand: -q,
+                    allocated: -q,
+                    ..Buckets::default()
+                },
+            ),
+            _ => (
+                Kind::Release,
+                Buckets {
+                    allocated: -q,
+                    ..Buckets::default()
+                },
+            ),
+        };
+        let meta = Meta {
+            reason: (to == ReservationStatus::Expired).then(|| "expired".to_string()),
+            reference_type: Some("reservation".into()),
+            reference_id: Some(id.to_string()),
+            ..Meta::default()
+        };
+        self.post(&r.product, &r.warehouse, kind, q, delta, 0, &meta, None)?;
+        r.status = to;
+        r.closed_ms = Some(self.now_ms);
+        self.closed_reservations.push(r);
         Ok(())
     }
 

@@ -2,7 +2,10 @@
 //! byte so a later format can read old rows; integers are little-endian fixed width,
 //! strings are a u32 length and UTF-8 bytes, options a 0/1 tag.
 
-use crate::ledger::{Batch, Buckets, Decimal, Draft, Kind, Level, Movement, Product, Transfer, Warehouse, CHANNELS_MAX};
+use crate::ledger::{
+    Batch, Buckets, Decimal, Draft, Kind, Level, Movement, Product, Reservation, ReservationStatus, Transfer,
+    Warehouse, CHANNELS_MAX,
+};
 
 const V1: u8 = 1;
 /// Byte offset of `at_ms` inside an encoded movement (binary search by time reads only it).
@@ -243,6 +246,43 @@ pub fn decode_level(buf: &[u8]) -> Result<Level, CodecError> {
     })
 }
 
+pub fn reservation(r: &Reservation) -> Vec<u8> {
+    let mut e = Enc::default();
+    e.u8(V1);
+    e.str(&r.id);
+    e.str(&r.product);
+    e.str(&r.warehouse);
+    e.i64(r.quantity);
+    e.u8(r.status.code());
+    e.opt_str(r.reference_id.as_deref());
+    e.i64(r.created_ms);
+    e.i64(r.expires_ms);
+    e.opt_i64(r.closed_ms);
+    e.u64(r.reserve_seq);
+    e.opt_i64(r.close_seq.map(|s| s as i64));
+    e.0
+}
+
+pub fn decode_reservation(buf: &[u8]) -> Result<Reservation, CodecError> {
+    let mut d = Dec::new(buf, "reservation")?;
+    Ok(Reservation {
+        id: d.str()?,
+        product: d.str()?,
+        warehouse: d.str()?,
+        quantity: d.i64()?,
+        status: {
+            let code = d.u8()?;
+            ReservationStatus::from_code(code).ok_or_else(|| CodecError(format!("reservation status {code}")))?
+        },
+        reference_id: d.opt_str()?,
+        created_ms: d.i64()?,
+        expires_ms: d.i64()?,
+        closed_ms: d.opt_i64()?,
+        reserve_seq: d.u64()?,
+        close_seq: d.opt_i64()?.map(|s| s as u64),
+    })
+}
+
 pub fn batch(b: &Batch) -> Vec<u8> {
     let mut e = Enc(Vec::with_capacity(64 + b.header.len()));
     e.u8(V1);
@@ -375,10 +415,7 @@ pub fn answer(fingerprint: &[u8; 32], expires_ms: i64, a: &crate::store::Answer)
 
 pub fn decode_answer(buf: &[u8]) -> Result<([u8; 32], i64, crate::store::Answer), CodecError> {
     let mut d = Dec::new(buf, "answer")?;
-    let fingerprint: [u8; 32] = d
-        .take(32)?
-        .try_into()
-        .map_err(|_| CodecError("fingerprint".into()))?;
+    let fingerprint: [u8; 32] = d.take(32)?.try_into().map_err(|_| CodecError("fingerprint".into()))?;
     let expires_ms = d.i64()?;
     let status = u16::try_from(d.u64()?).map_err(|_| CodecError("status".into()))?;
     let content_type = d.str()?;

@@ -53,7 +53,12 @@ impl StorageBackend for Faulty {
 fn opener(path: &Path, failing: Arc<AtomicBool>) -> Opener {
     let path = path.to_path_buf();
     Arc::new(move || {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
         let backend = Faulty {
             inner: FileBackend::new(file)?,
             failing: failing.clone(),
@@ -88,7 +93,10 @@ async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
         name: "P".into(),
         ..Product::default()
     };
-    store.execute(Command::PutProduct(product), ctx.clone()).await.expect("product");
+    store
+        .execute(Command::PutProduct(product), ctx.clone())
+        .await
+        .expect("product");
     store.execute(movement(Op::In(10)), ctx.clone()).await.expect("in 10");
 
     failing.store(true, Ordering::Release);
@@ -111,7 +119,11 @@ async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
     }
     let applied = applied.expect("writes resume once the fault is gone");
     let m = &applied.movements[0];
-    assert_eq!((m.seq, m.draft.before.on_hand), (2, 10), "the failed movement left no trace");
+    assert_eq!(
+        (m.seq, m.draft.before.on_hand),
+        (2, 10),
+        "the failed movement left no trace"
+    );
     assert!(store.is_ready());
     let report = store.verify().expect("verify");
     assert!(report.ok, "{report}");

@@ -2,8 +2,8 @@
 
 pub mod codec;
 mod read;
-pub mod snapshot;
 pub mod rollup;
+pub mod snapshot;
 pub mod tables;
 pub mod verify;
 mod writer;
@@ -18,7 +18,9 @@ use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
 pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
-pub use writer::{apply_offline, Answer, Applied, BatchHeader, NonceClaim, OfflineError, Render, ReplayClaim, WriteCtx};
+pub use writer::{
+    apply_offline, Answer, Applied, BatchHeader, NonceClaim, OfflineError, Render, ReplayClaim, WriteCtx,
+};
 
 use tables::*;
 
@@ -185,6 +187,8 @@ struct Shared {
     /// Jobs sent to the writer and not yet taken by it.
     queued: std::sync::atomic::AtomicUsize,
     writable: AtomicBool,
+    /// The last committed seq, for change-feed long polls waiting on the next commit.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 /// Handle to the store: cheap to clone, used by every request.
@@ -219,6 +223,7 @@ impl Store {
             seq_last: AtomicU64::new(0),
             queued: std::sync::atomic::AtomicUsize::new(0),
             writable: AtomicBool::new(true),
+            committed: tokio::sync::watch::Sender::new(0),
         });
         let (jobs, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
         let w = writer::Writer::new(shared.clone(), rules).map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
@@ -235,6 +240,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// A receiver that sees every new last committed seq (for long polls).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.committed.subscribe()
     }
 
     /// Jobs waiting for the writer.
@@ -273,7 +283,9 @@ impl Store {
     /// Records a v1 signature's nonce durably; 401 when the partner used it before
     /// (within its lifetime). Every signed request claims its nonce before it runs.
     pub async fn claim_nonce(&self, claim: NonceClaim) -> Result<(), ApiError> {
-        self.submit(writer::Work::ClaimNonce(claim), WriteCtx::default()).await.map(|_| ())
+        self.submit(writer::Work::ClaimNonce(claim), WriteCtx::default())
+            .await
+            .map(|_| ())
     }
 
     async fn submit(&self, work: writer::Work, ctx: WriteCtx) -> Result<Applied, ApiError> {
@@ -367,7 +379,11 @@ impl Store {
         let txn = db.begin_read().map_err(storage_error)?;
         let seq = {
             let journal = txn.open_table(JOURNAL).map_err(storage_error)?;
-            let last = journal.last().map_err(storage_error)?.map(|(k, _)| k.value()).unwrap_or(0);
+            let last = journal
+                .last()
+                .map_err(storage_error)?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0);
             last
         };
         let target = dir.join(snapshot::file_name(crate::clock::now_ms(), seq));

@@ -639,7 +639,10 @@ impl Reader {
         };
 
         let days = table(&self.txn, ROLLUP_DAYS)?;
-        for row in days.range((day_from, "")..(day_to.saturating_add(1), "")).map_err(storage_error)? {
+        for row in days
+            .range((day_from, "")..(day_to.saturating_add(1), ""))
+            .map_err(storage_error)?
+        {
             let (k, v) = row.map_err(storage_error)?;
             if in_scope(k.value().1) {
                 a.trends.add(&Rollup::decode(v.value()).map_err(corrupt)?);
@@ -709,7 +712,11 @@ impl Reader {
         let range = t
             .range((q.kind, q.after_seq.saturating_add(1))..=(q.kind, u64::MAX))
             .map_err(storage_error)?;
-        let rows: Box<dyn Iterator<Item = _>> = if q.ascending { Box::new(range) } else { Box::new(range.rev()) };
+        let rows: Box<dyn Iterator<Item = _>> = if q.ascending {
+            Box::new(range)
+        } else {
+            Box::new(range.rev())
+        };
         let mut out = Vec::new();
         let mut matched = 0u64;
         for row in rows {
@@ -749,7 +756,10 @@ impl Reader {
         let rows: Box<dyn Iterator<Item = _>> = match (after, descending) {
             (None, false) => Box::new(t.iter().map_err(storage_error)?),
             (None, true) => Box::new(t.iter().map_err(storage_error)?.rev()),
-            (Some(a), false) => Box::new(t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)).map_err(storage_error)?),
+            (Some(a), false) => Box::new(
+                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                    .map_err(storage_error)?,
+            ),
             (Some(a), true) => Box::new(t.range::<&str>(..a).map_err(storage_error)?.rev()),
         };
         for row in rows {
@@ -775,7 +785,12 @@ impl Reader {
     }
 
     /// Visits the movements `from..=to` in seq order.
-    pub fn each_movement(&self, from: u64, to: u64, visit: &mut dyn FnMut(Movement) -> Result<(), String>) -> Result<(), String> {
+    pub fn each_movement(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut dyn FnMut(Movement) -> Result<(), String>,
+    ) -> Result<(), String> {
         let t = table(&self.txn, JOURNAL).map_err(|e| e.detail)?;
         for row in t.range(from..=to).map_err(|e| e.to_string())? {
             let (_, v) = row.map_err(|e| e.to_string())?;
@@ -792,5 +807,25 @@ impl Reader {
     /// Products in the file (O(1)).
     pub fn product_count(&self) -> Result<u64, ApiError> {
         table(&self.txn, PRODUCTS)?.len().map_err(storage_error)
+    }
+}
+
+impl Reader {
+    pub fn reservation(&self, id: &str) -> Result<Option<crate::ledger::Reservation>, ApiError> {
+        let t = table(&self.txn, RESERVATIONS)?;
+        let row = t.get(id).map_err(storage_error)?;
+        row.map(|v| codec::decode_reservation(v.value()).map_err(corrupt))
+            .transpose()
+    }
+
+    /// Ids of active reservations whose time ran out by `now_ms`, oldest first.
+    pub fn expired_reservations(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, ApiError> {
+        let t = table(&self.txn, RESERVATIONS_BY_EXPIRY)?;
+        let mut ids = Vec::new();
+        for row in t.range(..=(now_ms, "\u{10FFFF}")).map_err(storage_error)?.take(limit) {
+            let (k, _) = row.map_err(storage_error)?;
+            ids.push(k.value().1.to_string());
+        }
+        Ok(ids)
     }
 }

@@ -50,7 +50,10 @@ fn last_seq(txn: &ReadTransaction) -> Result<u64, redb::Error> {
 /// beside it, fsync, rename, fsync of the directory), then verifies it.
 pub fn write(src: &ReadTransaction, target: &Path) -> Result<Snapshot, String> {
     let err = |e: &dyn std::fmt::Display| format!("snapshot {}: {e}", target.display());
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| err(&e))?;
     let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("snapshot");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -66,7 +69,8 @@ pub fn write(src: &ReadTransaction, target: &Path) -> Result<Snapshot, String> {
             };
         }
         all_tables!(copy_table);
-        txn.open_table(META)?.insert(SNAPSHOT_SEQ_KEY, seq.to_le_bytes().as_slice())?;
+        txn.open_table(META)?
+            .insert(SNAPSHOT_SEQ_KEY, seq.to_le_bytes().as_slice())?;
         txn.commit()?;
         Ok(())
     })();

@@ -60,6 +60,11 @@ pub const WAREHOUSE_STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// (warehouse, product): levels at or below their reorder point.
 pub const LOW_STOCK: TableDefinition<(&str, &str), ()> = TableDefinition::new("low_stock");
 
+/// reservation id → reservation (codec::reservation).
+pub const RESERVATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("reservations");
+/// (expiry ms, reservation id) of the active ones: what the sweep releases, oldest first.
+pub const RESERVATIONS_BY_EXPIRY: TableDefinition<(i64, &str), ()> = TableDefinition::new("reservations_by_expiry");
+
 /// Calls `$m!(TABLE)` for every table of the file: the one list that creating the file
 /// and copying it into a snapshot both use, so neither can forget a table.
 macro_rules! all_tables {
@@ -87,6 +92,8 @@ macro_rules! all_tables {
         $m!(ROLLUP_DAYS);
         $m!(WAREHOUSE_STATS);
         $m!(LOW_STOCK);
+        $m!(RESERVATIONS);
+        $m!(RESERVATIONS_BY_EXPIRY);
     };
 }
 pub(crate) use all_tables;

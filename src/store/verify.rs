@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
-use super::tables::*;
 use super::rollup::{day_of, is_low, Rollup, Stats};
+use super::tables::*;
 use super::{codec, writer::chain_hash};
 use crate::ledger::fold::fold_step;
 use crate::ledger::Buckets;
@@ -114,7 +114,11 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         let (p, w) = k.value();
         let level = codec::decode_level(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
         let cost = match products.get(p).map_err(s)? {
-            Some(row) => codec::decode_product(row.value()).map_err(|e| format!("product {p}: {e}"))?.unit_cost,
+            Some(row) => {
+                codec::decode_product(row.value())
+                    .map_err(|e| format!("product {p}: {e}"))?
+                    .unit_cost
+            }
             None => None,
         };
         stats.entry(w.to_string()).or_default().add(&Stats::of(&level, cost));
@@ -165,36 +169,61 @@ fn check_rollups(txn: &ReadTransaction, folded: &BTreeMap<(i64, String, String),
     for row in txn.open_table(ROLLUPS).map_err(|e| e.to_string())?.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let (day, w, p) = k.value();
-        stored.insert((day, w.to_string(), p.to_string()), Rollup::decode(v.value()).map_err(|e| e.to_string())?);
+        stored.insert(
+            (day, w.to_string(), p.to_string()),
+            Rollup::decode(v.value()).map_err(|e| e.to_string())?,
+        );
     }
     if let Some((k, r)) = folded.iter().find(|(k, r)| stored.get(*k) != Some(*r)) {
-        return Err(format!("roll-up {k:?}: the journal sums to {r:?}, stored {:?}", stored.get(k)));
+        return Err(format!(
+            "roll-up {k:?}: the journal sums to {r:?}, stored {:?}",
+            stored.get(k)
+        ));
     }
     if stored.len() != folded.len() {
-        return Err(format!("{} roll-ups stored, the journal has {}", stored.len(), folded.len()));
+        return Err(format!(
+            "{} roll-ups stored, the journal has {}",
+            stored.len(),
+            folded.len()
+        ));
     }
     let mut days: BTreeMap<(i64, String), Rollup> = BTreeMap::new();
     for ((day, w, _), r) in folded {
         days.entry((*day, w.clone())).or_default().add(r);
     }
     let mut stored_days = 0usize;
-    for row in txn.open_table(ROLLUP_DAYS).map_err(|e| e.to_string())?.iter().map_err(s)? {
+    for row in txn
+        .open_table(ROLLUP_DAYS)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map_err(s)?
+    {
         let (k, v) = row.map_err(s)?;
         let (day, w) = k.value();
         let r = Rollup::decode(v.value()).map_err(|e| e.to_string())?;
         if days.get(&(day, w.to_string())) != Some(&r) {
-            return Err(format!("daily total {day}/{w}: stored {r:?}, the journal sums to {:?}", days.get(&(day, w.to_string()))));
+            return Err(format!(
+                "daily total {day}/{w}: stored {r:?}, the journal sums to {:?}",
+                days.get(&(day, w.to_string()))
+            ));
         }
         stored_days += 1;
     }
     if stored_days != days.len() {
-        return Err(format!("{stored_days} daily totals stored, the journal has {}", days.len()));
+        return Err(format!(
+            "{stored_days} daily totals stored, the journal has {}",
+            days.len()
+        ));
     }
     Ok(())
 }
 
 /// The stored warehouse figures and low-stock index must be what the levels add up to.
-fn check_stats(txn: &ReadTransaction, stats: &BTreeMap<String, Stats>, low: &BTreeSet<(String, String)>) -> Result<(), String> {
+fn check_stats(
+    txn: &ReadTransaction,
+    stats: &BTreeMap<String, Stats>,
+    low: &BTreeSet<(String, String)>,
+) -> Result<(), String> {
     let s = |e: redb::StorageError| format!("storage: {e}");
     let table = txn.open_table(WAREHOUSE_STATS).map_err(|e| e.to_string())?;
     for row in table.iter().map_err(s)? {
@@ -202,16 +231,26 @@ fn check_stats(txn: &ReadTransaction, stats: &BTreeMap<String, Stats>, low: &BTr
         let stored = Stats::decode(v.value()).map_err(|e| e.to_string())?;
         let expected = stats.get(k.value()).copied().unwrap_or_default();
         if stored != expected {
-            return Err(format!("stats of warehouse {}: stored {stored:?}, the levels add up to {expected:?}", k.value()));
+            return Err(format!(
+                "stats of warehouse {}: stored {stored:?}, the levels add up to {expected:?}",
+                k.value()
+            ));
         }
     }
     for (w, expected) in stats {
         if table.get(w.as_str()).map_err(s)?.is_none() && *expected != Stats::default() {
-            return Err(format!("stats of warehouse {w}: missing, the levels add up to {expected:?}"));
+            return Err(format!(
+                "stats of warehouse {w}: missing, the levels add up to {expected:?}"
+            ));
         }
     }
     let mut stored_low = BTreeSet::new();
-    for row in txn.open_table(LOW_STOCK).map_err(|e| e.to_string())?.iter().map_err(s)? {
+    for row in txn
+        .open_table(LOW_STOCK)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map_err(s)?
+    {
         let (k, _) = row.map_err(s)?;
         let (w, p) = k.value();
         stored_low.insert((w.to_string(), p.to_string()));

@@ -13,8 +13,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTr
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use super::tables::*;
 use super::rollup::{self, Rollup, Stats};
+use super::tables::*;
 use super::{codec, Shared};
 use crate::error::{ApiError, Code};
 use crate::ledger::{self, Command, Effects, Fault, Level, Movement, Product, Rules, Transfer, Warehouse};
@@ -129,6 +129,8 @@ pub struct Applied {
     pub levels: Vec<((String, String), Level)>,
     pub product: Option<Product>,
     pub warehouse: Option<Warehouse>,
+    /// Reservations the command opened or closed, as they now stand.
+    pub reservations: Vec<ledger::Reservation>,
     /// The answer, when the write carried a replay claim (rendered by the writer).
     pub answer: Option<Answer>,
     /// The answer is the stored one of an earlier identical request: nothing was applied.
@@ -157,6 +159,7 @@ impl Writer {
             load_chain(db)?
         };
         shared.seq_last.store(chain.seq_next - 1, Ordering::Release);
+        shared.committed.send_replace(chain.seq_next - 1);
         Ok(Writer { shared, rules, chain })
     }
 
@@ -207,6 +210,12 @@ impl Writer {
                 metrics::gauge!(crate::telemetry::JOURNAL_SEQ).set((self.chain.seq_next - 1) as f64);
                 metrics::gauge!(crate::telemetry::QUEUE_DEPTH).set(self.shared.queued.load(Ordering::Relaxed) as f64);
                 self.shared.seq_last.store(self.chain.seq_next - 1, Ordering::Release);
+                // Wakes long polls of the change feed; never blocks the writer.
+                self.shared.committed.send_if_modified(|seq| {
+                    let changed = *seq != self.chain.seq_next - 1;
+                    *seq = self.chain.seq_next - 1;
+                    changed
+                });
                 self.shared.writable.store(true, Ordering::Release);
                 for (job, result) in group.drain(..).zip(results) {
                     let _ = job.reply.send(result);
@@ -356,6 +365,8 @@ struct Tables<'t> {
     rollup_days: Table<'t, (i64, &'static str), &'static [u8]>,
     warehouse_stats: Table<'t, &'static str, &'static [u8]>,
     low_stock: Table<'t, (&'static str, &'static str), ()>,
+    reservations: Table<'t, &'static str, &'static [u8]>,
+    reservations_by_expiry: Table<'t, (i64, &'static str), ()>,
     /// Roll-ups and stats of this group, summed in memory and written once per key.
     pending: Pending,
 }
@@ -398,6 +409,8 @@ impl<'t> Tables<'t> {
             rollup_days: txn.open_table(ROLLUP_DAYS)?,
             warehouse_stats: txn.open_table(WAREHOUSE_STATS)?,
             low_stock: txn.open_table(LOW_STOCK)?,
+            reservations: txn.open_table(RESERVATIONS)?,
+            reservations_by_expiry: txn.open_table(RESERVATIONS_BY_EXPIRY)?,
             pending: Pending::default(),
         })
     }
@@ -420,9 +433,11 @@ impl<'t> Tables<'t> {
             return Ok(*c);
         }
         let cost = match self.products.get(product)? {
-            Some(v) => codec::decode_product(v.value())
-                .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?
-                .unit_cost,
+            Some(v) => {
+                codec::decode_product(v.value())
+                    .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?
+                    .unit_cost
+            }
             None => None,
         };
         self.pending.unit_costs.insert(product.to_string(), cost);
@@ -540,7 +555,10 @@ impl<'t> Tables<'t> {
         let expires_ms = now_ms.saturating_add(claim.ttl_ms);
         let old = self
             .replays
-            .insert(claim.key.as_str(), codec::answer(&claim.fingerprint, expires_ms, &answer).as_slice())?
+            .insert(
+                claim.key.as_str(),
+                codec::answer(&claim.fingerprint, expires_ms, &answer).as_slice(),
+            )?
             .map(|v| codec::decode_answer(v.value()).map(|(_, at, _)| at));
         if let Some(Ok(old_expiry)) = old {
             self.replays_by_expiry.remove((old_expiry, claim.key.as_str()))?;
@@ -555,7 +573,11 @@ impl<'t> Tables<'t> {
     /// expired ones on the way so the table stays bounded by the claim rate × TTL.
     fn claim_nonce(&mut self, c: &NonceClaim) -> Result<Result<Applied, ApiError>, redb::StorageError> {
         let mut expired = Vec::new();
-        for row in self.nonces_by_expiry.range(..(c.now_ms, "", ""))?.take(NONCE_PRUNE_BATCH) {
+        for row in self
+            .nonces_by_expiry
+            .range(..(c.now_ms, "", ""))?
+            .take(NONCE_PRUNE_BATCH)
+        {
             let (k, _) = row?;
             let (at, p, n) = k.value();
             expired.push((at, p.to_string(), n.to_string()));
@@ -564,15 +586,21 @@ impl<'t> Tables<'t> {
             self.nonces_by_expiry.remove((*at, p.as_str(), n.as_str()))?;
             self.nonces.remove((p.as_str(), n.as_str()))?;
         }
-        let seen = self.nonces.get((c.partner.as_str(), c.nonce.as_str()))?.map(|v| v.value());
+        let seen = self
+            .nonces
+            .get((c.partner.as_str(), c.nonce.as_str()))?
+            .map(|v| v.value());
         if seen.is_some_and(|expires| expires > c.now_ms) {
             return Ok(Err(ApiError::new(Code::Unauthenticated, "this nonce was already used")));
         }
         if let Some(old) = seen {
-            self.nonces_by_expiry.remove((old, c.partner.as_str(), c.nonce.as_str()))?;
+            self.nonces_by_expiry
+                .remove((old, c.partner.as_str(), c.nonce.as_str()))?;
         }
-        self.nonces.insert((c.partner.as_str(), c.nonce.as_str()), c.expires_ms)?;
-        self.nonces_by_expiry.insert((c.expires_ms, c.partner.as_str(), c.nonce.as_str()), ())?;
+        self.nonces
+            .insert((c.partner.as_str(), c.nonce.as_str()), c.expires_ms)?;
+        self.nonces_by_expiry
+            .insert((c.expires_ms, c.partner.as_str(), c.nonce.as_str()), ())?;
         Ok(Ok(Applied::default()))
     }
 
@@ -594,6 +622,8 @@ impl<'t> Tables<'t> {
             created,
             new_transfer,
             received_transfer,
+            new_reservation,
+            closed_reservations,
             is_batch,
         } = effects;
         if let Some(w) = &warehouse {
@@ -635,6 +665,7 @@ impl<'t> Tables<'t> {
                 d.transfer = Some(t.id.clone());
             }
         }
+        let mut reservations = Vec::new();
         let mut movements = Vec::with_capacity(drafts.len());
         for draft in drafts {
             movements.push(self.append(draft, ctx, batch.clone(), chain, now_ms)?);
@@ -646,9 +677,29 @@ impl<'t> Tables<'t> {
         } else if let Some(t) = &transfer {
             self.transfers.insert(t.id.as_str(), codec::transfer(t).as_slice())?;
         }
+        if let Some(mut r) = new_reservation {
+            r.id = format!("res_{seq_first}");
+            r.reserve_seq = seq_first;
+            self.reservations
+                .insert(r.id.as_str(), codec::reservation(&r).as_slice())?;
+            self.reservations_by_expiry.insert((r.expires_ms, r.id.as_str()), ())?;
+            reservations.push(r);
+        }
+        // Each closed reservation has one movement, in order.
+        for (mut r, m) in closed_reservations.into_iter().zip(&movements) {
+            r.close_seq = Some(m.seq);
+            self.reservations
+                .insert(r.id.as_str(), codec::reservation(&r).as_slice())?;
+            self.reservations_by_expiry.remove((r.expires_ms, r.id.as_str()))?;
+            reservations.push(r);
+        }
         if let Some(id) = &batch {
             let header = ctx.batch.clone().unwrap_or_default();
-            let kind = if header.kind.is_empty() { "batch".to_string() } else { header.kind };
+            let kind = if header.kind.is_empty() {
+                "batch".to_string()
+            } else {
+                header.kind
+            };
             let record = ledger::Batch {
                 id: id.clone(),
                 first_seq: seq_first,
@@ -659,7 +710,8 @@ impl<'t> Tables<'t> {
                 header: header.header,
             };
             self.batches.insert(id.as_str(), codec::batch(&record).as_slice())?;
-            self.batches_by_kind.insert((record.kind.as_str(), seq_first), id.as_str())?;
+            self.batches_by_kind
+                .insert((record.kind.as_str(), seq_first), id.as_str())?;
         }
         for ((p, w), level) in &levels {
             let old = self
@@ -682,6 +734,7 @@ impl<'t> Tables<'t> {
             levels,
             product,
             warehouse,
+            reservations,
             ..Applied::default()
         })
     }
@@ -798,6 +851,13 @@ impl ledger::State for Tables<'_> {
         Ok(self.products.get(id).map_err(fault)?.is_some())
     }
 
+    fn reservation(&mut self, id: &str) -> Result<Option<ledger::Reservation>, Fault> {
+        match self.reservations.get(id).map_err(fault)? {
+            Some(v) => codec::decode_reservation(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
     fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
         Ok(self.warehouses.get(id).map_err(fault)?.is_some())
     }
@@ -807,7 +867,10 @@ impl ledger::State for Tables<'_> {
 #[derive(Debug)]
 pub enum OfflineError {
     /// The command from this input line was refused.
-    Refused { line: usize, error: ApiError },
+    Refused {
+        line: usize,
+        error: ApiError,
+    },
     Storage(String),
 }
 
@@ -837,7 +900,9 @@ pub fn apply_offline(
             let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
             match ledger::apply(&cmd, &mut tables, rules, now_ms) {
                 Ok(effects) => {
-                    tables.write(effects, &ctx, &mut chain, now_ms).map_err(|e| storage(&e))?;
+                    tables
+                        .write(effects, &ctx, &mut chain, now_ms)
+                        .map_err(|e| storage(&e))?;
                 }
                 Err(ledger::LedgerError::Storage(msg)) => return Err(OfflineError::Storage(msg)),
                 Err(refused) => {

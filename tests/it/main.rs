@@ -13,3 +13,4 @@ mod dialects;
 mod model;
 mod ops;
 mod partner;
+mod reservations;

@@ -1,0 +1,140 @@
+//! Reservations (API.md): hold available stock for an order (`available → allocated`),
+//! then commit it (ships: an `out` of the allocated stock) or release it. Reservations
+//! whose time runs out are released by the daemon, and that release is journaled too.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::native::check_id;
+use super::{data, write, Json, State};
+use crate::auth::{Guard, ReadInventory, WriteInventory};
+use crate::clock::rfc3339_ms;
+use crate::error::{ApiError, Code};
+use crate::ledger::{Command, Reservation, ReserveCmd};
+use crate::store::Applied;
+
+/// A reservation's time when the request names none, in seconds.
+pub const TTL_SECONDS_DEFAULT: i64 = 15 * 60;
+
+pub fn config_reservations_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/inventory/reservations", web::post().to(create))
+        .route("/api/inventory/reservations/{id}", web::get().to(get_one))
+        .route("/api/inventory/reservations/{id}", web::delete().to(release))
+        .route("/api/inventory/reservations/{id}/commit", web::post().to(commit));
+}
+
+#[derive(Serialize)]
+pub struct ReservationOut<'a> {
+    pub id: &'a str,
+    pub product_id: &'a str,
+    pub warehouse_id: &'a str,
+    pub quantity: i64,
+    pub status: &'static str,
+    pub reference_id: Option<&'a str>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub closed_at: Option<String>,
+    /// The `reserve` movement, and the `commit`/`release` one once closed.
+    pub movement_id: String,
+    pub closing_movement_id: Option<String>,
+}
+
+pub fn render(r: &Reservation) -> ReservationOut<'_> {
+    ReservationOut {
+        id: &r.id,
+        product_id: &r.product,
+        warehouse_id: &r.warehouse,
+        quantity: r.quantity,
+        status: r.status.name(),
+        reference_id: r.reference_id.as_deref(),
+        created_at: rfc3339_ms(r.created_ms),
+        expires_at: rfc3339_ms(r.expires_ms),
+        closed_at: r.closed_ms.map(rfc3339_ms),
+        movement_id: format!("mov_{}", r.reserve_seq),
+        closing_movement_id: r.close_seq.map(|s| format!("mov_{s}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    product_id: String,
+    warehouse_id: Option<String>,
+    quantity: i64,
+    ttl_seconds: Option<i64>,
+    reference_id: Option<String>,
+}
+
+fn answer(status: fn(&Applied) -> StatusCode) -> crate::store::Render {
+    write::native(status, |a: &Applied| {
+        let r = a
+            .reservations
+            .first()
+            .ok_or_else(|| ApiError::new(Code::Internal, "the command touched no reservation"))?;
+        write::ser(&render(r))
+    })
+}
+
+async fn create(
+    g: Guard<WriteInventory>,
+    req: HttpRequest,
+    state: State,
+    body: Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    check_id("product_id", &b.product_id)?;
+    let warehouse = b.warehouse_id.unwrap_or_else(|| state.default_warehouse.clone());
+    check_id("warehouse_id", &warehouse)?;
+    g.check_warehouse(&warehouse)?;
+    if let Some(r) = &b.reference_id {
+        check_id("reference_id", r)?;
+    }
+    let ttl_seconds = b.ttl_seconds.unwrap_or(TTL_SECONDS_DEFAULT);
+    let cmd = Command::Reserve(ReserveCmd {
+        product: b.product_id,
+        warehouse,
+        quantity: b.quantity,
+        ttl_ms: ttl_seconds.saturating_mul(1000),
+        reference_id: b.reference_id,
+    });
+    Ok(write::write(&req, &state, &g, cmd, answer(write::created)).await)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(Code::ReservationNotFound, format!("reservation `{id}` does not exist"))
+}
+
+/// The reservation, checked against the caller's warehouses.
+fn load(state: &State, identity: &crate::auth::Identity, id: &str) -> Result<Reservation, ApiError> {
+    let r = state.store.reader()?.reservation(id)?.ok_or_else(|| not_found(id))?;
+    identity.check_warehouse(&r.warehouse)?;
+    Ok(r)
+}
+
+async fn get_one(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let r = load(&state, &g, &id)?;
+    Ok(data(StatusCode::OK, &render(&r)))
+}
+
+async fn commit(
+    g: Guard<WriteInventory>,
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    load(&state, &g, &id)?;
+    let cmd = Command::CommitReservation { id: id.into_inner() };
+    Ok(write::write(&req, &state, &g, cmd, answer(write::ok)).await)
+}
+
+async fn release(
+    g: Guard<WriteInventory>,
+    req: HttpRequest,
+    state: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    load(&state, &g, &id)?;
+    let cmd = Command::ReleaseReservation { id: id.into_inner() };
+    Ok(write::write(&req, &state, &g, cmd, answer(write::ok)).await)
+}
