@@ -109,8 +109,10 @@ struct LineRecord {
 #[derive(Serialize, Deserialize, Clone)]
 struct Header {
     location_id: String,
+    /// As the request gave it: `null` in the answers when it gave none (the document's
+    /// examples), `adjust` being the default.
     #[serde(rename = "type")]
-    kind: String,
+    kind: Option<String>,
     reason: String,
     note: Option<String>,
     tags: Option<String>,
@@ -180,10 +182,12 @@ fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(
     };
     check_id("location_id", &location)?;
     g.check_warehouse(&location)?;
-    let kind = b.kind.unwrap_or_else(|| "adjust".to_string());
-    if kind != "adjust" && kind != "set" {
-        return Err(ApiError::invalid("type", "is not included in the list (adjust, set)"));
-    }
+    let kind = b.kind;
+    let set = match kind.as_deref() {
+        None | Some("adjust") => false,
+        Some("set") => true,
+        Some(_) => return Err(ApiError::invalid("type", "is not included in the list (adjust, set)")),
+    };
     let reason = b.reason.unwrap_or_else(|| "newproduct".to_string());
     if !REASONS.contains(&reason.as_str()) {
         return Err(ApiError::invalid(
@@ -240,7 +244,7 @@ fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(
         moves.push(MoveCmd {
             product: product.clone(),
             warehouse: location.clone(),
-            op: if kind == "set" {
+            op: if set {
                 Op::Set(l.quantity)
             } else {
                 Op::Adjust(l.quantity)
@@ -295,7 +299,7 @@ struct AdjustmentOut<'a> {
     tran_date: String,
     location_id: Box<RawValue>,
     #[serde(rename = "type")]
-    kind: &'a str,
+    kind: Option<&'a str>,
     total_quantity: i64,
     reason: &'a str,
     note: Option<&'a str>,
@@ -314,7 +318,7 @@ fn adjustment<'a>(id: u64, number: &'a str, at_ms: i64, h: &'a Header) -> Adjust
         adjust_number: number,
         tran_date: at,
         location_id: dialect_id(&h.location_id),
-        kind: &h.kind,
+        kind: h.kind.as_deref(),
         total_quantity: h.lines.iter().fold(0i64, |s, l| s.saturating_add(l.quantity)),
         reason: &h.reason,
         note: h.note.as_deref(),
@@ -491,11 +495,9 @@ async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web:
         Err(e) => return refuse(&e),
     };
     let Some(h) = header_of(&batch) else { return not_found() };
+    // A location the credential may not use: as if the adjustment did not exist.
     if !g.may_use(&h.location_id) {
-        return refuse(&ApiError::new(
-            Code::Forbidden,
-            format!("`{}` may not use this location", g.name),
-        ));
+        return not_found();
     }
     #[derive(Serialize)]
     struct Out<'a> {

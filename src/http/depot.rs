@@ -16,6 +16,7 @@ use super::{write, Json, State};
 use crate::auth::{DepotRead, Guard};
 use crate::error::ApiError;
 use crate::ledger::{Buckets, Product};
+use crate::store::tables::products_order_key;
 use crate::store::Reader;
 
 /// The document: at most 100 ids, at most 100 products a page.
@@ -297,16 +298,17 @@ fn page(state: &State, g: &Guard<DepotRead>, q: &Query) -> Result<HttpResponse, 
     };
     match &q.ids {
         Some(ids) => {
-            let ordered: Box<dyn Iterator<Item = &String>> = if q.descending {
-                Box::new(ids.iter().rev())
-            } else {
-                Box::new(ids.iter())
-            };
-            for id in ordered {
-                let beyond = q
-                    .after
+            // The same order as a walk: numeric ids numerically, then the others by bytes.
+            let mut keyed: Vec<(String, &String)> = ids.iter().map(|id| (products_order_key(id), id)).collect();
+            keyed.sort();
+            if q.descending {
+                keyed.reverse();
+            }
+            let after = q.after.as_deref().map(products_order_key);
+            for (key, id) in keyed {
+                let beyond = after
                     .as_ref()
-                    .is_none_or(|a| if q.descending { id < a } else { id > a });
+                    .is_none_or(|a| if q.descending { &key < a } else { &key > a });
                 if beyond {
                     if let Some(p) = reader.product(id)? {
                         if !visit(p)? {

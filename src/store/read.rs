@@ -744,7 +744,8 @@ impl Reader {
 }
 
 impl Reader {
-    /// Visits products in id order (or reverse) strictly after `after`, until `visit`
+    /// Visits products in id order — numeric ids numerically, then the others by bytes
+    /// (`products_order_key`) — or in reverse, strictly after `after`, until `visit`
     /// answers `false`.
     pub fn walk_products(
         &self,
@@ -752,19 +753,24 @@ impl Reader {
         descending: bool,
         visit: &mut dyn FnMut(Product) -> Result<bool, ApiError>,
     ) -> Result<(), ApiError> {
-        let t = table(&self.txn, PRODUCTS)?;
-        let rows: Box<dyn Iterator<Item = _>> = match (after, descending) {
-            (None, false) => Box::new(t.iter().map_err(storage_error)?),
-            (None, true) => Box::new(t.iter().map_err(storage_error)?.rev()),
-            (Some(a), false) => Box::new(
-                t.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
-                    .map_err(storage_error)?,
-            ),
-            (Some(a), true) => Box::new(t.range::<&str>(..a).map_err(storage_error)?.rev()),
+        use std::ops::Bound;
+        let order = table(&self.txn, PRODUCTS_BY_ORDER)?;
+        let after_key = after.map(products_order_key);
+        let bounds: (Bound<&str>, Bound<&str>) = match (&after_key, descending) {
+            (None, _) => (Bound::Unbounded, Bound::Unbounded),
+            (Some(k), false) => (Bound::Excluded(k.as_str()), Bound::Unbounded),
+            (Some(k), true) => (Bound::Unbounded, Bound::Excluded(k.as_str())),
+        };
+        let range = order.range::<&str>(bounds).map_err(storage_error)?;
+        let rows: Box<dyn Iterator<Item = _>> = if descending {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
         };
         for row in rows {
-            let (_, v) = row.map_err(storage_error)?;
-            if !visit(codec::decode_product(v.value()).map_err(corrupt)?)? {
+            let (_, id) = row.map_err(storage_error)?;
+            let Some(p) = self.product(id.value())? else { continue };
+            if !visit(p)? {
                 break;
             }
         }

@@ -22,6 +22,9 @@ pub const LEVELS_BY_WAREHOUSE: TableDefinition<(&str, &str), ()> = TableDefiniti
 pub const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products");
 /// sku → product id (skus are unique).
 pub const PRODUCTS_BY_SKU: TableDefinition<&str, &str> = TableDefinition::new("products_by_sku");
+/// order key (`products_order_key`) → product id: numeric ids in numeric order, then the
+/// others in byte order — the order id cursors walk (seed 004).
+pub const PRODUCTS_BY_ORDER: TableDefinition<&str, &str> = TableDefinition::new("products_by_order");
 /// (barcode, product id).
 pub const PRODUCTS_BY_BARCODE: TableDefinition<(&str, &str), ()> = TableDefinition::new("products_by_barcode");
 /// id → warehouse.
@@ -76,6 +79,7 @@ macro_rules! all_tables {
         $m!(PRODUCTS);
         $m!(PRODUCTS_BY_SKU);
         $m!(PRODUCTS_BY_BARCODE);
+        $m!(PRODUCTS_BY_ORDER);
         $m!(WAREHOUSES);
         $m!(HISTORY_BY_LEVEL);
         $m!(HISTORY_BY_PRODUCT);
@@ -97,3 +101,17 @@ macro_rules! all_tables {
     };
 }
 pub(crate) use all_tables;
+
+/// Width numeric ids are padded to in `PRODUCTS_BY_ORDER` (ids are at most this long).
+const ORDER_KEY_DIGITS: usize = crate::ledger::ID_LEN_MAX;
+
+/// The order key of a product id: all-digit ids (no leading zero) sort as numbers, before
+/// every other id, which sort by bytes.
+pub fn products_order_key(id: &str) -> String {
+    let numeric = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && (id.len() == 1 || !id.starts_with('0'));
+    if numeric {
+        format!("0{id:0>ORDER_KEY_DIGITS$}")
+    } else {
+        format!("1{id}")
+    }
+}

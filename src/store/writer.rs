@@ -349,6 +349,7 @@ struct Tables<'t> {
     products: Table<'t, &'static str, &'static [u8]>,
     products_by_sku: Table<'t, &'static str, &'static str>,
     products_by_barcode: Table<'t, (&'static str, &'static str), ()>,
+    products_by_order: Table<'t, &'static str, &'static str>,
     warehouses: Table<'t, &'static str, &'static [u8]>,
     by_level: Table<'t, (&'static str, &'static str, u64), ()>,
     by_product: Table<'t, (&'static str, u64), ()>,
@@ -393,6 +394,7 @@ impl<'t> Tables<'t> {
             products: txn.open_table(PRODUCTS)?,
             products_by_sku: txn.open_table(PRODUCTS_BY_SKU)?,
             products_by_barcode: txn.open_table(PRODUCTS_BY_BARCODE)?,
+            products_by_order: txn.open_table(PRODUCTS_BY_ORDER)?,
             warehouses: txn.open_table(WAREHOUSES)?,
             by_level: txn.open_table(HISTORY_BY_LEVEL)?,
             by_product: txn.open_table(HISTORY_BY_PRODUCT)?,
@@ -761,6 +763,9 @@ impl<'t> Tables<'t> {
             for (w, level) in rows {
                 self.restate(&p.id, &w, Some(&level), &level, cost_old, p.unit_cost)?;
             }
+        }
+        if before.is_none() {
+            self.products_by_order.insert(products_order_key(&p.id).as_str(), p.id.as_str())?;
         }
         self.pending.unit_costs.insert(p.id.clone(), p.unit_cost);
         self.products.insert(p.id.as_str(), codec::product(p).as_slice())?;
