@@ -7,6 +7,7 @@ pub mod health;
 pub mod metrics;
 pub mod movement_log;
 pub mod native;
+pub mod openapi;
 pub mod partner;
 pub mod render;
 pub mod reservations;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .configure(feed::config_feed_api)
         .configure(reservations::config_reservations_api)
         .configure(native::config_native_api)
+        .configure(openapi::config_openapi_api)
         .configure(partner::config_partner_api)
         .configure(movement_log::config_movement_log_api)
         .configure(adjustments::config_adjustments_api)

@@ -7,8 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
-use super::render::{self, List, Meta, Ref};
+use super::render::{self, Id, List, Meta, One, Ref};
 use super::{data, write, Json, Query, State};
 use crate::auth::{Guard, Identity, ReadInventory, WriteCatalog, WriteInventory};
 use crate::clock::{parse_date_param, Bound};
@@ -26,26 +27,44 @@ pub const LIMIT_DEFAULT: u64 = 20;
 /// Highest page number accepted (deeper paging uses `cursor`).
 pub const PAGE_MAX: u64 = 1_000_000;
 
+/// Declares a route table once: the `(method, full path)` list that the OpenAPI document is
+/// checked against (`tests/it/openapi.rs`), and the function that registers exactly those
+/// routes, so no route can be served without being listed.
+macro_rules! route_table {
+    ($(#[$doc:meta])* $table:ident, $register:ident; $($method:ident $path:literal => $handler:path,)*) => {
+        $(#[$doc])*
+        pub const $table: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn $register(cfg: &mut actix_web::web::ServiceConfig) {
+            $(cfg.route($path, actix_web::web::method(actix_web::http::Method::$method).to($handler));)*
+        }
+    };
+}
+pub(crate) use route_table;
+
+route_table! {
+    /// Every native route: (method, full path).
+    NATIVE_ROUTES, register;
+    GET "/api/warehouses" => list_warehouses,
+    PUT "/api/warehouses/{id}" => put_warehouse,
+    GET "/api/warehouses/{id}" => get_warehouse,
+    GET "/api/products" => list_products,
+    PUT "/api/products/{id}" => put_product,
+    GET "/api/products/{id}" => get_product,
+    GET "/api/products/{id}/inventory" => product_inventory,
+    GET "/api/inventory" => list_levels,
+    PATCH "/api/inventory/levels/{product_id}/{warehouse_id}" => patch_level,
+    POST "/api/inventory/movements" => post_movement,
+    GET "/api/inventory/movements" => list_movements,
+    GET "/api/inventory/movements/{id}" => get_movement,
+    GET "/api/inventory/transfers/{id}" => get_transfer,
+    POST "/api/inventory/transfers/{id}/receive" => receive_transfer,
+    POST "/api/inventory/adjustments" => post_adjustments,
+    GET "/api/inventory/analytics" => analytics,
+}
+
 pub fn config_native_api(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api")
-            .route("/warehouses", web::get().to(list_warehouses))
-            .route("/warehouses/{id}", web::put().to(put_warehouse))
-            .route("/warehouses/{id}", web::get().to(get_warehouse))
-            .route("/products", web::get().to(list_products))
-            .route("/products/{id}", web::put().to(put_product))
-            .route("/products/{id}", web::get().to(get_product))
-            .route("/products/{id}/inventory", web::get().to(product_inventory))
-            .route("/inventory", web::get().to(list_levels))
-            .route("/inventory/levels/{product}/{warehouse}", web::patch().to(patch_level))
-            .route("/inventory/movements", web::post().to(post_movement))
-            .route("/inventory/movements", web::get().to(list_movements))
-            .route("/inventory/movements/{id}", web::get().to(get_movement))
-            .route("/inventory/transfers/{id}", web::get().to(get_transfer))
-            .route("/inventory/transfers/{id}/receive", web::post().to(receive_transfer))
-            .route("/inventory/adjustments", web::post().to(post_adjustments))
-            .route("/inventory/analytics", web::get().to(analytics)),
-    );
+    register(cfg);
 }
 
 // ---- input checks shared by the native handlers ----
@@ -201,12 +220,24 @@ impl<'r> Names<'r> {
 
 // ---- catalog ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "Second warehouse"})))]
 struct PutWarehouseBody {
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
     name: String,
 }
 
+/// Create or replace a warehouse.
+#[utoipa::path(put, path = "/api/warehouses/{id}", tag = "catalog",
+    params(("id" = Id, Path, description = "Warehouse id.", example = "wh-2")),
+    security(("bearer" = ["catalog:write"])),
+    responses(
+        (status = 201, description = "Created.", body = One<render::WarehouseOut>),
+        (status = 200, description = "Replaced.", body = One<render::WarehouseOut>),
+    ),
+)]
 async fn put_warehouse(
     g: Guard<WriteCatalog>,
     req: HttpRequest,
@@ -224,6 +255,13 @@ async fn put_warehouse(
     Ok(write::write(&req, &state, &g, Command::PutWarehouse(w), render).await)
 }
 
+/// One warehouse.
+#[utoipa::path(get, path = "/api/warehouses/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Warehouse id.", min_length = 1, example = "default")),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "The warehouse.", body = One<render::WarehouseOut>)),
+    extensions(("x-error-codes" = json!(["warehouse_not_found"]))),
+)]
 async fn get_warehouse(
     _g: Guard<ReadInventory>,
     state: State,
@@ -236,6 +274,11 @@ async fn get_warehouse(
     Ok(data(StatusCode::OK, &render::warehouse(&w)))
 }
 
+/// Every warehouse (one page: a shop has few).
+#[utoipa::path(get, path = "/api/warehouses", tag = "catalog",
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "All warehouses, by id.", body = List<render::WarehouseOut>)),
+)]
 async fn list_warehouses(_g: Guard<ReadInventory>, state: State) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader()?;
     let all = reader.warehouses()?;
@@ -249,18 +292,41 @@ async fn list_warehouses(_g: Guard<ReadInventory>, state: State) -> Result<HttpR
     Ok(list(rows, meta(&paging, total, false, None)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"sku": "MUG-BLUE", "name": "Blue mug", "barcode": "4006381333931",
+    "category": "kitchen", "brand": "Acme", "unit_cost": 2.5, "prices": {"retail": 9.9}})))]
 struct PutProductBody {
+    /// Unique among products (409 `sku_taken`).
+    #[schema(value_type = Id)]
     sku: String,
+    #[schema(max_length = 500)]
     name: String,
+    #[schema(value_type = Option<Id>)]
     barcode: Option<String>,
+    #[schema(max_length = 500)]
     category: Option<String>,
+    #[schema(max_length = 500)]
     brand: Option<String>,
+    /// Money: ≥ 0, at most 6 decimals, kept exactly.
+    #[schema(value_type = Option<f64>, minimum = 0)]
     unit_cost: Option<Box<RawValue>>,
+    /// Named prices (`{"retail": 12.5}`), at most 32, named like ids; each ≥ 0 with at most
+    /// 6 decimals.
+    #[schema(value_type = Option<BTreeMap<String, f64>>)]
     prices: Option<BTreeMap<String, Box<RawValue>>>,
 }
 
+/// Create or replace a product.
+#[utoipa::path(put, path = "/api/products/{id}", tag = "catalog",
+    params(("id" = Id, Path, description = "Product id.", example = "p1")),
+    security(("bearer" = ["catalog:write"])),
+    responses(
+        (status = 201, description = "Created.", body = One<render::ProductOut>),
+        (status = 200, description = "Replaced.", body = One<render::ProductOut>),
+    ),
+    extensions(("x-error-codes" = json!(["sku_taken"]))),
+)]
 async fn put_product(
     g: Guard<WriteCatalog>,
     req: HttpRequest,
@@ -308,6 +374,13 @@ async fn put_product(
     Ok(write::write(&req, &state, &g, Command::PutProduct(p), render).await)
 }
 
+/// One product.
+#[utoipa::path(get, path = "/api/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Product id.", min_length = 1, example = "p1")),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "The product.", body = One<render::ProductOut>)),
+    extensions(("x-error-codes" = json!(["product_not_found"]))),
+)]
 async fn get_product(_g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader()?;
     let p = reader.product(&id)?.ok_or_else(|| product_not_found(&id))?;
@@ -318,16 +391,32 @@ fn product_not_found(id: &str) -> ApiError {
     ApiError::new(Code::ProductNotFound, format!("product `{id}` does not exist"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ProductQuery {
+    /// Exact sku.
     sku: Option<String>,
+    /// Exact barcode.
     barcode: Option<String>,
+    /// Case-insensitive substring of name, sku or barcode.
     q: Option<String>,
+    /// Page number (≥ 1); not with `cursor`.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
     page: Option<String>,
+    /// Page size, 1–500 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// `meta.next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Products, by id, with filters.
+#[utoipa::path(get, path = "/api/products", tag = "catalog",
+    params(ProductQuery),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "A page of products.", body = List<render::ProductOut>)),
+    extensions(("x-error-codes" = json!(["invalid_field"]))),
+)]
 async fn list_products(
     _g: Guard<ReadInventory>,
     state: State,
@@ -346,6 +435,22 @@ async fn list_products(
     Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor)))
 }
 
+/// The answer of `GET /api/products/{id}/inventory`.
+#[derive(serde::Serialize, ToSchema)]
+struct ProductInventory<'a> {
+    product_id: &'a str,
+    /// Level rows as in `GET /api/inventory`, by warehouse id.
+    warehouses: Vec<render::LevelOut<'a>>,
+    totals: render::Totals,
+}
+
+/// A product's stock in every warehouse (that the caller may see), with totals.
+#[utoipa::path(get, path = "/api/products/{id}/inventory", tag = "levels",
+    params(("id" = String, Path, description = "Product id.", min_length = 1, example = "p1")),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "Levels and totals.", body = One<ProductInventory>)),
+    extensions(("x-error-codes" = json!(["product_not_found"]))),
+)]
 async fn product_inventory(
     g: Guard<ReadInventory>,
     state: State,
@@ -369,15 +474,9 @@ async fn product_inventory(
         .filter(|(w, _)| g.may_use(w))
         .map(|(w, l)| render::level(names.product(&id), names.warehouse(w), l))
         .collect();
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        product_id: &'a str,
-        warehouses: Vec<render::LevelOut<'a>>,
-        totals: render::Totals,
-    }
     Ok(data(
         StatusCode::OK,
-        &Out {
+        &ProductInventory {
             product_id: &id,
             warehouses: rows,
             totals,
@@ -387,17 +486,36 @@ async fn product_inventory(
 
 // ---- levels ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LevelQuery {
+    /// Only this warehouse (required for a token restricted to several warehouses).
     warehouse_id: Option<String>,
+    /// Only this product.
     product_id: Option<String>,
+    /// Only levels with a reorder point and `available ≤ reorder_point`.
+    #[param(value_type = Option<bool>)]
     low_stock: Option<String>,
+    /// Only levels with `available ≤ 0`.
+    #[param(value_type = Option<bool>)]
     out_of_stock: Option<String>,
+    /// Page number (≥ 1); not with `cursor`.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
     page: Option<String>,
+    /// Page size, 1–500 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// `meta.next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Stock levels (seed 003), by product id then warehouse id.
+#[utoipa::path(get, path = "/api/inventory", tag = "levels",
+    params(LevelQuery),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "A page of levels.", body = List<render::LevelOut>)),
+    extensions(("x-error-codes" = json!(["invalid_field"]))),
+)]
 async fn list_levels(g: Guard<ReadInventory>, state: State, q: Query<LevelQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.0;
     let paging = paging(&q.page, &q.limit, &q.cursor)?;
@@ -424,14 +542,31 @@ async fn list_levels(g: Guard<ReadInventory>, state: State, q: Query<LevelQuery>
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"reorder_point": 10, "max_stock_level": 500})))]
 struct PatchLevelBody {
+    /// ≥ 0; `low_stock` compares `available` with it.
+    #[schema(minimum = 0)]
     reorder_point: Option<i64>,
+    /// ≥ 0.
+    #[schema(minimum = 0)]
     max_stock_level: Option<i64>,
+    /// ≥ 0: stock held back from `available` (journaled; 409 `insufficient_stock` beyond it).
+    #[schema(minimum = 0)]
     buffer: Option<i64>,
 }
 
+/// Set a level's reorder point, maximum or buffer.
+#[utoipa::path(patch, path = "/api/inventory/levels/{product_id}/{warehouse_id}", tag = "levels",
+    params(
+        ("product_id" = Id, Path, description = "Product id.", example = "p1"),
+        ("warehouse_id" = Id, Path, description = "Warehouse id.", example = "default"),
+    ),
+    security(("bearer" = ["inventory:write"])),
+    responses((status = 200, description = "The level row.", body = One<render::LevelOut>)),
+    extensions(("x-error-codes" = json!(["product_not_found", "warehouse_not_found", "insufficient_stock", "quantity_overflow"]))),
+)]
 async fn patch_level(
     g: Guard<WriteInventory>,
     req: HttpRequest,
@@ -480,21 +615,69 @@ async fn patch_level(
 
 // ---- movements ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(
+    json!({"product_id": "p1", "warehouse_id": "default", "movement_type": "in", "quantity": 50,
+        "reference_type": "purchase_order", "reference_id": "po_456", "notes": "Received from Supplier ABC",
+        "cost_per_unit": 2.5}),
+    json!({"product_id": "p1", "movement_type": "out", "quantity": 2, "reference_type": "order",
+        "reference_id": "so_1001", "expected_on_hand": 150}),
+    json!({"product_id": "p1", "warehouse_id": "default", "movement_type": "transfer", "quantity": 5,
+        "to_warehouse_id": "wh-2", "in_transit": true}),
+))]
 struct MovementBody {
+    #[schema(value_type = Id)]
     product_id: String,
+    /// Default: the default warehouse.
+    #[schema(value_type = Option<Id>)]
     warehouse_id: Option<String>,
+    /// `in`, `out`, `adjustment` (signed), `transfer`, or `set`/`count` (absolute on_hand).
+    #[schema(value_type = MovementType)]
     movement_type: String,
+    /// > 0; for `adjustment` a signed non-zero integer; for `set` the new on_hand (≥ 0).
     quantity: i64,
+    /// Transfers only (and required there): the target warehouse.
+    #[schema(value_type = Option<Id>)]
     to_warehouse_id: Option<String>,
+    /// Transfers only: land in the target's in-transit bucket until received.
     in_transit: Option<bool>,
+    #[schema(max_length = 500)]
     reason: Option<String>,
+    #[schema(max_length = 500)]
     reference_type: Option<String>,
+    #[schema(value_type = Option<Id>)]
     reference_id: Option<String>,
+    #[schema(max_length = 4000)]
     notes: Option<String>,
+    /// Money: ≥ 0, at most 6 decimals.
+    #[schema(value_type = Option<f64>, minimum = 0)]
     cost_per_unit: Option<Box<RawValue>>,
+    /// Compare-and-set: 409 `quantity_mismatch` unless on_hand equals it.
     expected_on_hand: Option<i64>,
+}
+
+/// `movement_type` of `POST /api/inventory/movements`.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only: the handler matches the string
+enum MovementType {
+    In,
+    Out,
+    Adjustment,
+    Transfer,
+    Set,
+    Count,
+}
+
+/// The answer of `POST /api/inventory/movements`: a movement, or a transfer for
+/// `movement_type: transfer`.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+#[serde(untagged)]
+enum MovementOrTransfer<'a> {
+    Movement(Box<render::MovementOut<'a>>),
+    Transfer(Box<render::TransferOut<'a>>),
 }
 
 fn move_meta(b: &MovementBody) -> Result<MoveMeta, ApiError> {
@@ -517,6 +700,12 @@ fn move_meta(b: &MovementBody) -> Result<MoveMeta, ApiError> {
     })
 }
 
+/// Record a movement (or a transfer).
+#[utoipa::path(post, path = "/api/inventory/movements", tag = "movements",
+    security(("bearer" = ["inventory:write"])),
+    responses((status = 201, description = "The movement; a transfer answers the transfer and its legs.", body = One<MovementOrTransfer>)),
+    extensions(("x-error-codes" = json!(["product_not_found", "warehouse_not_found", "insufficient_stock", "quantity_mismatch", "quantity_overflow"]))),
+)]
 async fn post_movement(
     g: Guard<WriteInventory>,
     req: HttpRequest,
@@ -606,17 +795,28 @@ async fn post_transfer(
     Ok(write::write(&req, &state, &g, cmd, render).await)
 }
 
-
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MovementQuery {
+    /// Only this product.
     product_id: Option<String>,
+    /// Only this warehouse (required for a token restricted to several warehouses).
     warehouse_id: Option<String>,
+    /// A family (`in`, `out`, `adjustment`, `transfer`, …) or a journal kind.
     movement_type: Option<String>,
+    /// Only movements with this reference.
     reference_id: Option<String>,
+    /// From this RFC 3339 date-time or `YYYY-MM-DD` date.
     start_date: Option<String>,
+    /// Until this RFC 3339 date-time or `YYYY-MM-DD` date (the whole UTC day).
     end_date: Option<String>,
+    /// Page number (≥ 1); not with `cursor`.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
     page: Option<String>,
+    /// Page size, 1–500 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// `meta.next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -627,6 +827,13 @@ fn date_param(field: &str, value: &Option<String>, bound: Bound) -> Result<Optio
         .ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 date-time or a YYYY-MM-DD date"))
 }
 
+/// The journal, newest first, with filters.
+#[utoipa::path(get, path = "/api/inventory/movements", tag = "movements",
+    params(MovementQuery),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "A page of movements, with `product` and `warehouse`.", body = List<render::MovementOut>)),
+    extensions(("x-error-codes" = json!(["invalid_field"]))),
+)]
 async fn list_movements(
     g: Guard<ReadInventory>,
     state: State,
@@ -678,6 +885,13 @@ fn movement_not_found(id: &str) -> ApiError {
     ApiError::new(Code::MovementNotFound, format!("movement `{id}` does not exist"))
 }
 
+/// One movement.
+#[utoipa::path(get, path = "/api/inventory/movements/{id}", tag = "movements",
+    params(("id" = String, Path, description = "`mov_<seq>`.", example = "mov_1")),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "The movement, with `product` and `warehouse`.", body = One<render::MovementOut>)),
+    extensions(("x-error-codes" = json!(["movement_not_found"]))),
+)]
 async fn get_movement(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let seq: u64 = id
         .strip_prefix("mov_")
@@ -714,6 +928,13 @@ fn transfer_answer(reader: &Reader, id: &str, status: StatusCode) -> Result<Http
     Ok(data(status, &render::transfer(&t, &legs)))
 }
 
+/// One transfer and its legs.
+#[utoipa::path(get, path = "/api/inventory/transfers/{id}", tag = "transfers",
+    params(("id" = String, Path, description = "`trf_…`.")),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "The transfer.", body = One<render::TransferOut>)),
+    extensions(("x-error-codes" = json!(["transfer_not_found"]))),
+)]
 async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader()?;
     let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
@@ -723,6 +944,13 @@ async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<Strin
     transfer_answer(&reader, &id, StatusCode::OK)
 }
 
+/// Receive an in-transit transfer: its goods move into on_hand at the target.
+#[utoipa::path(post, path = "/api/inventory/transfers/{id}/receive", tag = "transfers",
+    params(("id" = String, Path, description = "`trf_…`.")),
+    security(("bearer" = ["inventory:write"])),
+    responses((status = 200, description = "The transfer, received.", body = One<render::TransferOut>)),
+    extensions(("x-error-codes" = json!(["transfer_not_found", "already_received", "quantity_overflow"]))),
+)]
 async fn receive_transfer(
     g: Guard<WriteInventory>,
     req: HttpRequest,
@@ -749,21 +977,37 @@ async fn receive_transfer(
 
 // ---- bulk physical count ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"adjustments": [
+    {"product_id": "p1", "warehouse_id": "default", "actual_quantity": 40, "reason": "cycle count"}]})))]
 struct AdjustmentsBody {
+    /// 1 to 1000 lines (422 `too_many_items` beyond), applied all or nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     adjustments: Vec<AdjustmentLine>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AdjustmentLine {
+    #[schema(value_type = Id)]
     product_id: String,
+    /// Default: the default warehouse.
+    #[schema(value_type = Option<Id>)]
     warehouse_id: Option<String>,
+    /// The counted on_hand, ≥ 0.
+    #[schema(minimum = 0)]
     actual_quantity: i64,
+    #[schema(max_length = 500)]
     reason: Option<String>,
 }
 
+/// Bulk physical count (seed 003): set on_hand of many levels at once.
+#[utoipa::path(post, path = "/api/inventory/adjustments", tag = "movements",
+    security(("bearer" = ["inventory:write"])),
+    responses((status = 201, description = "One row per line.", body = One<CountAnswer>)),
+    extensions(("x-error-codes" = json!(["product_not_found", "warehouse_not_found", "insufficient_stock", "too_many_items", "quantity_overflow"]))),
+)]
 async fn post_adjustments(
     g: Guard<WriteInventory>,
     req: HttpRequest,
@@ -803,22 +1047,28 @@ async fn post_adjustments(
     Ok(write::write(&req, &state, &g, Command::Count(count), render).await)
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, ToSchema)]
 struct CountRow<'a> {
+    /// `mov_<seq>` of the line's movement.
     id: String,
     product_id: &'a str,
     warehouse_id: &'a str,
     quantity_before: i64,
     quantity_after: i64,
     adjustment: i64,
+    #[schema(required = true)]
     reason: Option<&'a str>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, ToSchema)]
 struct CountAnswer<'a> {
+    /// Lines in the request.
     adjustments_processed: usize,
+    /// Lines that changed on_hand.
     total_adjustments: usize,
+    #[schema(required = true)]
     batch_id: Option<&'a str>,
     adjustments: Vec<CountRow<'a>>,
 }
@@ -848,10 +1098,80 @@ fn count_answer(applied: &Applied) -> CountAnswer<'_> {
 
 // ---- analytics (seed 003) ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AnalyticsQuery {
+    /// The last N whole UTC days including today (default `30d`).
+    #[param(value_type = Option<Period>)]
     period: Option<String>,
+    /// Only this warehouse.
     warehouse_id: Option<String>,
+}
+
+/// `period` of the analytics.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: `period_days` reads the string
+enum Period {
+    #[schema(rename = "7d")]
+    Days7,
+    #[schema(rename = "30d")]
+    Days30,
+    #[schema(rename = "90d")]
+    Days90,
+    #[schema(rename = "1y")]
+    Year,
+}
+
+/// Seed 003 analytics (see docs/dialects.md for every figure's definition).
+#[derive(serde::Serialize, ToSchema)]
+struct Analytics<'a> {
+    #[schema(value_type = Period)]
+    period: &'a str,
+    #[schema(required = true)]
+    warehouse_id: Option<&'a str>,
+    overview: Overview,
+    trends: Trends,
+    /// The 10 products with the most movements in the period.
+    top_movers: Vec<Mover<'a>>,
+    low_stock_alerts: Vec<Alert<'a>>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct Overview {
+    total_products: u64,
+    /// Σ on_hand × unit_cost, exact.
+    #[schema(value_type = f64)]
+    total_stock_value: Box<RawValue>,
+    low_stock_items: i64,
+    out_of_stock_items: i64,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct Trends {
+    stock_in: i64,
+    stock_out: i64,
+    adjustments: u64,
+    movements: u64,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct Mover<'a> {
+    product_id: &'a str,
+    product_name: &'a str,
+    movement_count: u64,
+    total_quantity: i64,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct Alert<'a> {
+    product_id: &'a str,
+    product_name: &'a str,
+    current_stock: i64,
+    #[schema(required = true)]
+    reorder_point: Option<i64>,
+    /// The warehouse's name.
+    warehouse: &'a str,
+    warehouse_id: &'a str,
 }
 
 /// The periods of seed 003, in whole UTC days ending today.
@@ -865,6 +1185,13 @@ pub fn period_days(period: &str) -> Option<i64> {
     }
 }
 
+/// Stock analytics over a period (seed 003).
+#[utoipa::path(get, path = "/api/inventory/analytics", tag = "analytics",
+    params(AnalyticsQuery),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "Overview, trends, top movers and low-stock alerts.", body = One<Analytics>)),
+    extensions(("x-error-codes" = json!(["invalid_field", "warehouse_not_found"]))),
+)]
 async fn analytics(g: Guard<ReadInventory>, state: State, q: Query<AnalyticsQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.0;
     let period = q.period.unwrap_or_else(|| "30d".to_string());
@@ -879,7 +1206,10 @@ async fn analytics(g: Guard<ReadInventory>, state: State, q: Query<AnalyticsQuer
     let reader = state.store.reader()?;
     if let Some(w) = &warehouse {
         if reader.warehouse(w)?.is_none() {
-            return Err(ApiError::new(Code::WarehouseNotFound, format!("warehouse `{w}` does not exist")));
+            return Err(ApiError::new(
+                Code::WarehouseNotFound,
+                format!("warehouse `{w}` does not exist"),
+            ));
         }
     }
     let today = crate::store::rollup::day_of(crate::clock::now_ms());
@@ -891,46 +1221,7 @@ async fn analytics(g: Guard<ReadInventory>, state: State, q: Query<AnalyticsQuer
     for (p, w, _) in &a.low_stock_alerts {
         names.load(p, w)?;
     }
-    #[derive(serde::Serialize)]
-    struct Overview {
-        total_products: u64,
-        total_stock_value: Box<RawValue>,
-        low_stock_items: i64,
-        out_of_stock_items: i64,
-    }
-    #[derive(serde::Serialize)]
-    struct Trends {
-        stock_in: i64,
-        stock_out: i64,
-        adjustments: u64,
-        movements: u64,
-    }
-    #[derive(serde::Serialize)]
-    struct Mover<'a> {
-        product_id: &'a str,
-        product_name: &'a str,
-        movement_count: u64,
-        total_quantity: i64,
-    }
-    #[derive(serde::Serialize)]
-    struct Alert<'a> {
-        product_id: &'a str,
-        product_name: &'a str,
-        current_stock: i64,
-        reorder_point: Option<i64>,
-        warehouse: &'a str,
-        warehouse_id: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        period: &'a str,
-        warehouse_id: Option<&'a str>,
-        overview: Overview,
-        trends: Trends,
-        top_movers: Vec<Mover<'a>>,
-        low_stock_alerts: Vec<Alert<'a>>,
-    }
-    let out = Out {
+    let out = Analytics {
         period: &period,
         warehouse_id: warehouse.as_deref(),
         overview: Overview {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::clock::rfc3339_ms;
 use crate::ledger::{Decimal, Level, Movement, Product, Transfer, Warehouse};
@@ -20,24 +21,57 @@ fn zero() -> Box<RawValue> {
     RawValue::from_string("0".to_string()).unwrap_or_default()
 }
 
-#[derive(Serialize)]
+/// An id in a request (product, warehouse, sku, barcode, reference): 1–128 bytes without
+/// control characters (`native::check_id`; JSON Schema counts characters, not bytes).
+pub struct Id;
+
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "1–128 bytes (UTF-8) without control characters: `prod_123`, `1031046355` and 39-digit numbers are all just strings.",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(crate::ledger::ID_LEN_MAX))
+            .pattern(Some("^[^\\u0000-\\u001F\\u007F-\\u009F]+$"))
+            .into()
+    }
+}
+
+impl ToSchema for Id {}
+
+/// A product or warehouse named in a row: `sku` only on products.
+#[derive(Serialize, ToSchema)]
 pub struct Ref<'a> {
     pub id: &'a str,
+    /// Empty when the product or warehouse has no catalog entry.
     pub name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sku: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+/// A catalog product.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Product)]
 pub struct ProductOut<'a> {
     pub id: &'a str,
     pub sku: &'a str,
     pub name: &'a str,
+    #[schema(required = true)]
     pub barcode: Option<&'a str>,
+    #[schema(required = true)]
     pub category: Option<&'a str>,
+    #[schema(required = true)]
     pub brand: Option<&'a str>,
+    /// Money: exact, at least two decimals (`25.00`).
+    #[schema(required = true, value_type = Option<f64>, minimum = 0)]
     pub unit_cost: Option<Box<RawValue>>,
+    /// Named prices (`{"retail": 12.50}`), exact.
+    #[schema(value_type = BTreeMap<String, f64>)]
     pub prices: std::collections::BTreeMap<&'a str, Box<RawValue>>,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -55,7 +89,9 @@ pub fn product(p: &Product) -> ProductOut<'_> {
     }
 }
 
-#[derive(Serialize)]
+/// A warehouse.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Warehouse)]
 pub struct WarehouseOut<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -68,21 +104,28 @@ pub fn warehouse(w: &Warehouse) -> WarehouseOut<'_> {
     }
 }
 
-/// One row of `GET /api/inventory`.
-#[derive(Serialize)]
+/// One row of `GET /api/inventory`: a product's stock in one warehouse.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Level)]
 pub struct LevelOut<'a> {
+    /// `inv_<product>:<warehouse>`.
     pub id: String,
     pub product: Ref<'a>,
     pub warehouse: Ref<'a>,
     pub quantity_on_hand: i64,
     pub quantity_allocated: i64,
+    /// on_hand − allocated − damaged − buffer.
     pub quantity_available: i64,
     pub quantity_damaged: i64,
     pub quantity_buffer: i64,
     pub quantity_in_transit: i64,
+    #[schema(required = true)]
     pub reorder_point: Option<i64>,
+    #[schema(required = true)]
     pub max_stock_level: Option<i64>,
+    #[schema(required = true, format = DateTime)]
     pub last_counted: Option<String>,
+    #[schema(required = true, format = DateTime)]
     pub updated_at: Option<String>,
     /// Displayed quantity per sales channel (set by partners, seed 001).
     pub channel_stock: std::collections::BTreeMap<&'a str, i64>,
@@ -108,7 +151,8 @@ pub fn level<'a>(product: Ref<'a>, warehouse: Ref<'a>, l: &'a Level) -> LevelOut
     }
 }
 
-#[derive(Serialize, Default)]
+/// Sums over the warehouses shown (saturating).
+#[derive(Serialize, Default, ToSchema)]
 pub struct Totals {
     pub quantity_on_hand: i64,
     pub quantity_allocated: i64,
@@ -131,39 +175,61 @@ impl Totals {
     }
 }
 
-#[derive(Serialize)]
+/// Who wrote a movement: the token or partner name.
+#[derive(Serialize, ToSchema)]
 pub struct Actor<'a> {
     pub id: &'a str,
     pub name: &'a str,
 }
 
 /// A journal entry in the seed-003 shape (plus the journal's own fields).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Movement)]
 pub struct MovementOut<'a> {
+    /// `mov_<seq>`.
     pub id: String,
+    /// Position in the journal.
     pub seq: u64,
+    /// Only in reads (`GET`), not in the answer to a write.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<Ref<'a>>,
+    /// Only in reads (`GET`), not in the answer to a write.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warehouse: Option<Ref<'a>>,
     pub product_id: &'a str,
     pub warehouse_id: &'a str,
+    /// The seed-003 family of `kind`.
     pub movement_type: &'static str,
+    /// The journal's own kind.
     pub kind: &'static str,
+    /// As the request stated it (signed for adjustments, the delta for counts).
     pub quantity: i64,
+    /// on_hand before.
     pub balance_before: i64,
+    /// on_hand after.
     pub balance_after: i64,
     pub in_transit_before: i64,
     pub in_transit_after: i64,
+    #[schema(required = true)]
     pub reason: Option<&'a str>,
+    #[schema(required = true)]
     pub reference_type: Option<&'a str>,
+    #[schema(required = true)]
     pub reference_id: Option<&'a str>,
+    #[schema(required = true)]
     pub notes: Option<&'a str>,
+    /// Money: exact, at least two decimals.
+    #[schema(required = true, value_type = Option<f64>, minimum = 0)]
     pub cost_per_unit: Option<Box<RawValue>>,
+    #[schema(required = true)]
     pub transfer_id: Option<&'a str>,
+    #[schema(required = true)]
     pub batch_id: Option<&'a str>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub created_by: Actor<'a>,
+    /// The entry's link in the hash chain (64 hex digits).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub hash: String,
 }
 
@@ -200,16 +266,22 @@ pub fn movement<'a>(m: &'a Movement, product: Option<Ref<'a>>, warehouse: Option
     }
 }
 
-#[derive(Serialize)]
+/// A transfer between two warehouses and its legs.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Transfer)]
 pub struct TransferOut<'a> {
+    /// `trf_…`.
     pub transfer_id: &'a str,
+    /// `in_transit` until received.
     pub status: &'static str,
     pub product_id: &'a str,
     pub from_warehouse_id: &'a str,
     pub to_warehouse_id: &'a str,
     pub quantity: i64,
     pub in_transit: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// The out leg, then the in leg once it exists.
     pub legs: Vec<MovementOut<'a>>,
 }
 
@@ -228,28 +300,38 @@ pub fn transfer<'a>(t: &'a Transfer, legs: &'a [Movement]) -> TransferOut<'a> {
 }
 
 /// `meta` of a native list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Meta {
+    /// `null` on cursor pages (not counted).
+    #[schema(required = true)]
     pub total: Option<u64>,
     pub page: u64,
     pub limit: u64,
     #[serde(rename = "hasMore")]
     pub has_more: bool,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A native list: `{"data": [...], "meta": {...}}`.
+#[derive(Serialize, ToSchema)]
 pub struct List<T: Serialize> {
     pub data: Vec<T>,
     pub meta: Meta,
 }
 
+/// The envelope of single objects, `{"data": {...}}`, as `super::data` and
+/// `super::write::native` write it (for the OpenAPI document).
+#[derive(ToSchema)]
+pub struct One<T> {
+    pub data: T,
+}
+
 /// An id as the dialects show it: a JSON number, digit for digit, when it is all digits
 /// (and a valid JSON number: no leading zero), else a string. Never through a float.
 pub fn dialect_id(id: &str) -> Box<RawValue> {
-    let numeric = !id.is_empty()
-        && id.bytes().all(|b| b.is_ascii_digit())
-        && (id.len() == 1 || !id.starts_with('0'));
+    let numeric = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && (id.len() == 1 || !id.starts_with('0'));
     let text = if numeric {
         id.to_string()
     } else {

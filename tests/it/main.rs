@@ -11,6 +11,7 @@ mod concurrency;
 mod crash;
 mod dialects;
 mod model;
+mod openapi;
 mod ops;
 mod partner;
 mod reservations;
