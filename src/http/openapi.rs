@@ -709,6 +709,10 @@ fn add_partner_alternative(op: &mut Value) {
     security.push(json!({"partner_id": scopes, "partner_signature": []}));
 }
 
+/// What `write::replay_claim` takes: a header value that `HeaderValue::to_str` reads
+/// (visible ASCII, space, tab) once HTTP has trimmed its ends.
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([\\t -~]*[!-~])?$";
+
 fn add_idempotency(op: &mut Value) {
     let Some(o) = op.as_object_mut() else { return };
     let params = o.entry("parameters").or_insert_with(|| json!([]));
@@ -717,11 +721,11 @@ fn add_idempotency(op: &mut Value) {
             "name": "Idempotency-Key",
             "in": "header",
             "required": false,
-            "description": "1–255 visible ASCII characters, scoped to the credential and kept 24 h: a retry \
+            "description": "1–255 printable ASCII characters (blanks only between others), scoped to the credential and kept 24 h: a retry \
         with the same key and the same request answers the first answer again (`Idempotent-Replayed: true`) and \
         applies nothing; the same key with another request is 422 `idempotency_key_reused`, and while the first \
         is still in flight 409 `idempotency_key_in_flight`.",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
         }));
     }
     if let Some(responses) = o.get_mut("responses").and_then(Value::as_object_mut) {
