@@ -346,10 +346,11 @@ impl Store {
     }
 }
 
-/// Verifies a data file that no daemon has open (`stockd verify`).
+/// One read snapshot of a data file that no daemon has open, checked to be stockd's,
+/// with the database it reads (a repaired file's writable handle must outlive the read).
 /// Read-only unless the file needs redb's crash repair (a daemon killed mid-write), which
 /// is what the daemon itself would do on start.
-pub fn verify_file(path: &Path) -> Result<verify::Report, OpenError> {
+fn file_snapshot(path: &Path) -> Result<(redb::ReadTransaction, Option<Database>), OpenError> {
     let io = |e: redb::TransactionError| OpenError::Io(path.to_path_buf(), e.to_string());
     if !path.exists() {
         return Err(OpenError::Io(path.to_path_buf(), "no such file".into()));
@@ -358,15 +359,21 @@ pub fn verify_file(path: &Path) -> Result<verify::Report, OpenError> {
         Ok(ro) => {
             let txn = ro.begin_read().map_err(io)?;
             check_meta(path, &txn)?;
-            Ok(verify::verify(&txn))
+            Ok((txn, None))
         }
         Err(redb::DatabaseError::RepairAborted) => {
             let db = open_existing(path)?;
             let txn = db.begin_read().map_err(io)?;
-            Ok(verify::verify(&txn))
+            Ok((txn, Some(db)))
         }
         Err(e) => Err(open_error(path, e)),
     }
+}
+
+/// Verifies a data file that no daemon has open (`stockd verify`).
+pub fn verify_file(path: &Path) -> Result<verify::Report, OpenError> {
+    let (txn, _db) = file_snapshot(path)?;
+    Ok(verify::verify(&txn))
 }
 
 impl Store {
@@ -398,21 +405,8 @@ impl Store {
 
 /// A read snapshot of a data file no daemon has open (`stockd export`).
 pub fn read_file(path: &Path) -> Result<Reader, OpenError> {
-    let io = |e: redb::TransactionError| OpenError::Io(path.to_path_buf(), e.to_string());
-    if !path.exists() {
-        return Err(OpenError::Io(path.to_path_buf(), "no such file".into()));
-    }
-    match ReadOnlyDatabase::open(path) {
-        Ok(ro) => {
-            let txn = ro.begin_read().map_err(io)?;
-            check_meta(path, &txn)?;
-            Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))
-        }
-        Err(redb::DatabaseError::RepairAborted) => {
-            let db = open_existing(path)?;
-            let txn = db.begin_read().map_err(io)?;
-            Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))
-        }
-        Err(e) => Err(open_error(path, e)),
-    }
+    let (txn, db) = file_snapshot(path)?;
+    let mut reader = Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))?;
+    reader.owner = db;
+    Ok(reader)
 }

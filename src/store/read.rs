@@ -106,6 +106,8 @@ fn cursor_decode(cursor: &str, parts: usize) -> Result<Vec<String>, ApiError> {
 
 pub struct Reader {
     txn: ReadTransaction,
+    /// The database this snapshot reads, when the reader must keep it open (files).
+    pub(super) owner: Option<redb::Database>,
 }
 
 fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -121,7 +123,7 @@ fn corrupt(e: impl std::fmt::Display) -> ApiError {
 
 impl Reader {
     pub fn new(txn: ReadTransaction) -> Result<Reader, ApiError> {
-        Ok(Reader { txn })
+        Ok(Reader { txn, owner: None })
     }
 
     pub fn level(&self, product: &str, warehouse: &str) -> Result<Option<Level>, ApiError> {
