@@ -46,6 +46,7 @@ error_codes! {
     Unauthenticated = "unauthenticated", 401, "Unauthenticated";
     Forbidden = "forbidden", 403, "Forbidden";
     RouteNotFound = "route_not_found", 404, "No such route";
+    MethodNotAllowed = "method_not_allowed", 405, "Method not allowed";
     ProductNotFound = "product_not_found", 404, "Product not found";
     WarehouseNotFound = "warehouse_not_found", 404, "Warehouse not found";
     MovementNotFound = "movement_not_found", 404, "Movement not found";

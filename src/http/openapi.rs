@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -40,12 +40,61 @@ const SWAGGER_UI_CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui
 /// Assets never change within a build; the page names them with the version.
 const ASSET_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
+/// Registers `/openapi.json`, `/docs`, and — after the routes it describes, so that it only
+/// sees the requests none of them took — a 405 `method_not_allowed` (with `Allow`) for a
+/// method a described path does not take (the app's 404 is for paths that do not exist).
 pub fn config_openapi_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(openapi_json))
         .route("/docs", web::get().to(docs_page))
         .route("/docs/", web::get().to(docs_page))
         .route("/docs/swagger-ui-bundle.js", web::get().to(docs_js))
         .route("/docs/swagger-ui.css", web::get().to(docs_css));
+    for (path, methods) in described_methods() {
+        let allow = methods.join(", ");
+        cfg.service(
+            web::resource(path.as_str()).default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move { method_not_allowed(&req, &allow) }
+            })),
+        );
+    }
+}
+
+/// Every path of the document with its methods (uppercase, sorted).
+fn described_methods() -> Vec<(String, Vec<String>)> {
+    let doc = match document() {
+        Ok(doc) => doc,
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document does not build; no 405 answers");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        let mut methods: Vec<String> = item
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(m, _)| m.as_str())
+            .filter(|m| is_method(m))
+            .map(str::to_ascii_uppercase)
+            .collect();
+        methods.sort();
+        out.push((path.clone(), methods));
+    }
+    out
+}
+
+fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    let e = ApiError::new(
+        Code::MethodNotAllowed,
+        format!("{} takes {allow}, not {}", req.path(), req.method()),
+    );
+    let mut res = actix_web::ResponseError::error_response(&e);
+    if let Ok(value) = header::HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
 }
 
 #[derive(OpenApi)]

@@ -132,11 +132,12 @@ fn with_body(req: Request<'_>) -> Request<'_> {
     }
 }
 
-/// Whether the daemon has a route for this request (a missing route is 404 `route_not_found`
-/// with the detail `no route for …`; a missing snapshot uses the same code, not the detail).
+/// Whether the daemon has a route for this request: a missing path is 404 `route_not_found`
+/// with the detail `no route for …` (a missing snapshot has the code, not the detail), and a
+/// method the path does not take is 405 `method_not_allowed`.
 fn is_routed(client: &Client, method: &str, path: &str) -> bool {
     let res = client.raw(with_body(client.request(method, path)));
-    !(res.status == 404 && res.body.contains("no route for"))
+    !(res.status == 404 && res.body.contains("no route for")) && res.status != 405
 }
 
 #[test]
@@ -621,4 +622,46 @@ fn real_answers_have_exactly_the_documented_shape() {
     let name = std::path::Path::new(&file).file_name().expect("a file name");
     check("GET", &format!("/admin/backups/{}", name.to_string_lossy()), None);
     check("GET", "/admin/backups/nope", None);
+}
+
+// ---- findings of the API fuzzing (.ci/fuzz-api), kept as regression tests ----
+
+/// schemathesis `unsupported_method` (ST204): a method a documented path does not take
+/// answered 404 `route_not_found`, as if the path did not exist. It is 405 with `Allow`
+/// listing the documented methods (what `allow_header_conformance` checks).
+#[test]
+fn an_undeclared_method_is_405_with_allow() {
+    let server = Server::open();
+    let doc = document(&server);
+    let before = server.journal_len();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let mut documented: Vec<String> = METHODS
+            .iter()
+            .filter(|m| item.get(**m).is_some())
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        documented.sort();
+        // (Not HEAD: the test client reads a body, HEAD answers have none.)
+        for method in ["GET", "PUT", "POST", "DELETE", "PATCH", "TRACE", "OPTIONS"] {
+            if documented.iter().any(|m| m == method) {
+                continue;
+            }
+            let target = concrete(path, "x");
+            let res = server.raw(with_body(server.request(method, &target)));
+            assert_eq!(res.status, 405, "{method} {path}: {}", res.body);
+            let allow: Vec<String> = res
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: 405 without Allow"))
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .collect();
+            assert_eq!(allow, documented, "{method} {path}: Allow");
+            res.expect_error(405, "method_not_allowed");
+        }
+    }
+    assert_eq!(server.journal_len(), before, "a refused method changed something");
+    // A path that does not exist is still 404.
+    server
+        .raw(server.request("DELETE", "/api/nope"))
+        .expect_error(404, "route_not_found");
 }
