@@ -318,6 +318,10 @@ fn commit_reservation() {}
 
 const PROBLEM: &str = "application/problem+json";
 
+/// The largest amount of money a request may carry, in whole units (`Decimal` keeps
+/// millionths in an i64).
+const MONEY_MAX: i64 = i64::MAX / 1_000_000;
+
 /// The description of the partner signature (API.md "Authentication").
 const PARTNER_DESCRIPTION: &str = "HMAC partner signature, accepted on every route. Headers: \
 `partner-id`, `timestamp` (unix seconds, within 300 s of the server clock), `nonce` (1–64 characters, \
@@ -604,6 +608,21 @@ fn add_components(doc: &mut Map<String, Value>) {
         set_enum(props, "kind", &kinds);
         set_enum(props, "movement_type", &families);
     }
+    if let Some(body) = schemas.get_mut("MovementBody").and_then(Value::as_object_mut) {
+        body.insert("allOf".into(), movement_rules());
+    }
+    if let Some(prices) = schemas
+        .get_mut("PutProductBody")
+        .and_then(|b| b.pointer_mut("/properties/prices"))
+        .and_then(Value::as_object_mut)
+    {
+        prices.insert("propertyNames".into(), json!({"$ref": "#/components/schemas/Id"}));
+        prices.insert("maxProperties".into(), json!(crate::store::codec::PRICES_MAX));
+        prices.insert(
+            "additionalProperties".into(),
+            json!({"type": "number", "minimum": 0, "maximum": MONEY_MAX}),
+        );
+    }
     if let Some(props) = schemas
         .get_mut("Transfer")
         .and_then(|m| m.get_mut("properties"))
@@ -611,6 +630,27 @@ fn add_components(doc: &mut Map<String, Value>) {
     {
         set_enum(props, "status", &["in_transit", "received"]);
     }
+}
+
+/// What `post_movement` and the ledger check beyond the field types, by `movement_type`:
+/// the sign of `quantity`, and the target warehouse of transfers (and only of transfers).
+fn movement_rules() -> Value {
+    let when = |types: &[&str], then: Value| {
+        json!({
+            "if": {"properties": {"movement_type": {"enum": types}}, "required": ["movement_type"]},
+            "then": then,
+        })
+    };
+    json!([
+        when(&["in", "out", "transfer"], json!({"properties": {"quantity": {"minimum": 1}}})),
+        when(&["adjustment"], json!({"properties": {"quantity": {"not": {"const": 0}}}})),
+        when(&["set", "count"], json!({"properties": {"quantity": {"minimum": 0}}})),
+        {
+            "if": {"properties": {"movement_type": {"const": "transfer"}}, "required": ["movement_type"]},
+            "then": {"required": ["to_warehouse_id"], "properties": {"to_warehouse_id": {"$ref": "#/components/schemas/Id"}}},
+            "else": {"properties": {"to_warehouse_id": {"type": "null"}, "in_transit": {"type": "null"}}},
+        },
+    ])
 }
 
 fn set_enum(props: &mut Map<String, Value>, name: &str, values: &[&str]) {
@@ -634,6 +674,7 @@ fn child<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, 
 
 fn complete_operation(path: &str, method: &str, op: &mut Value) -> Result<(), String> {
     restrict_movement_type(op);
+    date_params(op);
     add_links(op);
     let secured = op
         .get("security")
@@ -703,6 +744,16 @@ fn restrict_movement_type(op: &mut Value) {
             if let Some(schema) = p.get_mut("schema").and_then(Value::as_object_mut) {
                 schema.insert("enum".into(), json!(values));
             }
+        }
+    }
+}
+
+/// `start_date` and `end_date` take an RFC 3339 date-time or a date (`clock::parse_date_param`).
+fn date_params(op: &mut Value) {
+    let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+    for p in params.into_iter().flatten() {
+        if p["in"] == "query" && (p["name"] == "start_date" || p["name"] == "end_date") {
+            p["schema"] = json!({"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]});
         }
     }
 }
