@@ -98,8 +98,9 @@ pub struct BackupSnapshot {
 #[allow(dead_code)] // documentation only
 pub struct SnapshotFile(Vec<u8>);
 
-/// The same report as `stockd verify`, from one snapshot of the live file. It reads the
-/// whole journal, so it runs on the blocking pool, not on an async worker.
+/// The same report as `stockd verify`, from one snapshot of the live file.
+///
+/// It reads the whole journal, so it runs on the blocking pool, not on an async worker.
 #[utoipa::path(get, path = "/admin/verify", tag = "operations",
     security(("bearer" = ["admin"])),
     responses((status = 200, description = "The report; `ok: false` names the first mismatch.", body = One<VerifyReport>)),
@@ -112,7 +113,9 @@ async fn verify(_g: Guard<Admin>, state: State) -> Result<HttpResponse, ApiError
     Ok(data(StatusCode::OK, &report))
 }
 
-/// A snapshot of one consistent state, taken while writes go on (on the blocking pool).
+/// Take a snapshot of one consistent state, while writes go on.
+///
+/// It runs on the blocking pool.
 #[utoipa::path(post, path = "/admin/backup", tag = "operations",
     security(("bearer" = ["admin"])),
     responses((status = 201, description = "The snapshot, in the backup directory.", body = One<BackupSnapshot>)),

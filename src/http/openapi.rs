@@ -207,8 +207,9 @@ struct FeedMeta {
     has_more: bool,
 }
 
-/// The journal in seq order after a position: a gap-free feed for channel sync. With
-/// nothing new and `wait`, it long-polls until a commit or the deadline.
+/// The journal in seq order after a position: a gap-free feed for channel sync.
+///
+/// With nothing new and `wait`, it long-polls until a commit or the deadline.
 #[utoipa::path(get, path = "/api/inventory/changes", tag = "movements",
     params(FeedQuery),
     security(("bearer" = ["inventory:read"])),
