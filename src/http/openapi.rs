@@ -105,7 +105,8 @@ fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
 materialized levels of every product in every warehouse.\n\n\
 Single objects answer `{\"data\": {...}}`; lists answer `{\"data\": [...], \"meta\": {...}}` \
 (`limit` 1–500, default 20; `page` ≥ 1, or `cursor` = the previous page's `meta.next_cursor`). \
-Times are RFC 3339 UTC with milliseconds. Money is a JSON number with at most 6 decimals, kept exactly. \
+Times are RFC 3339 UTC with milliseconds. Money is a JSON number in plain notation (`0.00001`, not `1e-05`) with at most 6 decimals, kept exactly; \
+quantities are JSON integers (`5`, not `5.0`). \
 Errors are `application/problem+json` with a stable `code`; a 4xx changed nothing. \
 Writes accept `Idempotency-Key`: a retry with the same key, credential and body answers the first \
 answer again with `Idempotent-Replayed: true`.",
