@@ -73,11 +73,22 @@ fn body_limit_default() -> usize {
 pub struct Storage {
     #[serde(default = "data_default")]
     pub path: PathBuf,
+    /// Record redb's allocator state in every commit, so a restart after a crash is
+    /// immediate (true), or commit faster and walk the whole file after a crash (false).
+    #[serde(default = "quick_repair_default")]
+    pub quick_repair: bool,
+}
+
+fn quick_repair_default() -> bool {
+    true
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { path: data_default() }
+        Storage {
+            path: data_default(),
+            quick_repair: quick_repair_default(),
+        }
     }
 }
 

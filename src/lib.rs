@@ -83,6 +83,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         &config.inventory.default_warehouse,
     )
     .map_err(|e| StartError::Runtime(e.to_string()))?;
+    store.set_quick_repair(config.storage.quick_repair);
     let listener = TcpListener::bind(addr).map_err(|e| StartError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::Runtime(e.to_string()))?;
     let state = web::Data::new(AppState {

@@ -189,6 +189,8 @@ struct Shared {
     writable: AtomicBool,
     /// The last committed seq, for change-feed long polls waiting on the next commit.
     committed: tokio::sync::watch::Sender<u64>,
+    /// Record redb's allocator state in every commit (`[storage] quick_repair`).
+    quick_repair: AtomicBool,
 }
 
 /// Handle to the store: cheap to clone, used by every request.
@@ -224,6 +226,7 @@ impl Store {
             queued: std::sync::atomic::AtomicUsize::new(0),
             writable: AtomicBool::new(true),
             committed: tokio::sync::watch::Sender::new(0),
+            quick_repair: AtomicBool::new(true),
         });
         let (jobs, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
         let w = writer::Writer::new(shared.clone(), rules).map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
@@ -240,6 +243,13 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
+    }
+
+    /// Whether commits record redb's allocator state (`[storage] quick_repair`): restart
+    /// after a crash is then immediate, at the price of two fsyncs and the state's pages in
+    /// every commit. Without it, a restart after a crash walks the whole file.
+    pub fn set_quick_repair(&self, on: bool) {
+        self.shared.quick_repair.store(on, Ordering::Relaxed);
     }
 
     /// A receiver that sees every new last committed seq (for long polls).

@@ -238,7 +238,7 @@ impl Writer {
     fn write_group(&mut self, db: &Database, group: &[Job]) -> Result<Vec<Result<Applied, ApiError>>, String> {
         let mut txn = db.begin_write().map_err(|e| e.to_string())?;
         txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
-        txn.set_quick_repair(true);
+        txn.set_quick_repair(self.shared.quick_repair.load(Ordering::Relaxed));
         let mut results = Vec::with_capacity(group.len());
         {
             let mut tables = Tables::open(&txn).map_err(|e| e.to_string())?;
