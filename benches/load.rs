@@ -1,1 +1,1335 @@
-fn main(){}
+//! Load benchmark of the real `stockd` binary over keep-alive HTTP/1.1 (issue 3).
+//!
+//! ```text
+//! CARGO_TARGET_DIR=target-bench cargo bench --bench load
+//! ```
+//!
+//! It starts `stockd serve` on a fresh temp data file (loopback, open mode), seeds 10,000
+//! products × 4 warehouses with opening stock, then drives closed-loop phases from a
+//! single-threaded tokio runtime in this process (one core for the load, one for the
+//! daemon on a 2-core box): the `/healthz` ceiling, single durable movements at 1, 16 and
+//! 64 connections, level reads and 1000-line bulk counts. It prints two markdown tables: the
+//! figures with the targets of issue 3 next to them, and where the time went (CPU of the
+//! daemon, its writer thread, this process and the rest of the machine from /proc; bytes the
+//! daemon wrote; its fsync/fdatasync calls, counted with `perf stat` when perf is installed).
+//! Then it stops the daemon with SIGTERM and runs `stockd verify` on the file. Everything is
+//! bounded in time and stops by itself.
+//!
+//! Environment (all optional):
+//! - `STOCKD_BENCH_WORKERS`: `[server] workers` of the daemon (default 1);
+//! - `STOCKD_BENCH_SECS`: measured seconds per phase (default 5);
+//! - `STOCKD_BENCH_WARMUP_SECS`: warm-up seconds before each measured window (default 1);
+//! - `STOCKD_BENCH_DIR`: where the temp data directory goes (default the system temp dir);
+//! - `STOCKD_BENCH_PERF=FILE`: after the measured phases, run the 64-connection movement
+//!   phase once more under `perf record` of the daemon, writing FILE (those figures are
+//!   printed apart: perf slows the daemon down);
+//! - `STOCKD_BENCH_PERF_ARGS`: perf record options (default `-F 499 --call-graph dwarf,16384`);
+//! - `STOCKD_BENCH_PERF_CONNS`: connections of that profiled phase (default 64);
+//! - `RUST_LOG` is passed on to the daemon (unset: `info`, one log line per request); its
+//!   stderr goes to a file in the temp directory, and the bench counts its WARN/ERROR lines.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PRODUCTS: usize = 10_000;
+const WAREHOUSES: [&str; 4] = ["default", "wh-2", "wh-3", "wh-4"];
+const LEVELS: usize = PRODUCTS * WAREHOUSES.len();
+const OPENING_STOCK: i64 = 1_000_000;
+/// Lines per bulk count request (the API's maximum).
+const BULK_LINES: usize = 1000;
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Seeding must finish within this.
+const SEED_TIMEOUT: Duration = Duration::from_secs(600);
+/// A response still missing this long after a phase ended counts as an error.
+const RESPONSE_GRACE: Duration = Duration::from_secs(10);
+/// Largest response head accepted.
+const HEAD_MAX: usize = 64 * 1024;
+
+type Res<T> = Result<T, String>;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("load bench: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---- settings ----
+
+struct Settings {
+    workers: usize,
+    measure: Duration,
+    warmup: Duration,
+    dir: Option<PathBuf>,
+    perf_out: Option<PathBuf>,
+    perf_args: String,
+    perf_conns: usize,
+}
+
+fn env_f64(name: &str, default: f64) -> Res<f64> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+            _ => Err(format!("{name}=`{v}`: expected a number ≥ 0")),
+        },
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    fn from_env() -> Res<Settings> {
+        let workers = env_f64("STOCKD_BENCH_WORKERS", 1.0)?;
+        if workers < 1.0 || workers.fract() != 0.0 || workers > 64.0 {
+            return Err("STOCKD_BENCH_WORKERS: expected a whole number from 1 to 64".into());
+        }
+        let measure = env_f64("STOCKD_BENCH_SECS", 5.0)?;
+        if !(0.5..=600.0).contains(&measure) {
+            return Err("STOCKD_BENCH_SECS: expected 0.5 to 600 seconds".into());
+        }
+        let warmup = env_f64("STOCKD_BENCH_WARMUP_SECS", 1.0)?;
+        if warmup > 60.0 {
+            return Err("STOCKD_BENCH_WARMUP_SECS: expected at most 60 seconds".into());
+        }
+        Ok(Settings {
+            workers: workers as usize,
+            measure: Duration::from_secs_f64(measure),
+            warmup: Duration::from_secs_f64(warmup),
+            dir: std::env::var_os("STOCKD_BENCH_DIR").map(PathBuf::from),
+            perf_out: std::env::var_os("STOCKD_BENCH_PERF").map(PathBuf::from),
+            perf_args: std::env::var("STOCKD_BENCH_PERF_ARGS")
+                .unwrap_or_else(|_| "-F 499 --call-graph dwarf,16384".to_string()),
+            perf_conns: env_f64("STOCKD_BENCH_PERF_CONNS", 64.0)?.clamp(1.0, 1024.0) as usize,
+        })
+    }
+}
+
+// ---- the daemon ----
+
+struct Daemon {
+    child: Option<Child>,
+    pid: u32,
+    addr: SocketAddr,
+    data: PathBuf,
+    /// The daemon's stderr (its logs).
+    log: PathBuf,
+    writer_tid: Option<u32>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(settings: &Settings) -> Res<Daemon> {
+        let dir = match &settings.dir {
+            Some(d) => tempfile::Builder::new().prefix("stockd-bench-").tempdir_in(d),
+            None => tempfile::Builder::new().prefix("stockd-bench-").tempdir(),
+        }
+        .map_err(|e| format!("cannot create a temp directory: {e}"))?;
+        let data = dir.path().join("bench.redb");
+        let config = dir.path().join("stockd.toml");
+        let data_str = data
+            .to_str()
+            .ok_or_else(|| format!("temp path {} is not UTF-8", data.display()))?;
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nworkers = {}\n\n[storage]\npath = {}\n",
+            settings.workers,
+            toml_string(data_str)
+        );
+        std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+
+        // The daemon logs a line per request at its default level: to a file, not the terminal.
+        let log = dir.path().join("daemon.log");
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+        let exe = env!("CARGO_BIN_EXE_stockd");
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("STOCKD_LISTEN")
+            .env_remove("STOCKD_DATA")
+            .env_remove("STOCKD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .map_err(|e| format!("cannot start {exe}: {e}"))?;
+        let pid = child.id();
+        let stdout = child.stdout.take().ok_or("the daemon's stdout was not captured")?;
+        let (tx, rx) = mpsc::channel::<String>();
+        // Reads the listening line, then keeps draining stdout so the daemon never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("stockd listening on ") {
+                    let _ = tx.send(line);
+                } else {
+                    eprintln!("[stockd] {line}");
+                }
+            }
+        });
+        let mut daemon = Daemon {
+            child: Some(child),
+            pid,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data,
+            log: log.clone(),
+            writer_tid: None,
+            _dir: dir,
+        };
+        let line = match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let status = daemon.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                return Err(match status {
+                    Some(s) => format!(
+                        "the daemon exited during start-up ({s}); the end of its log:\n{}",
+                        log_tail(&log)
+                    ),
+                    None => format!(
+                        "the daemon printed no `stockd listening on` line within {} s",
+                        STARTUP_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+        };
+        // "stockd listening on http://127.0.0.1:PORT (data ...)"
+        let addr = line
+            .strip_prefix("stockd listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .ok_or_else(|| format!("cannot read the address from the daemon's line `{line}`"))?;
+        daemon.addr = addr;
+        // The writer names itself once it runs, which may be just after the listening line.
+        for _ in 0..100 {
+            daemon.writer_tid = find_thread(pid, "stockd-writer");
+            if daemon.writer_tid.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(daemon)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(&mut self) -> Res<(ExitStatus, Duration)> {
+        let Some(mut child) = self.child.take() else {
+            return Err("the daemon was already stopped".into());
+        };
+        let t0 = Instant::now();
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .map_err(|e| format!("cannot run kill: {e}"))?;
+        if !sent.success() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("kill -TERM {} failed ({sent})", self.pid));
+        }
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok((status, t0.elapsed())),
+                Ok(None) if t0.elapsed() < STOP_TIMEOUT => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "the daemon did not exit within {} s of SIGTERM; killed",
+                        STOP_TIMEOUT.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("waiting for the daemon: {e}")),
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---- CPU accounting from /proc (ticks of user + system time) ----
+
+fn proc_ticks(stat_path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(stat_path).ok()?;
+    // The fields after the `(comm)` one: state is the first, utime the 12th, stime the 13th.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn find_thread(pid: u32, name: &str) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            return task.file_name().to_str()?.parse().ok();
+        }
+    }
+    None
+}
+
+#[derive(Clone, Copy, Default)]
+struct CpuSample {
+    daemon: u64,
+    writer: u64,
+    bench: u64,
+    /// Busy ticks of the whole machine (all CPUs, /proc/stat), to see what else ran.
+    machine: u64,
+    /// Bytes the daemon sent towards storage (/proc/PID/io `write_bytes`).
+    disk_written: u64,
+}
+
+fn proc_io_write_bytes(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("write_bytes:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn machine_busy_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    Some(total.saturating_sub(v.get(3)? + v.get(4)?))
+}
+
+fn cpu_sample(pid: u32, writer_tid: Option<u32>) -> CpuSample {
+    let daemon = proc_ticks(Path::new(&format!("/proc/{pid}/stat"))).unwrap_or(0);
+    let writer = writer_tid
+        .and_then(|t| proc_ticks(Path::new(&format!("/proc/{pid}/task/{t}/stat"))))
+        .unwrap_or(0);
+    let bench = proc_ticks(Path::new("/proc/self/stat")).unwrap_or(0);
+    let machine = machine_busy_ticks().unwrap_or(0);
+    let disk_written = proc_io_write_bytes(pid).unwrap_or(0);
+    CpuSample {
+        daemon,
+        writer,
+        bench,
+        machine,
+        disk_written,
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+// ---- a small HTTP/1.1 keep-alive client ----
+
+struct Conn {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` that belong to the last response.
+    consumed: usize,
+    body: std::ops::Range<usize>,
+}
+
+impl Conn {
+    fn new(addr: SocketAddr) -> Conn {
+        Conn {
+            addr,
+            stream: None,
+            buf: Vec::with_capacity(16 * 1024),
+            consumed: 0,
+            body: 0..0,
+        }
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.buf[self.body.clone()]
+    }
+
+    fn reset(&mut self) {
+        self.stream = None;
+        self.buf.clear();
+        self.consumed = 0;
+        self.body = 0..0;
+    }
+
+    /// Writes one request and reads its response; answers the status, the body stays in
+    /// `body()` until the next call.
+    async fn call(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        self.body = 0..0;
+        if self.stream.is_none() {
+            let s = TcpStream::connect(self.addr).await?;
+            s.set_nodelay(true)?;
+            self.stream = Some(s);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(io_err("no connection"));
+        };
+        stream.write_all(request).await?;
+        let head_end = loop {
+            if let Some(i) = find_head_end(&self.buf) {
+                break i;
+            }
+            if self.buf.len() > HEAD_MAX {
+                return Err(io_err("response head longer than 64 KiB"));
+            }
+            fill(stream, &mut self.buf).await?;
+        };
+        let head = parse_head(&self.buf[..head_end])?;
+        let body_start = head_end + 4;
+        let end = body_start + head.content_length;
+        while self.buf.len() < end {
+            fill(stream, &mut self.buf).await?;
+        }
+        self.body = body_start..end;
+        self.consumed = end;
+        if head.close {
+            self.stream = None;
+        }
+        Ok(head.status)
+    }
+}
+
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.reserve(16 * 1024);
+    if stream.read_buf(buf).await? == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the daemon closed the connection",
+        ));
+    }
+    Ok(())
+}
+
+fn io_err(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+struct Head {
+    status: u16,
+    content_length: usize,
+    close: bool,
+}
+
+fn parse_head(head: &[u8]) -> std::io::Result<Head> {
+    let text = std::str::from_utf8(head).map_err(|_| io_err("response head is not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    if !version.starts_with("HTTP/1.") {
+        return Err(io_err(&format!("not an HTTP/1 status line: `{status_line}`")));
+    }
+    let status: u16 = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io_err(&format!("no status code in `{status_line}`")))?;
+    let mut content_length = None;
+    let mut close = version == "HTTP/1.0";
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| io_err(&format!("bad content-length `{value}`")))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(io_err(&format!(
+                "transfer-encoding `{value}` is not supported by this client"
+            )));
+        } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
+            close = true;
+        }
+    }
+    let content_length = match content_length {
+        Some(n) => n,
+        None if status == 204 || status == 304 || (100..200).contains(&status) => 0,
+        None => return Err(io_err(&format!("status {status} without content-length"))),
+    };
+    Ok(Head {
+        status,
+        content_length,
+        close,
+    })
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+}
+
+fn with_body(method: &str, path: &str, body: &str) -> Vec<u8> {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+// ---- the workload ----
+
+/// splitmix64: deterministic per connection, no crate needed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn product_id(i: usize) -> String {
+    format!("p{i:05}")
+}
+
+/// The level with index `k` in 0..LEVELS: (product, warehouse).
+fn level(k: usize) -> (String, &'static str) {
+    (product_id(k / WAREHOUSES.len()), WAREHOUSES[k % WAREHOUSES.len()])
+}
+
+/// Makes the next request of a connection: (rng, request number) → request, `None` = done.
+type Gen = Arc<dyn Fn(&mut Rng, u64) -> Option<Vec<u8>> + Send + Sync>;
+
+fn queue(requests: Vec<Vec<u8>>) -> Gen {
+    let next = AtomicUsize::new(0);
+    Arc::new(move |_: &mut Rng, _: u64| requests.get(next.fetch_add(1, Ordering::Relaxed)).cloned())
+}
+
+fn healthz() -> Gen {
+    let req = get("/healthz");
+    Arc::new(move |_: &mut Rng, _: u64| Some(req.clone()))
+}
+
+fn movement() -> Gen {
+    Arc::new(|rng: &mut Rng, i: u64| {
+        let p = product_id(rng.below(PRODUCTS));
+        let w = WAREHOUSES[rng.below(WAREHOUSES.len())];
+        // in and out alternate on every connection, so no level drifts far from its opening stock.
+        let kind = if i % 2 == 0 { "in" } else { "out" };
+        let body = format!(r#"{{"product_id":"{p}","warehouse_id":"{w}","movement_type":"{kind}","quantity":1}}"#);
+        Some(with_body("POST", "/api/inventory/movements", &body))
+    })
+}
+
+fn level_read() -> Gen {
+    Arc::new(|rng: &mut Rng, _: u64| {
+        let (p, w) = level(rng.below(LEVELS));
+        Some(get(&format!("/api/inventory?product_id={p}&warehouse_id={w}")))
+    })
+}
+
+fn count_body(first: usize, lines: usize, quantity: impl Fn(usize) -> i64) -> String {
+    let mut body = String::with_capacity(lines * 80 + 32);
+    body.push_str(r#"{"adjustments":["#);
+    for k in first..first + lines {
+        if k > first {
+            body.push(',');
+        }
+        let (p, w) = level(k);
+        body.push_str(&format!(
+            r#"{{"product_id":"{p}","warehouse_id":"{w}","actual_quantity":{},"reason":"bench count"}}"#,
+            quantity(k)
+        ));
+    }
+    body.push_str("]}");
+    body
+}
+
+fn bulk_count() -> Gen {
+    Arc::new(|rng: &mut Rng, _: u64| {
+        // 1000 distinct consecutive levels from a random start; counts near the opening stock.
+        let first = rng.below(LEVELS - BULK_LINES + 1);
+        let jitter = rng.next();
+        let body = count_body(first, BULK_LINES, |k| {
+            OPENING_STOCK + ((jitter.wrapping_add(k as u64 * 7919)) % 1000) as i64
+        });
+        Some(with_body("POST", "/api/inventory/adjustments", &body))
+    })
+}
+
+// ---- running a phase ----
+
+#[derive(Default)]
+struct Tally {
+    ok: u64,
+    non_2xx: u64,
+    io_errors: u64,
+    latencies_us: Vec<u32>,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn note(&mut self, what: String) {
+        if self.first_error.is_none() {
+            self.first_error = Some(what);
+        }
+    }
+}
+
+/// One connection's closed loop: request, wait for the response, record, repeat until `end`.
+async fn closed_loop(addr: SocketAddr, seed: u64, gen: Gen, measure_from: Instant, end: Instant) -> Tally {
+    let mut tally = Tally::default();
+    let mut rng = Rng(seed);
+    let mut conn = Conn::new(addr);
+    let give_up = tokio::time::Instant::from_std(end + RESPONSE_GRACE);
+    let mut i = 0u64;
+    while Instant::now() < end {
+        let Some(request) = gen(&mut rng, i) else { break };
+        i += 1;
+        let t0 = Instant::now();
+        let result = tokio::time::timeout_at(give_up, conn.call(&request)).await;
+        let t1 = Instant::now();
+        match result {
+            Err(_) => {
+                tally.io_errors += 1;
+                tally.note(format!(
+                    "no response within {} s after the phase's end",
+                    RESPONSE_GRACE.as_secs()
+                ));
+                break;
+            }
+            Ok(Err(e)) => {
+                tally.io_errors += 1;
+                tally.note(format!("I/O: {e}"));
+                conn.reset();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(Ok(status)) if (200..300).contains(&status) => {
+                if t0 >= measure_from && t1 <= end {
+                    tally.ok += 1;
+                    let us = (t1 - t0).as_micros().min(u32::MAX as u128) as u32;
+                    tally.latencies_us.push(us);
+                }
+            }
+            Ok(Ok(status)) => {
+                tally.non_2xx += 1;
+                let body = String::from_utf8_lossy(conn.body());
+                let snippet: String = body.chars().take(300).collect();
+                tally.note(format!("HTTP {status}: {snippet}"));
+            }
+        }
+    }
+    tally
+}
+
+struct Outcome {
+    ok: u64,
+    non_2xx: u64,
+    io_errors: u64,
+    first_error: Option<String>,
+    /// Sorted.
+    latencies_us: Vec<u32>,
+    window: Duration,
+    cpu: (CpuSample, CpuSample),
+    /// fsync + fdatasync calls of the daemon in the measured window (perf stat), when counted.
+    syncs: Option<u64>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.window.as_secs_f64()
+    }
+
+    fn errors(&self) -> u64 {
+        self.non_2xx + self.io_errors
+    }
+
+    fn percentile(&self, q: f64) -> Option<u32> {
+        if self.latencies_us.is_empty() {
+            return None;
+        }
+        let rank = ((q * self.latencies_us.len() as f64).ceil() as usize).clamp(1, self.latencies_us.len());
+        Some(self.latencies_us[rank - 1])
+    }
+}
+
+struct Phase<'a> {
+    conns: usize,
+    warmup: Duration,
+    measure: Duration,
+    gen: Gen,
+    daemon: &'a Daemon,
+    /// perf record options and output file, run over the measured window.
+    perf: Option<(&'a str, &'a Path)>,
+    /// A fixed amount of work (seeding): ends when the generator runs dry, `measure` only bounds it.
+    until_done: bool,
+    /// Count the daemon's fsync/fdatasync calls over the measured window (needs perf; else `–`).
+    count_syncs: bool,
+}
+
+fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
+    let start = Instant::now();
+    let measure_from = start + phase.warmup;
+    let end = measure_from + phase.measure;
+    let (pid, writer_tid, addr) = (phase.daemon.pid, phase.daemon.writer_tid, phase.daemon.addr);
+    let mut perf_child = None;
+    let mut sync_counter = None;
+    let (tallies, cpu) = rt.block_on(async {
+        let mut tasks = Vec::with_capacity(phase.conns);
+        for c in 0..phase.conns {
+            let seed = 0x5EED_0000 + c as u64;
+            tasks.push(tokio::spawn(closed_loop(
+                addr,
+                seed,
+                phase.gen.clone(),
+                measure_from,
+                end,
+            )));
+        }
+        let before = if phase.until_done {
+            cpu_sample(pid, writer_tid)
+        } else {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
+            cpu_sample(pid, writer_tid)
+        };
+        if let Some((args, out)) = phase.perf {
+            perf_child = Some(spawn_perf(pid, args, out, phase.measure)?);
+        }
+        if phase.count_syncs {
+            sync_counter = spawn_sync_counter(pid, phase.measure);
+        }
+        if !phase.until_done {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+        }
+        let mut after = cpu_sample(pid, writer_tid);
+        let mut tallies = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            tallies.push(t.await.map_err(|e| format!("a load task failed: {e}"))?);
+        }
+        if phase.until_done {
+            after = cpu_sample(pid, writer_tid);
+        }
+        Ok::<_, String>((tallies, (before, after)))
+    })?;
+    if let Some(child) = perf_child {
+        wait_perf(child)?;
+    }
+    let syncs = sync_counter.and_then(read_sync_count);
+    let mut out = Outcome {
+        ok: 0,
+        non_2xx: 0,
+        io_errors: 0,
+        first_error: None,
+        latencies_us: Vec::new(),
+        window: if phase.until_done {
+            start.elapsed()
+        } else {
+            phase.measure
+        },
+        cpu,
+        syncs,
+    };
+    for t in tallies {
+        out.ok += t.ok;
+        out.non_2xx += t.non_2xx;
+        out.io_errors += t.io_errors;
+        if out.first_error.is_none() {
+            out.first_error = t.first_error;
+        }
+        out.latencies_us.extend(t.latencies_us);
+    }
+    out.latencies_us.sort_unstable();
+    Ok(out)
+}
+
+/// Runs a fixed list of requests over `conns` connections; every one must answer 2xx.
+fn run_queue(
+    rt: &tokio::runtime::Runtime,
+    daemon: &Daemon,
+    what: &str,
+    conns: usize,
+    requests: Vec<Vec<u8>>,
+) -> Res<Duration> {
+    let n = requests.len();
+    let t0 = Instant::now();
+    let out = run_phase(
+        rt,
+        Phase {
+            conns,
+            warmup: Duration::ZERO,
+            measure: SEED_TIMEOUT,
+            gen: queue(requests),
+            daemon,
+            perf: None,
+            until_done: true,
+            count_syncs: false,
+        },
+    )?;
+    let took = t0.elapsed();
+    if out.errors() > 0 || out.ok != n as u64 {
+        return Err(format!(
+            "seeding {what}: {} of {n} requests succeeded, {} errors; first: {}",
+            out.ok,
+            out.errors(),
+            out.first_error.unwrap_or_else(|| "none (timed out)".into())
+        ));
+    }
+    Ok(took)
+}
+
+fn spawn_perf(pid: u32, args: &str, out: &Path, secs: Duration) -> Res<Child> {
+    Command::new("perf")
+        .arg("record")
+        .args(args.split_whitespace())
+        .arg("-p")
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(out)
+        .arg("--")
+        .arg("sleep")
+        .arg(format!("{:.1}", secs.as_secs_f64()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run perf (install linux-perf): {e}"))
+}
+
+/// `perf stat` counting the daemon's fsync and fdatasync calls for `secs`; `None` without perf.
+fn spawn_sync_counter(pid: u32, secs: Duration) -> Option<Child> {
+    Command::new("perf")
+        .args([
+            "stat",
+            "-x",
+            ",",
+            "-e",
+            "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync",
+        ])
+        .arg("-p")
+        .arg(pid.to_string())
+        .arg("--")
+        .arg("sleep")
+        .arg(format!("{:.3}", secs.as_secs_f64()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()
+}
+
+/// Sums the counts `perf stat -x,` printed (`COUNT,,EVENT,...` per line).
+fn read_sync_count(child: Child) -> Option<u64> {
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let counts: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("sys_enter_f"))
+        .map(|l| l.split(',').next().and_then(|c| c.trim().parse().ok()))
+        .collect::<Option<Vec<u64>>>()?;
+    (!counts.is_empty()).then(|| counts.iter().sum())
+}
+
+fn wait_perf(mut child: Child) -> Res<()> {
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) if s.success() => return Ok(()),
+            Ok(Some(s)) => return Err(format!("perf record failed ({s})")),
+            Ok(None) if t0.elapsed() < Duration::from_secs(120) => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("perf record did not finish within 120 s; killed".into());
+            }
+            Err(e) => return Err(format!("waiting for perf: {e}")),
+        }
+    }
+}
+
+// ---- report ----
+
+struct Row {
+    case: &'static str,
+    conns: usize,
+    /// Work items per successful request (bulk lines), for the throughput column.
+    per_request: f64,
+    unit: &'static str,
+    target: Option<Target>,
+    out: Outcome,
+}
+
+/// A phase of the plan.
+struct Case {
+    case: &'static str,
+    conns: usize,
+    gen: Gen,
+    per_request: f64,
+    unit: &'static str,
+    target: Option<Target>,
+}
+
+impl Case {
+    fn new(case: &'static str, conns: usize, gen: Gen, unit: &'static str, target: Option<Target>) -> Case {
+        Case {
+            case,
+            conns,
+            gen,
+            per_request: 1.0,
+            unit,
+            target,
+        }
+    }
+}
+
+struct Target {
+    rate: f64,
+    p99_ms: Option<f64>,
+}
+
+impl Target {
+    fn text(&self, unit: &str) -> String {
+        let mut t = format!("≥ {} {unit}", thousands(self.rate));
+        if let Some(p) = self.p99_ms {
+            t.push_str(&format!(", p99 ≤ {p} ms"));
+        }
+        t
+    }
+
+    fn met(&self, rate: f64, p99_us: Option<u32>) -> bool {
+        let rate_ok = rate >= self.rate;
+        let p99_ok = match (self.p99_ms, p99_us) {
+            (Some(limit), Some(p)) => f64::from(p) <= limit * 1000.0,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        rate_ok && p99_ok
+    }
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn latency(us: Option<u32>) -> String {
+    match us {
+        None => "–".into(),
+        Some(us) if us < 1000 => format!("{us} µs"),
+        Some(us) => format!("{:.2} ms", f64::from(us) / 1000.0),
+    }
+}
+
+fn print_table(rows: &[Row], baseline: f64) {
+    println!("| case | conns | throughput | vs /healthz | p50 | p99 | max | errors | target | |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    for r in rows {
+        let rate = r.out.rate() * r.per_request;
+        let p99 = r.out.percentile(0.99);
+        let (target, verdict) = match &r.target {
+            Some(t) => (t.text(r.unit), if t.met(rate, p99) { "met" } else { "**missed**" }),
+            None => ("–".to_string(), ""),
+        };
+        println!(
+            "| {} | {} | {} {} | {:.2}× | {} | {} | {} | {} | {} | {} |",
+            r.case,
+            r.conns,
+            thousands(rate),
+            r.unit,
+            rate / baseline,
+            latency(r.out.percentile(0.50)),
+            latency(p99),
+            latency(r.out.latencies_us.last().copied()),
+            r.out.errors(),
+            target,
+            verdict
+        );
+    }
+    for r in rows {
+        if let Some(e) = &r.out.first_error {
+            println!("\nfirst error in `{}` ({} conns): {e}", r.case, r.conns);
+        }
+    }
+}
+
+/// Where the time went: CPU per process and thread, commits and bytes written per request.
+fn print_costs(rows: &[Row], tck: f64) {
+    println!("| case | conns | daemon CPU | of which writer thread | bench CPU | rest of machine | daemon CPU per request | fsyncs/s | requests per fsync | disk writes per request |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let secs = r.out.window.as_secs_f64();
+        let (a, b) = r.out.cpu;
+        let cores = |x: u64, y: u64| y.saturating_sub(x) as f64 / tck / secs;
+        let daemon = cores(a.daemon, b.daemon);
+        let bench = cores(a.bench, b.bench);
+        let other = (cores(a.machine, b.machine) - daemon - bench).max(0.0);
+        let ok = r.out.ok.max(1) as f64;
+        let (syncs, per_sync) = match r.out.syncs {
+            Some(n) if n > 0 => (thousands(n as f64 / secs), format!("{:.1}", r.out.ok as f64 / n as f64)),
+            Some(_) => ("0".into(), "–".into()),
+            None => ("–".into(), "–".into()),
+        };
+        let written = b.disk_written.saturating_sub(a.disk_written) as f64 / ok;
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} µs | {} | {} | {} |",
+            r.case,
+            r.conns,
+            daemon,
+            cores(a.writer, b.writer),
+            bench,
+            other,
+            daemon * secs * 1e6 / ok,
+            syncs,
+            per_sync,
+            if written >= 1024.0 {
+                format!("{:.1} KiB", written / 1024.0)
+            } else {
+                format!("{written:.0} B")
+            }
+        );
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    format!("{cores} cores ({cpu}), {mem_gib:.1} GiB, kernel {}", kernel.trim())
+}
+
+// ---- the benchmark ----
+
+fn run() -> Res<()> {
+    let settings = Settings::from_env()?;
+    let tck = clock_ticks_per_second();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build the tokio runtime: {e}"))?;
+
+    let mut daemon = Daemon::start(&settings)?;
+    eprintln!(
+        "load bench: daemon pid {} on {} (workers {}), data {}",
+        daemon.pid,
+        daemon.addr,
+        settings.workers,
+        daemon.data.display()
+    );
+    if daemon.writer_tid.is_none() {
+        eprintln!("load bench: no `stockd-writer` thread found; the writer CPU column will read 0");
+    }
+
+    // Seed: products, warehouses, opening stock.
+    let products: Vec<Vec<u8>> = (0..PRODUCTS)
+        .map(|i| {
+            let id = product_id(i);
+            let body = format!(r#"{{"sku":"SKU-{id}","name":"Bench product {i}"}}"#);
+            with_body("PUT", &format!("/api/products/{id}"), &body)
+        })
+        .collect();
+    let warehouses: Vec<Vec<u8>> = WAREHOUSES[1..]
+        .iter()
+        .map(|w| {
+            with_body(
+                "PUT",
+                &format!("/api/warehouses/{w}"),
+                &format!(r#"{{"name":"Warehouse {w}"}}"#),
+            )
+        })
+        .collect();
+    let stock: Vec<Vec<u8>> = (0..LEVELS / BULK_LINES)
+        .map(|chunk| {
+            let body = count_body(chunk * BULK_LINES, BULK_LINES, |_| OPENING_STOCK);
+            with_body("POST", "/api/inventory/adjustments", &body)
+        })
+        .collect();
+    eprintln!(
+        "load bench: seeding {PRODUCTS} products × {} warehouses…",
+        WAREHOUSES.len()
+    );
+    let seed_products = run_queue(&rt, &daemon, "products", 64, products)?;
+    let seed_warehouses = run_queue(&rt, &daemon, "warehouses", 1, warehouses)?;
+    let seed_stock = run_queue(&rt, &daemon, "opening stock", 4, stock)?;
+    check_seed(&rt, &daemon)?;
+
+    let phase = |conns: usize, gen: Gen| Phase {
+        conns,
+        warmup: settings.warmup,
+        measure: settings.measure,
+        gen,
+        daemon: &daemon,
+        perf: None,
+        until_done: false,
+        count_syncs: true,
+    };
+    let target = |rate: f64, p99_ms: Option<f64>| Some(Target { rate, p99_ms });
+    let plan = vec![
+        Case::new("GET /healthz (HTTP ceiling)", 64, healthz(), "req/s", None),
+        Case::new(
+            "movement (durable, single)",
+            1,
+            movement(),
+            "mov/s",
+            target(2_500.0, None),
+        ),
+        Case::new("movement (durable, single)", 16, movement(), "mov/s", None),
+        Case::new(
+            "movement (durable, single)",
+            64,
+            movement(),
+            "mov/s",
+            target(40_000.0, Some(10.0)),
+        ),
+        Case::new(
+            "level read (product_id + warehouse_id)",
+            64,
+            level_read(),
+            "reads/s",
+            target(60_000.0, None),
+        ),
+        Case {
+            per_request: BULK_LINES as f64,
+            ..Case::new(
+                "bulk count (1000 lines/request)",
+                4,
+                bulk_count(),
+                "lines/s",
+                target(150_000.0, None),
+            )
+        },
+    ];
+    let mut rows = Vec::new();
+    for c in plan {
+        eprintln!("load bench: {}, {} connections…", c.case, c.conns);
+        let out = run_phase(&rt, phase(c.conns, c.gen))?;
+        rows.push(Row {
+            case: c.case,
+            conns: c.conns,
+            per_request: c.per_request,
+            unit: c.unit,
+            target: c.target,
+            out,
+        });
+    }
+    let profiled = match &settings.perf_out {
+        Some(path) => {
+            eprintln!(
+                "load bench: movements at {} connections under perf record → {}",
+                settings.perf_conns,
+                path.display()
+            );
+            let mut p = phase(settings.perf_conns, movement());
+            p.perf = Some((settings.perf_args.as_str(), path.as_path()));
+            p.count_syncs = false;
+            Some(run_phase(&rt, p)?)
+        }
+        None => None,
+    };
+
+    let (status, stop_took) = daemon.stop()?;
+    let verify = Command::new(env!("CARGO_BIN_EXE_stockd"))
+        .arg("verify")
+        .arg("--data")
+        .arg(&daemon.data)
+        .output()
+        .map_err(|e| format!("cannot run stockd verify: {e}"))?;
+    let file_mib = std::fs::metadata(&daemon.data)
+        .map(|m| m.len() as f64 / 1048576.0)
+        .unwrap_or(0.0);
+
+    let baseline = rows.first().map(|r| r.out.rate()).filter(|r| *r > 0.0).unwrap_or(1.0);
+    println!("## stockd load benchmark");
+    println!();
+    println!("- machine: {}", machine());
+    println!(
+        "- daemon: `stockd serve`, [server] workers = {}, open mode, loopback, data file on {}",
+        settings.workers,
+        daemon
+            .data
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    println!(
+        "- load: this process, one tokio current_thread runtime, closed loop per keep-alive connection; {:.1} s warm-up + {:.1} s measured per phase",
+        settings.warmup.as_secs_f64(),
+        settings.measure.as_secs_f64()
+    );
+    println!(
+        "- seed: {PRODUCTS} products in {:.2} s ({} PUT/s, 64 conns), {} warehouses in {:.3} s, opening stock {} levels × {OPENING_STOCK} in {:.2} s ({} lines/s, 4 conns)",
+        seed_products.as_secs_f64(),
+        thousands(PRODUCTS as f64 / seed_products.as_secs_f64()),
+        WAREHOUSES.len() - 1,
+        seed_warehouses.as_secs_f64(),
+        LEVELS,
+        seed_stock.as_secs_f64(),
+        thousands(LEVELS as f64 / seed_stock.as_secs_f64())
+    );
+    println!();
+    print_table(&rows, baseline);
+    println!();
+    println!("Where the time goes (CPU in cores busy over the measured window):");
+    println!();
+    print_costs(&rows, tck);
+    println!();
+    println!(
+        "Throughput counts 2xx answers inside the measured window; latencies are per request (closed loop, \
+         so they understate queueing: coordinated omission). Errors are non-2xx answers plus I/O errors over \
+         the whole phase. CPU figures are cores busy during the measured window (/proc, 1 core = 100%); \
+         \"daemon CPU per request\" = daemon CPU time / 2xx requests; \"rest of machine\" = busy time of all \
+         CPUs (/proc/stat) minus daemon and bench: kernel threads and any other process (a figure taken while \
+         other processes ran is not comparable). fsyncs = the daemon's fsync + fdatasync calls (perf stat; \
+         `–` without perf); disk writes = the daemon's /proc/PID/io write_bytes per 2xx request."
+    );
+    if let Some(out) = profiled {
+        println!();
+        let p = Row {
+            case: "movement under perf record (not a figure)",
+            conns: settings.perf_conns,
+            per_request: 1.0,
+            unit: "mov/s",
+            target: None,
+            out,
+        };
+        print_table(std::slice::from_ref(&p), baseline);
+        println!();
+        print_costs(std::slice::from_ref(&p), tck);
+    }
+    println!();
+    println!(
+        "daemon stopped by SIGTERM in {:.2} s: {status}; data file {:.0} MiB",
+        stop_took.as_secs_f64(),
+        file_mib
+    );
+    let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    let problems = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .count();
+    println!(
+        "daemon log (RUST_LOG={}): {} lines, {problems} at WARN or ERROR",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "unset: info".into()),
+        log.lines().count()
+    );
+    let text = String::from_utf8_lossy(&verify.stdout);
+    let err = String::from_utf8_lossy(&verify.stderr);
+    println!("stockd verify: {}{}", text.trim(), err.trim());
+    if !status.success() {
+        return Err(format!(
+            "the daemon exited with {status} after SIGTERM; the end of its log:\n{}",
+            log_tail(&daemon.log)
+        ));
+    }
+    if !verify.status.success() || !text.contains(": ok") {
+        return Err(format!("stockd verify did not say ok ({})", verify.status));
+    }
+    Ok(())
+}
+
+/// One level read after seeding: the level exists with its opening stock.
+fn check_seed(rt: &tokio::runtime::Runtime, daemon: &Daemon) -> Res<()> {
+    let (p, w) = level(LEVELS - 1);
+    let path = format!("/api/inventory?product_id={p}&warehouse_id={w}");
+    let body = rt.block_on(async {
+        let mut conn = Conn::new(daemon.addr);
+        let status = tokio::time::timeout(Duration::from_secs(10), conn.call(&get(&path)))
+            .await
+            .map_err(|_| format!("GET {path}: no answer within 10 s"))?
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if status != 200 {
+            return Err(format!(
+                "GET {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(conn.body())
+            ));
+        }
+        Ok(conn.body().to_vec())
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("GET {path}: answer is not JSON: {e}"))?;
+    let on_hand = v["data"][0]["quantity_on_hand"].as_i64();
+    if on_hand != Some(OPENING_STOCK) || v["data"].as_array().map(Vec::len) != Some(1) {
+        return Err(format!(
+            "GET {path}: expected one level with quantity_on_hand {OPENING_STOCK}, got {v}"
+        ));
+    }
+    Ok(())
+}
