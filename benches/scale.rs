@@ -48,7 +48,13 @@ fn build(path: &Path, movements: u64) -> Result<Duration, String> {
     let rules = ledger::Rules::default();
     let mut catalog: Vec<(usize, ledger::Command)> = Vec::new();
     for w in &WAREHOUSES[1..] {
-        catalog.push((0, ledger::Command::PutWarehouse(Warehouse { id: w.to_string(), name: format!("Warehouse {w}") })));
+        catalog.push((
+            0,
+            ledger::Command::PutWarehouse(Warehouse {
+                id: w.to_string(),
+                name: format!("Warehouse {w}"),
+            }),
+        ));
     }
     for i in 0..PRODUCTS {
         catalog.push((
@@ -77,7 +83,8 @@ fn build(path: &Path, movements: u64) -> Result<Duration, String> {
             ));
         }
     }
-    stockd::store::apply_offline(&db, &rules, "bench", catalog.into_iter(), &mut |_| {}).map_err(|e| format!("{e:?}"))?;
+    stockd::store::apply_offline(&db, &rules, "bench", catalog.into_iter(), &mut |_| {})
+        .map_err(|e| format!("{e:?}"))?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     const CHUNK: u64 = 100_000;
     let mut done = 0;
@@ -85,19 +92,34 @@ fn build(path: &Path, movements: u64) -> Result<Duration, String> {
         let n = CHUNK.min(movements - done);
         let cmds = (0..n).map(|i| {
             let r = rng.next();
-            let product = if (done + i) % 10 == 0 { DEEP.to_string() } else { product_id(r % PRODUCTS) };
-            let warehouse = if product == DEEP { "default" } else { WAREHOUSES[((r >> 20) % 4) as usize] };
+            let product = if (done + i) % 10 == 0 {
+                DEEP.to_string()
+            } else {
+                product_id(r % PRODUCTS)
+            };
+            let warehouse = if product == DEEP {
+                "default"
+            } else {
+                WAREHOUSES[((r >> 20) % 4) as usize]
+            };
             let op = if (r >> 40) % 3 == 0 { Op::Out(1) } else { Op::In(2) };
-            (0, ledger::Command::Move(MoveCmd {
-                product,
-                warehouse: warehouse.to_string(),
-                op,
-                expected_on_hand: None,
-                meta: Meta { note: Some("bench".into()), ..Meta::default() },
-            }))
+            (
+                0,
+                ledger::Command::Move(MoveCmd {
+                    product,
+                    warehouse: warehouse.to_string(),
+                    op,
+                    expected_on_hand: None,
+                    meta: Meta {
+                        note: Some("bench".into()),
+                        ..Meta::default()
+                    },
+                }),
+            )
         });
         let cmds: Vec<_> = cmds.collect();
-        stockd::store::apply_offline(&db, &rules, "bench", cmds.into_iter(), &mut |_| {}).map_err(|e| format!("{e:?}"))?;
+        stockd::store::apply_offline(&db, &rules, "bench", cmds.into_iter(), &mut |_| {})
+            .map_err(|e| format!("{e:?}"))?;
         done += n;
     }
     Ok(started.elapsed())
@@ -145,7 +167,9 @@ impl Daemon {
     }
 
     fn terminate(mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -160,8 +184,13 @@ impl Conn {
     fn open(addr: SocketAddr) -> Result<Conn, String> {
         let stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| e.to_string())?;
-        Ok(Conn { addr, reader: BufReader::new(stream) })
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .map_err(|e| e.to_string())?;
+        Ok(Conn {
+            addr,
+            reader: BufReader::new(stream),
+        })
     }
 
     fn request(&mut self, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
@@ -169,10 +198,17 @@ impl Conn {
             "{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        self.reader.get_mut().write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+        self.reader
+            .get_mut()
+            .write_all(head.as_bytes())
+            .map_err(|e| e.to_string())?;
         let mut line = String::new();
         self.reader.read_line(&mut line).map_err(|e| e.to_string())?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("bad status line")?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("bad status line")?;
         let mut len = 0usize;
         loop {
             line.clear();
@@ -214,13 +250,21 @@ fn measure(c: &mut Conn, path: &str) -> Result<(f64, f64), String> {
 }
 
 /// Writers: `n` connections POSTing `in 1` until `stop`.
-fn writers(addr: SocketAddr, n: usize, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> Vec<std::thread::JoinHandle<()>> {
+fn writers(
+    addr: SocketAddr,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<()>> {
     (0..n)
         .map(|i| {
             let (stop, acked) = (stop.clone(), acked.clone());
             std::thread::spawn(move || {
                 let Ok(mut c) = Conn::open(addr) else { return };
-                let body = format!(r#"{{"product_id":"{}","movement_type":"in","quantity":1}}"#, product_id(i as u64 % PRODUCTS));
+                let body = format!(
+                    r#"{{"product_id":"{}","movement_type":"in","quantity":1}}"#,
+                    product_id(i as u64 % PRODUCTS)
+                );
                 while !stop.load(Ordering::Relaxed) {
                     match c.request("POST", "/api/inventory/movements", &body) {
                         Ok((201, _)) => {
@@ -236,12 +280,19 @@ fn writers(addr: SocketAddr, n: usize, stop: Arc<AtomicBool>, acked: Arc<AtomicU
 }
 
 fn verify(path: &Path) -> Result<String, String> {
-    let out = Command::new(BIN).args(["verify", "--data"]).arg(path).output().map_err(|e| e.to_string())?;
+    let out = Command::new(BIN)
+        .args(["verify", "--data"])
+        .arg(path)
+        .output()
+        .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if out.status.success() {
         Ok(text)
     } else {
-        Err(format!("verify failed: {text} {}", String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "verify failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -269,7 +320,11 @@ fn run(size: u64, dir: &Path) -> Result<Vec<String>, String> {
     }
     // A cursor in the middle of the journal: walk there by seq.
     let mid = size / 2;
-    let cursor_page = c.request("GET", &format!("/api/inventory/movements?limit=1&cursor={}", cursor_for(mid + 1)), "")?;
+    let cursor_page = c.request(
+        "GET",
+        &format!("/api/inventory/movements?limit=1&cursor={}", cursor_for(mid + 1)),
+        "",
+    )?;
     if cursor_page.0 != 200 {
         return Err(format!("cursor: {}", cursor_page.1));
     }
@@ -280,13 +335,28 @@ fn run(size: u64, dir: &Path) -> Result<Vec<String>, String> {
         Ok(())
     };
     row("analytics period=1y", "/api/inventory/analytics?period=1y", &mut c)?;
-    row("000 log, deepest product, 50", &format!("/v2/products/inventory/{DEEP}?limit=50&offset=0"), &mut c)?;
+    row(
+        "000 log, deepest product, 50",
+        &format!("/v2/products/inventory/{DEEP}?limit=50&offset=0"),
+        &mut c,
+    )?;
     row("002 list, 50", "/com/inventories/adjustments.json?limit=50", &mut c)?;
-    row("native movements, first page of 50", "/api/inventory/movements?limit=50", &mut c)?;
-    row("native movements, cursor page mid-journal", &format!("/api/inventory/movements?limit=50&cursor={}", cursor_for(mid)), &mut c)?;
+    row(
+        "native movements, first page of 50",
+        "/api/inventory/movements?limit=50",
+        &mut c,
+    )?;
+    row(
+        "native movements, cursor page mid-journal",
+        &format!("/api/inventory/movements?limit=50&cursor={}", cursor_for(mid)),
+        &mut c,
+    )?;
     row(
         "native movements of one product, cursor mid-history",
-        &format!("/api/inventory/movements?product_id={DEEP}&limit=50&cursor={}", cursor_for(mid)),
+        &format!(
+            "/api/inventory/movements?product_id={DEEP}&limit=50&cursor={}",
+            cursor_for(mid)
+        ),
         &mut c,
     )?;
     rows.push(format!(
@@ -314,7 +384,10 @@ fn run(size: u64, dir: &Path) -> Result<Vec<String>, String> {
     ));
 
     // Snapshots while 32 connections write; each must verify.
-    let rounds: usize = std::env::var("SCALE_BACKUP_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(if size >= 1_000_000 { 10 } else { 2 });
+    let rounds: usize = std::env::var("SCALE_BACKUP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if size >= 1_000_000 { 10 } else { 2 });
     let stop = Arc::new(AtomicBool::new(false));
     let load = writers(daemon.addr, 32, stop.clone(), Arc::new(AtomicU64::new(0)));
     let mut c = Conn::open(daemon.addr)?;
@@ -327,7 +400,9 @@ fn run(size: u64, dir: &Path) -> Result<Vec<String>, String> {
             return Err(format!("backup: {status} {body}"));
         }
         took.push(t.elapsed().as_millis() as u64);
-        let file = json_field(&body, &["data", "file"]).and_then(|v| v.as_str().map(str::to_string)).ok_or("no file")?;
+        let file = json_field(&body, &["data", "file"])
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or("no file")?;
         verify(Path::new(&file))?;
         let _ = std::fs::remove_file(&file);
     }

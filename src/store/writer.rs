@@ -765,7 +765,8 @@ impl<'t> Tables<'t> {
             }
         }
         if before.is_none() {
-            self.products_by_order.insert(products_order_key(&p.id).as_str(), p.id.as_str())?;
+            self.products_by_order
+                .insert(products_order_key(&p.id).as_str(), p.id.as_str())?;
         }
         self.pending.unit_costs.insert(p.id.clone(), p.unit_cost);
         self.products.insert(p.id.as_str(), codec::product(p).as_slice())?;
