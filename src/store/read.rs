@@ -443,9 +443,44 @@ impl Reader {
                     }
                 }
             }
-            Index::Product | Index::Warehouse | Index::Reference => {
+            Index::Product => {
+                // A product's history is the merge, newest first, of its levels' histories:
+                // a product has a handful of warehouses, and this saves a random B-tree page
+                // per movement on the write path (no product-keyed index to maintain).
+                let p = s(&filter.product);
+                let warehouses: Vec<String> = self.product_levels(&p)?.into_iter().map(|(w, _)| w).collect();
+                let t = table(&self.txn, HISTORY_BY_LEVEL)?;
+                let mut heads = Vec::with_capacity(warehouses.len());
+                for w in &warehouses {
+                    let range = t
+                        .range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi))
+                        .map_err(storage_error)?
+                        .rev()
+                        .map(|row| row.map(|(k, _)| k.value().2));
+                    heads.push(range.peekable());
+                }
+                loop {
+                    let mut newest: Option<(usize, u64)> = None;
+                    for (i, head) in heads.iter_mut().enumerate() {
+                        match head.peek() {
+                            Some(Ok(seq)) if newest.is_none_or(|(_, n)| *seq > n) => newest = Some((i, *seq)),
+                            Some(Err(_)) => {
+                                if let Some(Err(e)) = head.next() {
+                                    return Err(storage_error(e));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    let Some((i, seq)) = newest else { break };
+                    heads[i].next();
+                    if !visit(seq)? {
+                        break;
+                    }
+                }
+            }
+            Index::Warehouse | Index::Reference => {
                 let (def, key) = match index {
-                    Index::Product => (HISTORY_BY_PRODUCT, s(&filter.product)),
                     Index::Warehouse => (HISTORY_BY_WAREHOUSE, s(&filter.warehouse)),
                     _ => (HISTORY_BY_REFERENCE, s(&filter.reference_id)),
                 };

@@ -31,8 +31,6 @@ pub const PRODUCTS_BY_BARCODE: TableDefinition<(&str, &str), ()> = TableDefiniti
 pub const WAREHOUSES: TableDefinition<&str, &[u8]> = TableDefinition::new("warehouses");
 /// (product, warehouse, seq): history of one level.
 pub const HISTORY_BY_LEVEL: TableDefinition<(&str, &str, u64), ()> = TableDefinition::new("history_by_level");
-/// (product, seq): history of one product in every warehouse.
-pub const HISTORY_BY_PRODUCT: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_product");
 /// (warehouse, seq): history of one warehouse.
 pub const HISTORY_BY_WAREHOUSE: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_warehouse");
 /// (reference_id, seq): movements that cite a reference (orders, transfers…).
@@ -82,7 +80,6 @@ macro_rules! all_tables {
         $m!(PRODUCTS_BY_ORDER);
         $m!(WAREHOUSES);
         $m!(HISTORY_BY_LEVEL);
-        $m!(HISTORY_BY_PRODUCT);
         $m!(HISTORY_BY_WAREHOUSE);
         $m!(HISTORY_BY_REFERENCE);
         $m!(BATCHES);

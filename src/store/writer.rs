@@ -352,7 +352,6 @@ struct Tables<'t> {
     products_by_order: Table<'t, &'static str, &'static str>,
     warehouses: Table<'t, &'static str, &'static [u8]>,
     by_level: Table<'t, (&'static str, &'static str, u64), ()>,
-    by_product: Table<'t, (&'static str, u64), ()>,
     by_warehouse: Table<'t, (&'static str, u64), ()>,
     by_reference: Table<'t, (&'static str, u64), ()>,
     batches: Table<'t, &'static str, &'static [u8]>,
@@ -397,7 +396,6 @@ impl<'t> Tables<'t> {
             products_by_order: txn.open_table(PRODUCTS_BY_ORDER)?,
             warehouses: txn.open_table(WAREHOUSES)?,
             by_level: txn.open_table(HISTORY_BY_LEVEL)?,
-            by_product: txn.open_table(HISTORY_BY_PRODUCT)?,
             by_warehouse: txn.open_table(HISTORY_BY_WAREHOUSE)?,
             by_reference: txn.open_table(HISTORY_BY_REFERENCE)?,
             batches: txn.open_table(BATCHES)?,
@@ -802,7 +800,6 @@ impl<'t> Tables<'t> {
         self.journal.insert(seq, bytes.as_slice())?;
         let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
         self.by_level.insert((p, w, seq), ())?;
-        self.by_product.insert((p, seq), ())?;
         self.by_warehouse.insert((w, seq), ())?;
         if let Some(r) = &m.draft.reference_id {
             self.by_reference.insert((r.as_str(), seq), ())?;

@@ -1146,3 +1146,45 @@ fn configured_default_warehouse_and_negative_stock_policy() {
     assert_eq!(server.on_hand("p1", "main"), 2);
     server.assert_verified();
 }
+
+/// A product's history merges its warehouses' histories, newest first, and pages by cursor
+/// exactly like the unfiltered journal.
+#[test]
+fn product_history_across_warehouses_merges_newest_first() {
+    let server = Server::open();
+    for w in ["a", "b", "c"] {
+        server.warehouse(w);
+    }
+    server.product("p");
+    server.product("q");
+    for i in 0..30 {
+        let w = ["a", "b", "c", "default"][i % 4];
+        server.stock("p", w, 1 + i as i64);
+        if i % 3 == 0 {
+            server.stock("q", w, 1);
+        }
+    }
+    let all = server.walk_cursor("/api/inventory/movements?limit=7", 100);
+    let expected: Vec<Value> = all
+        .iter()
+        .filter(|m| m["product_id"] == "p")
+        .map(|m| m["seq"].clone())
+        .collect();
+    let walked: Vec<Value> = server
+        .walk_cursor("/api/inventory/movements?product_id=p&limit=4", 100)
+        .iter()
+        .map(|m| m["seq"].clone())
+        .collect();
+    assert_eq!(walked, expected, "newest first, each once");
+    let page = server
+        .get("/api/inventory/movements?product_id=p&limit=5&page=2")
+        .json();
+    assert_eq!(page["meta"]["total"], 30);
+    let seqs: Vec<Value> = page["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|m| m["seq"].clone())
+        .collect();
+    assert_eq!(seqs, expected[5..10].to_vec());
+}
