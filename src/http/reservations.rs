@@ -123,9 +123,7 @@ async fn commit(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    load(&state, &g, &id)?;
-    let cmd = Command::CommitReservation { id: id.into_inner() };
-    Ok(write::write(&req, &state, &g, cmd, answer(write::ok)).await)
+    close(g, req, state, id.into_inner(), |id| Command::CommitReservation { id }).await
 }
 
 async fn release(
@@ -134,7 +132,17 @@ async fn release(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    close(g, req, state, id.into_inner(), |id| Command::ReleaseReservation { id }).await
+}
+
+/// Commit or release: the caller must be allowed the reservation's warehouse.
+async fn close(
+    g: Guard<WriteInventory>,
+    req: HttpRequest,
+    state: State,
+    id: String,
+    command: fn(String) -> Command,
+) -> Result<HttpResponse, ApiError> {
     load(&state, &g, &id)?;
-    let cmd = Command::ReleaseReservation { id: id.into_inner() };
-    Ok(write::write(&req, &state, &g, cmd, answer(write::ok)).await)
+    Ok(write::write(&req, &state, &g, command(id), answer(write::ok)).await)
 }
