@@ -132,9 +132,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(data: &Path) -> Result<(Daemon, Duration), String> {
+        // `SCALE_QUICK_REPAIR=false` runs the daemon with `[storage] quick_repair = false`,
+        // to measure the full repair a restart after a crash then needs.
+        let quick_repair = std::env::var("SCALE_QUICK_REPAIR")
+            .map(|v| v != "false")
+            .unwrap_or(true);
+        let config = data.with_extension("toml");
+        std::fs::write(&config, format!("[storage]\nquick_repair = {quick_repair}\n")).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data")
             .arg(data)
             .env("RUST_LOG", "warn")
             .env_remove("STOCKD_CONFIG")

@@ -12,10 +12,9 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::movement_log::raw_id;
 use super::native::check_id;
 use super::render::{dialect_id, money_micros};
-use super::{write, Json, State};
+use super::{int_param, raw_id, write, Json, State};
 use crate::auth::{Guard, Policy, ReadInventory, WriteInventory};
 use crate::clock::rfc3339_ms;
 use crate::error::{ApiError, Code};
@@ -382,22 +381,10 @@ struct Filter {
 }
 
 fn filter(q: ListQuery) -> Result<Filter, ApiError> {
-    let num = |field: &str, v: &Option<String>, min: u64, max: u64| -> Result<Option<u64>, ApiError> {
-        match v {
-            None => Ok(None),
-            Some(t) => match t.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(ApiError::invalid(
-                    field,
-                    format!("must be an integer from {min} to {max}"),
-                )),
-            },
-        }
-    };
     Ok(Filter {
-        limit: num("limit", &q.limit, 1, LIMIT_MAX)?.unwrap_or(LIMIT_DEFAULT),
-        page: num("page", &q.page, 1, 1_000_000)?.unwrap_or(1),
-        since_id: num("since_id", &q.since_id, 0, u64::MAX)?,
+        limit: int_param("limit", &q.limit, 1, LIMIT_MAX)?.unwrap_or(LIMIT_DEFAULT),
+        page: int_param("page", &q.page, 1, 1_000_000)?.unwrap_or(1),
+        since_id: int_param("since_id", &q.since_id, 0, u64::MAX)?,
         location: q.location_id,
         reason: q.reason,
     })

@@ -10,9 +10,8 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::movement_log::raw_id;
 use super::render::{decimal, dialect_id};
-use super::{write, Json, State};
+use super::{raw_id, write, Json, State};
 use crate::auth::{DepotRead, Guard};
 use crate::error::ApiError;
 use crate::ledger::{Buckets, Product};

@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::render::{self, MovementOut};
-use super::{Query, State};
+use super::{int_param, Query, State};
 use crate::auth::{Guard, ReadInventory};
 use crate::error::{ApiError, Code};
 use crate::ledger::Movement;
@@ -27,16 +27,6 @@ struct FeedQuery {
     after: Option<String>,
     limit: Option<String>,
     wait: Option<String>,
-}
-
-fn number(field: &str, value: &Option<String>, default: u64, max: u64) -> Result<u64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(t) => match t.parse::<u64>() {
-            Ok(n) if n <= max => Ok(n),
-            _ => Err(ApiError::invalid(field, format!("must be an integer from 0 to {max}"))),
-        },
-    }
 }
 
 #[derive(Serialize)]
@@ -82,15 +72,9 @@ fn read(
 }
 
 async fn changes(g: Guard<ReadInventory>, state: State, q: Query<FeedQuery>) -> Result<HttpResponse, ApiError> {
-    let after = number("after", &q.0.after, 0, u64::MAX)?;
-    let limit = number("limit", &q.0.limit, LIMIT_DEFAULT, LIMIT_MAX)?;
-    if limit == 0 {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be an integer from 1 to {LIMIT_MAX}"),
-        ));
-    }
-    let wait = number("wait", &q.0.wait, 0, WAIT_SECONDS_MAX)?;
+    let after = int_param("after", &q.0.after, 0, u64::MAX)?.unwrap_or(0);
+    let limit = int_param("limit", &q.0.limit, 1, LIMIT_MAX)?.unwrap_or(LIMIT_DEFAULT);
+    let wait = int_param("wait", &q.0.wait, 0, WAIT_SECONDS_MAX)?.unwrap_or(0);
     let mut commits = state.store.commits();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let (rows, has_more, position) = loop {

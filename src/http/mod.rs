@@ -122,6 +122,29 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// A whole-number query parameter in `min..=max`, `None` when absent: 422 naming the field
+/// otherwise, never clamped (API.md). Every route's `limit`, `page`, `offset`… go through it.
+pub fn int_param(field: &str, value: &Option<String>, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+    let Some(text) = value else { return Ok(None) };
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("must be an integer from {min} to {max}"),
+        )),
+    }
+}
+
+/// The id a dialect's id field names: a string's content, or a JSON number's digits taken
+/// as they are written (the seeds show 39-digit ids; never through a float).
+pub fn raw_id(field: &str, raw: &serde_json::value::RawValue) -> Result<String, ApiError> {
+    let text = raw.get();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(text.to_string());
+    }
+    serde_json::from_str::<String>(text).map_err(|_| ApiError::invalid(field, "must be a string or a whole number"))
+}
+
 /// Query parameters parsed into `T`; a wrong type is 422 `invalid_field`.
 pub struct Query<T>(pub T);
 

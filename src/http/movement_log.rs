@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::native::{check_id, check_text};
 use super::render::dialect_id;
-use super::{write, Json, Query, State};
+use super::{int_param, raw_id, write, Json, Query, State};
 use crate::auth::{Guard, ReadInventory, WriteInventory};
 use crate::clock::rfc3339_ms;
 use crate::error::{ApiError, Code};
@@ -39,18 +39,6 @@ struct MovementIn {
     quantity: i64,
     #[serde(default)]
     comment: Option<String>,
-}
-
-/// The id a `product_id` field names: a string's content, or a number's digits.
-pub fn raw_id(field: &str, raw: &RawValue) -> Result<String, ApiError> {
-    let text = raw.get();
-    if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
-        return Ok(text.to_string());
-    }
-    match serde_json::from_str::<String>(text) {
-        Ok(s) => Ok(s),
-        Err(_) => Err(ApiError::invalid(field, "must be a string or a whole number")),
-    }
 }
 
 async fn post_movement(
@@ -137,19 +125,6 @@ struct LogOut<'a> {
     links: Vec<Link>,
 }
 
-fn number(field: &str, value: &Option<String>, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(t) => match t.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(
-                field,
-                format!("must be an integer from {min} to {max}"),
-            )),
-        },
-    }
-}
-
 async fn log(
     g: Guard<ReadInventory>,
     req: HttpRequest,
@@ -157,8 +132,8 @@ async fn log(
     product: web::Path<String>,
     q: Query<LogQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = number("limit", &q.0.limit, LIMIT_DEFAULT, 1, LIMIT_MAX)?;
-    let offset = number("offset", &q.0.offset, 0, 0, u64::MAX / 2)?;
+    let limit = int_param("limit", &q.0.limit, 1, LIMIT_MAX)?.unwrap_or(LIMIT_DEFAULT);
+    let offset = int_param("offset", &q.0.offset, 0, u64::MAX / 2)?.unwrap_or(0);
     let warehouse = state.default_warehouse.clone();
     g.check_warehouse(&warehouse)?;
     let reader = state.store.reader()?;

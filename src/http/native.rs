@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::render::{self, Id, List, Meta, One, Ref};
-use super::{data, write, Json, Query, State};
+use super::{data, int_param, write, Json, Query, State};
 use crate::auth::{Guard, Identity, ReadInventory, WriteCatalog, WriteInventory};
 use crate::clock::{parse_date_param, Bound};
 use crate::error::{ApiError, Code};
@@ -103,17 +103,6 @@ pub fn money(field: &str, raw: &RawValue) -> Result<Decimal, ApiError> {
     match Decimal::parse(raw.get()) {
         Some(d) if d.micros >= 0 => Ok(d),
         _ => Err(ApiError::invalid(field, "must be a number ≥ 0 with at most 6 decimals")),
-    }
-}
-
-fn int_param(field: &str, value: &Option<String>, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
-    let Some(text) = value else { return Ok(None) };
-    match text.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(ApiError::invalid(
-            field,
-            format!("must be an integer from {min} to {max}"),
-        )),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::native::check_id;
 use super::render::{dialect_id, rfc3339_s};
-use super::{write, Json, Query, State};
+use super::{int_param, write, Json, Query, State};
 use crate::auth::{Guard, ReadInventory, WriteInventory};
 use crate::clock::{parse_date_param, rfc3339_ms, Bound};
 use crate::error::{ApiError, Code};
@@ -234,20 +234,10 @@ struct HistoryOut<'a> {
     reference: String,
 }
 
-fn count_param(field: &str, value: &Option<String>, default: u64, max: u64) -> Result<u64, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if n <= max => Ok(n),
-            _ => Err(ApiError::invalid(field, format!("must be an integer from 0 to {max}"))),
-        },
-    }
-}
-
 async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) -> Result<HttpResponse, ApiError> {
     let q = q.0;
-    let limit = count_param("limit", &q.limit, HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX)?;
-    let offset = count_param("offset", &q.offset, 0, u64::MAX)?;
+    let limit = int_param("limit", &q.limit, 0, HISTORY_LIMIT_MAX)?.unwrap_or(HISTORY_LIMIT_DEFAULT);
+    let offset = int_param("offset", &q.offset, 0, u64::MAX)?.unwrap_or(0);
     let since_ms = match &q.updated_at {
         Some(t) => Some(
             parse_date_param(t, Bound::Start)

@@ -276,11 +276,15 @@ impl Store {
         self.shared.db.read().ok().and_then(|g| g.clone())
     }
 
+    /// The database, or 503 while the writer reopens it after a failed commit.
+    fn open_database(&self) -> Result<Arc<Database>, ApiError> {
+        self.database()
+            .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))
+    }
+
     /// A read snapshot; never waits for the writer (MVCC).
     pub fn reader(&self) -> Result<Reader, ApiError> {
-        let db = self
-            .database()
-            .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))?;
+        let db = self.open_database()?;
         let txn = db.begin_read().map_err(storage_error)?;
         Reader::new(txn)
     }
@@ -348,9 +352,7 @@ pub(crate) fn storage_error(err: impl std::fmt::Display) -> ApiError {
 impl Store {
     /// Runs `stockd verify`'s checks on one snapshot of the live file.
     pub fn verify(&self) -> Result<verify::Report, ApiError> {
-        let db = self
-            .database()
-            .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))?;
+        let db = self.open_database()?;
         let txn = db.begin_read().map_err(storage_error)?;
         Ok(verify::verify(&txn))
     }
@@ -390,9 +392,7 @@ impl Store {
     /// Takes a snapshot of one consistent state into `dir`, while writes go on, and prunes
     /// the oldest beyond `keep`. Blocking: call it off the async workers.
     pub fn backup(&self, dir: &Path, keep: usize) -> Result<snapshot::Snapshot, ApiError> {
-        let db = self
-            .database()
-            .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))?;
+        let db = self.open_database()?;
         let txn = db.begin_read().map_err(storage_error)?;
         let seq = {
             let journal = txn.open_table(JOURNAL).map_err(storage_error)?;

@@ -207,8 +207,6 @@ impl Writer {
             Ok(results) => {
                 metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
                 metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
-                metrics::gauge!(crate::telemetry::JOURNAL_SEQ).set((self.chain.seq_next - 1) as f64);
-                metrics::gauge!(crate::telemetry::QUEUE_DEPTH).set(self.shared.queued.load(Ordering::Relaxed) as f64);
                 self.shared.seq_last.store(self.chain.seq_next - 1, Ordering::Release);
                 // Wakes long polls of the change feed; never blocks the writer.
                 self.shared.committed.send_if_modified(|seq| {
