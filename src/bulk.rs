@@ -315,6 +315,7 @@ pub fn import(
         };
         commands.push((row.line, cmd));
     }
+    store::settle_file(data).map_err(|e| e.to_string())?;
     let db = store::open_or_create(data, default_warehouse).map_err(|e| e.to_string())?;
     let mut progress = Progress::new("import", commands.len() as u64);
     let applied = store::apply_offline(&db, rules, "import", commands.into_iter(), &mut |n| progress.set(n)).map_err(

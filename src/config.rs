@@ -77,6 +77,32 @@ pub struct Storage {
     /// immediate (true), or commit faster and walk the whole file after a crash (false).
     #[serde(default = "quick_repair_default")]
     pub quick_repair: bool,
+    /// A durable checkpoint of the data file at least this often while writes come, after
+    /// which the redo log starts over.
+    #[serde(default = "checkpoint_interval_ms_default")]
+    pub checkpoint_interval_ms: u64,
+    /// … and after this much redo log; the log file is preallocated to twice this.
+    #[serde(default = "checkpoint_log_bytes_default")]
+    pub checkpoint_log_bytes: u64,
+}
+
+fn checkpoint_interval_ms_default() -> u64 {
+    crate::store::CHECKPOINT_INTERVAL_MS_DEFAULT
+}
+
+fn checkpoint_log_bytes_default() -> u64 {
+    crate::store::CHECKPOINT_LOG_BYTES_DEFAULT
+}
+
+impl Storage {
+    /// The store's options from this section.
+    pub fn options(&self) -> crate::store::Options {
+        crate::store::Options {
+            quick_repair: self.quick_repair,
+            checkpoint_interval_ms: self.checkpoint_interval_ms,
+            checkpoint_log_bytes: self.checkpoint_log_bytes,
+        }
+    }
 }
 
 fn quick_repair_default() -> bool {
@@ -88,6 +114,8 @@ impl Default for Storage {
         Storage {
             path: data_default(),
             quick_repair: quick_repair_default(),
+            checkpoint_interval_ms: checkpoint_interval_ms_default(),
+            checkpoint_log_bytes: checkpoint_log_bytes_default(),
         }
     }
 }

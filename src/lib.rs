@@ -77,13 +77,13 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             "refusing to listen on {addr} without credentials: configure [[tokens]] or [[partners]], or listen on 127.0.0.1"
         )));
     }
-    let store = Store::open(
+    let store = Store::open_with_options(
         &config.storage.path,
         config.rules(),
         &config.inventory.default_warehouse,
+        config.storage.options(),
     )
     .map_err(|e| StartError::Runtime(e.to_string()))?;
-    store.set_quick_repair(config.storage.quick_repair);
     let listener = TcpListener::bind(addr).map_err(|e| StartError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::Runtime(e.to_string()))?;
     let state = web::Data::new(AppState {
@@ -145,7 +145,7 @@ fn sweep_reservations(store: &Store) -> Option<std::sync::mpsc::Sender<()>> {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RESERVATION_SWEEP_INTERVAL)
             {
                 let due = store
-                    .reader()
+                    .reader_blocking()
                     .and_then(|r| r.expired_reservations(clock::now_ms(), RESERVATION_SWEEP_BATCH));
                 match due {
                     Ok(ids) if !ids.is_empty() => {

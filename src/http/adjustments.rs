@@ -156,7 +156,7 @@ async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpRe
         Ok(Json(b)) => b.inventory,
         Err(e) => return refuse(&e),
     };
-    match prepare(&g, &state, body) {
+    match prepare(&g, &state, body).await {
         Ok((cmd, header)) => {
             let batch = BatchHeader {
                 kind: BATCH_KIND.to_string(),
@@ -174,7 +174,7 @@ async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpRe
     }
 }
 
-fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(Command, Header), ApiError> {
+async fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(Command, Header), ApiError> {
     let location = match &b.location_id {
         Some(raw) => raw_id("location_id", raw)?,
         None => state.default_warehouse.clone(),
@@ -212,7 +212,7 @@ fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(
             ),
         ));
     }
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let mut moves = Vec::with_capacity(b.line_items.len());
     let mut lines = Vec::with_capacity(b.line_items.len());
     for (i, l) in b.line_items.into_iter().enumerate() {
@@ -392,13 +392,13 @@ fn filter(q: ListQuery) -> Result<Filter, ApiError> {
 
 /// The adjustments `f` selects, each with its header: newest first, or — with `since_id`,
 /// for clients that page by it — oldest first after that id.
-fn select(
+async fn select(
     state: &State,
     g: &Guard<ReadInventory>,
     f: &Filter,
     count_only: bool,
 ) -> Result<(Vec<(Batch, Header)>, u64), ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let q = BatchQuery {
         kind: BATCH_KIND,
         ascending: f.since_id.is_some(),
@@ -427,10 +427,13 @@ async fn list(req: HttpRequest, payload: web::Payload, state: State) -> HttpResp
         Ok(g) => g,
         Err(res) => return res,
     };
-    let rows = serde_urlencoded::from_str::<ListQuery>(req.query_string())
+    let query = serde_urlencoded::from_str::<ListQuery>(req.query_string())
         .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")))
-        .and_then(filter)
-        .and_then(|f| select(&state, &g, &f, false));
+        .and_then(filter);
+    let rows = match query {
+        Ok(f) => select(&state, &g, &f, false).await,
+        Err(e) => Err(e),
+    };
     match rows {
         Ok((rows, _)) => {
             #[derive(Serialize)]
@@ -455,10 +458,13 @@ async fn count(req: HttpRequest, payload: web::Payload, state: State) -> HttpRes
         Ok(g) => g,
         Err(res) => return res,
     };
-    let counted = serde_urlencoded::from_str::<ListQuery>(req.query_string())
+    let query = serde_urlencoded::from_str::<ListQuery>(req.query_string())
         .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")))
-        .and_then(filter)
-        .and_then(|f| select(&state, &g, &f, true));
+        .and_then(filter);
+    let counted = match query {
+        Ok(f) => select(&state, &g, &f, true).await,
+        Err(e) => Err(e),
+    };
     match counted {
         Ok((_, total)) => write::respond(
             write::json(StatusCode::OK, &serde_json::json!({ "count": total })),
@@ -475,7 +481,7 @@ async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web:
         Err(res) => return res,
     };
     let Ok(seq) = id.parse::<u64>() else { return not_found() };
-    let found = state.store.reader().and_then(|r| r.batch_at(seq));
+    let found = state.store.reader().await.and_then(|r| r.batch_at(seq));
     let batch = match found {
         Ok(Some(b)) if b.kind == BATCH_KIND => b,
         Ok(_) => return not_found(),

@@ -278,14 +278,18 @@ async fn inventory(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         Ok(Json(b)) => b,
         Err(e) => return failed(&e),
     };
-    match check(body).and_then(|q| page(&state, &g, &q)) {
+    let answer = match check(body) {
+        Ok(q) => page(&state, &g, &q).await,
+        Err(e) => Err(e),
+    };
+    match answer {
         Ok(res) => res,
         Err(e) => failed(&e),
     }
 }
 
-fn page(state: &State, g: &Guard<DepotRead>, q: &Query) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader()?;
+async fn page(state: &State, g: &Guard<DepotRead>, q: &Query) -> Result<HttpResponse, ApiError> {
+    let reader = state.store.reader().await?;
     let mut data = Vec::new();
     let mut last: Option<String> = None;
     let mut visit = |p: Product| -> Result<bool, ApiError> {

@@ -46,13 +46,13 @@ struct Out<'a> {
 }
 
 /// Movements `after+1 ..` (at most `limit`), and whether more follow.
-fn read(
+async fn read(
     state: &State,
     g: &Guard<ReadInventory>,
     after: u64,
     limit: u64,
 ) -> Result<(Vec<Movement>, bool, u64), ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let last = reader.seq_last()?;
     let mut rows = Vec::new();
     let mut seq = after.saturating_add(1);
@@ -78,7 +78,7 @@ async fn changes(g: Guard<ReadInventory>, state: State, q: Query<FeedQuery>) -> 
     let mut commits = state.store.commits();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let (rows, has_more, position) = loop {
-        let (rows, has_more, position) = read(&state, &g, after, limit)?;
+        let (rows, has_more, position) = read(&state, &g, after, limit).await?;
         if !rows.is_empty() || wait == 0 {
             break (rows, has_more, position);
         }

@@ -136,7 +136,7 @@ async fn log(
     let offset = int_param("offset", &q.0.offset, 0, u64::MAX / 2)?.unwrap_or(0);
     let warehouse = state.default_warehouse.clone();
     g.check_warehouse(&warehouse)?;
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     if reader.product(&product)?.is_none() {
         return Err(ApiError::new(
             Code::ProductNotFound,

@@ -257,7 +257,7 @@ async fn get_warehouse(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let w = reader
         .warehouse(&id)?
         .ok_or_else(|| ApiError::new(Code::WarehouseNotFound, format!("warehouse `{id}` does not exist")))?;
@@ -270,7 +270,7 @@ async fn get_warehouse(
     responses((status = 200, description = "All warehouses, by id.", body = List<render::WarehouseOut>)),
 )]
 async fn list_warehouses(_g: Guard<ReadInventory>, state: State) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let all = reader.warehouses()?;
     let rows: Vec<_> = all.iter().map(render::warehouse).collect();
     let paging = Paging {
@@ -373,7 +373,7 @@ async fn put_product(
     extensions(("x-error-codes" = json!(["product_not_found"]))),
 )]
 async fn get_product(_g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let p = reader.product(&id)?.ok_or_else(|| product_not_found(&id))?;
     Ok(data(StatusCode::OK, &render::product(&p)))
 }
@@ -420,7 +420,7 @@ async fn list_products(
         barcode: q.barcode,
         q: q.q,
     };
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let page = reader.products(&filter, &paging)?;
     let rows: Vec<_> = page.rows.iter().map(render::product).collect();
     Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor)))
@@ -447,7 +447,7 @@ async fn product_inventory(
     state: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     if reader.product(&id)?.is_none() {
         return Err(product_not_found(&id));
     }
@@ -516,7 +516,7 @@ async fn list_levels(g: Guard<ReadInventory>, state: State, q: Query<LevelQuery>
         low_stock: bool_param("low_stock", &q.low_stock)?,
         out_of_stock: bool_param("out_of_stock", &q.out_of_stock)?,
     };
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let page = reader.levels(&filter, &paging)?;
     let mut names = Names::new(&reader);
     for ((p, w), _) in &page.rows {
@@ -578,7 +578,7 @@ async fn patch_level(
         buffer: b.buffer,
     });
     // Names are read before the write so the answer is a function of the outcome alone.
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let product_row = reader.product(&product)?;
     let warehouse_row = reader.warehouse(&warehouse)?;
     drop(reader);
@@ -849,7 +849,7 @@ async fn list_movements(
         start_ms: date_param("start_date", &q.start_date, Bound::Start)?,
         end_ms: date_param("end_date", &q.end_date, Bound::End)?,
     };
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let page = reader.movements(&filter, &paging)?;
     let mut names = Names::new(&reader);
     for m in &page.rows {
@@ -888,7 +888,7 @@ async fn get_movement(g: Guard<ReadInventory>, state: State, id: web::Path<Strin
         .strip_prefix("mov_")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| movement_not_found(&id))?;
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let m = reader.movement(seq)?.ok_or_else(|| movement_not_found(&id))?;
     g.check_warehouse(&m.draft.warehouse)?;
     let mut names = Names::new(&reader);
@@ -927,7 +927,7 @@ fn transfer_answer(reader: &Reader, id: &str, status: StatusCode) -> Result<Http
     extensions(("x-error-codes" = json!(["transfer_not_found"]))),
 )]
 async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
     if !g.may_use(&t.from) && !g.may_use(&t.to) {
         g.check_warehouse(&t.to)?;
@@ -949,7 +949,7 @@ async fn receive_transfer(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
     g.check_warehouse(&t.to)?;
     // The out leg never changes: read it now so the answer is a function of the outcome.
@@ -1195,7 +1195,7 @@ async fn analytics(g: Guard<ReadInventory>, state: State, q: Query<AnalyticsQuer
         }
         None => list_warehouse(&g, None)?,
     };
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     if let Some(w) = &warehouse {
         if reader.warehouse(w)?.is_none() {
             return Err(ApiError::new(

@@ -112,7 +112,7 @@ async fn update_stocks(
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let updates = parse_updates(body.0)?;
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let mut lines = Vec::with_capacity(updates.len());
     let mut records = Vec::with_capacity(updates.len());
     for (i, u) in updates.into_iter().enumerate() {
@@ -245,7 +245,7 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
         ),
         None => None,
     };
-    let reader = state.store.reader()?;
+    let reader = state.store.reader().await?;
     let seq_from = match since_ms {
         Some(ms) => reader.seq_since(ms)?,
         None => 0,

@@ -106,14 +106,19 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The reservation, checked against the caller's warehouses.
-fn load(state: &State, identity: &crate::auth::Identity, id: &str) -> Result<Reservation, ApiError> {
-    let r = state.store.reader()?.reservation(id)?.ok_or_else(|| not_found(id))?;
+async fn load(state: &State, identity: &crate::auth::Identity, id: &str) -> Result<Reservation, ApiError> {
+    let r = state
+        .store
+        .reader()
+        .await?
+        .reservation(id)?
+        .ok_or_else(|| not_found(id))?;
     identity.check_warehouse(&r.warehouse)?;
     Ok(r)
 }
 
 async fn get_one(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let r = load(&state, &g, &id)?;
+    let r = load(&state, &g, &id).await?;
     Ok(data(StatusCode::OK, &render(&r)))
 }
 
@@ -143,6 +148,6 @@ async fn close(
     id: String,
     command: fn(String) -> Command,
 ) -> Result<HttpResponse, ApiError> {
-    load(&state, &g, &id)?;
+    load(&state, &g, &id).await?;
     Ok(write::write(&req, &state, &g, command(id), answer(write::ok)).await)
 }

@@ -1,31 +1,89 @@
 //! The only code that touches redb: tables, codec, the writer thread, reads and verify.
 
+mod apply;
 pub mod codec;
 mod read;
+mod recovery;
+mod redo;
+mod replay;
 pub mod rollup;
 pub mod snapshot;
 pub mod tables;
 pub mod verify;
+pub mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
+use std::time::Duration;
 
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
+pub use apply::{apply_offline, OfflineError};
 pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
-pub use writer::{
-    apply_offline, Answer, Applied, BatchHeader, NonceClaim, OfflineError, Render, ReplayClaim, WriteCtx,
-};
+pub use recovery::{new_file_id, settle_file};
+pub use writer::{Answer, Applied, BatchHeader, Limits, NonceClaim, Render, ReplayClaim, WriteCtx};
 
 use tables::*;
 
 /// Commands that may wait for the writer; a full queue answers 503 `overloaded`.
 pub const QUEUE_JOBS_MAX: usize = 8192;
+/// Longest a read waits for the log sync that covers the state it sees.
+pub const READ_SETTLE_TIMEOUT_MS: u64 = 5_000;
+/// Defaults of `[storage]`: a durable checkpoint at least this often, and after this much
+/// log; the log file is twice that, preallocated.
+pub const CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 2_000;
+pub const CHECKPOINT_LOG_BYTES_DEFAULT: u64 = 16 << 20;
+
+/// How the store commits (`[storage]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub quick_repair: bool,
+    pub checkpoint_interval_ms: u64,
+    pub checkpoint_log_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            quick_repair: true,
+            checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
+            checkpoint_log_bytes: CHECKPOINT_LOG_BYTES_DEFAULT,
+        }
+    }
+}
+
+impl Options {
+    fn limits(&self) -> Limits {
+        Limits {
+            checkpoint_interval_ms: self.checkpoint_interval_ms.max(1),
+            checkpoint_log_bytes: self.checkpoint_log_bytes.max(wal::HEADER_BYTES),
+            quick_repair: self.quick_repair,
+        }
+    }
+
+    /// The log file's size: room for two checkpoints' worth, so a checkpoint is never
+    /// forced by a full file in ordinary running.
+    fn log_capacity_bytes(&self) -> u64 {
+        wal::HEADER_BYTES + 2 * self.limits().checkpoint_log_bytes
+    }
+}
+
+/// Creates (or truncates) a file only its owner may read or write.
+pub(crate) fn owner_only_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
 
 /// Why the data file could not be used.
 #[derive(Debug)]
@@ -37,6 +95,8 @@ pub enum OpenError {
     /// Written by a newer stockd.
     TooNew(PathBuf, u64),
     Io(PathBuf, String),
+    /// The redo log is damaged or belongs to another file; nothing was changed.
+    Log(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -50,6 +110,7 @@ impl std::fmt::Display for OpenError {
                 p.display()
             ),
             OpenError::Io(p, why) => write!(f, "{}: {why}", p.display()),
+            OpenError::Log(why) => f.write_str(why),
         }
     }
 }
@@ -189,8 +250,13 @@ struct Shared {
     writable: AtomicBool,
     /// The last committed seq, for change-feed long polls waiting on the next commit.
     committed: tokio::sync::watch::Sender<u64>,
-    /// Record redb's allocator state in every commit (`[storage] quick_repair`).
-    quick_repair: AtomicBool,
+    /// Gen of the last group committed to redb, published before its commit.
+    visible_gen: AtomicU64,
+    /// Gen up to which everything committed is durable (or was replaced by recovery).
+    settled: tokio::sync::watch::Sender<u64>,
+    /// The last log write or sync failed: groups commit durably to redb instead.
+    log_broken: AtomicBool,
+    wal: Arc<wal::Wal>,
 }
 
 /// Handle to the store: cheap to clone, used by every request.
@@ -204,20 +270,33 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the data file and starts the writer thread.
     pub fn open(path: &Path, rules: Rules, default_warehouse: &str) -> Result<Store, OpenError> {
+        Store::open_with_options(path, rules, default_warehouse, Options::default())
+    }
+
+    /// [`Store::open`] with `[storage]`'s options.
+    pub fn open_with_options(
+        path: &Path,
+        rules: Rules,
+        default_warehouse: &str,
+        options: Options,
+    ) -> Result<Store, OpenError> {
+        wal::precheck(&wal::path_for(path)).map_err(|e| OpenError::Log(e.to_string()))?;
         let db = open_or_create(path, default_warehouse)?;
         let reopen_path = path.to_path_buf();
         let opener: Opener = Arc::new(move || Database::builder().create(&reopen_path));
-        Store::start(path, db, opener, rules)
+        Store::start(path, db, opener, rules, options)
     }
 
     /// Opens a store whose database comes from `opener` (every time it is opened).
     pub fn open_with(path: &Path, opener: Opener, rules: Rules, default_warehouse: &str) -> Result<Store, OpenError> {
         let db = opener().map_err(|e| open_error(path, e))?;
         init(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
-        Store::start(path, db, opener, rules)
+        Store::start(path, db, opener, rules, Options::default())
     }
 
-    fn start(path: &Path, db: Database, opener: Opener, rules: Rules) -> Result<Store, OpenError> {
+    fn start(path: &Path, db: Database, opener: Opener, rules: Rules, options: Options) -> Result<Store, OpenError> {
+        let (wal, gen) =
+            recovery::open_log(path, &db, options.log_capacity_bytes()).map_err(|e| OpenError::Log(e.to_string()))?;
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             opener,
@@ -226,10 +305,14 @@ impl Store {
             queued: std::sync::atomic::AtomicUsize::new(0),
             writable: AtomicBool::new(true),
             committed: tokio::sync::watch::Sender::new(0),
-            quick_repair: AtomicBool::new(true),
+            visible_gen: AtomicU64::new(gen),
+            settled: tokio::sync::watch::Sender::new(gen),
+            log_broken: AtomicBool::new(false),
+            wal: Arc::new(wal),
         });
         let (jobs, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
-        let w = writer::Writer::new(shared.clone(), rules).map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
+        let w = writer::Writer::new(shared.clone(), rules, options.limits(), gen)
+            .map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
         let handle = std::thread::Builder::new()
             .name("stockd-writer".into())
             .spawn(move || w.run(rx))
@@ -243,13 +326,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.shared.path
-    }
-
-    /// Whether commits record redb's allocator state (`[storage] quick_repair`): restart
-    /// after a crash is then immediate, at the price of two fsyncs and the state's pages in
-    /// every commit. Without it, a restart after a crash walks the whole file.
-    pub fn set_quick_repair(&self, on: bool) {
-        self.shared.quick_repair.store(on, Ordering::Relaxed);
     }
 
     /// A receiver that sees every new last committed seq (for long polls).
@@ -267,9 +343,14 @@ impl Store {
         self.shared.seq_last.load(Ordering::Acquire)
     }
 
-    /// The store is open and its last commit did not fail.
+    /// The store is open, its last commit did not fail and its writer thread runs.
     pub fn is_ready(&self) -> bool {
-        self.shared.writable.load(Ordering::Acquire) && self.database().is_some()
+        let writer_alive = self
+            .writer
+            .lock()
+            .ok()
+            .is_some_and(|h| h.as_ref().is_some_and(|h| !h.is_finished()));
+        writer_alive && self.shared.writable.load(Ordering::Acquire) && self.database().is_some()
     }
 
     fn database(&self) -> Option<Arc<Database>> {
@@ -282,11 +363,46 @@ impl Store {
             .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))
     }
 
-    /// A read snapshot; never waits for the writer (MVCC).
-    pub fn reader(&self) -> Result<Reader, ApiError> {
+    /// A read snapshot of durable state. It never waits for the writer (MVCC), only — when
+    /// it sees a group whose log sync is still running — for that sync (DESIGN.md: no read
+    /// answers what a crash could undo).
+    pub async fn reader(&self) -> Result<Reader, ApiError> {
+        let (txn, gen) = self.begin_read()?;
+        let mut settled = self.shared.settled.subscribe();
+        if *settled.borrow() < gen {
+            let wait = settled.wait_for(|&g| g >= gen);
+            match tokio::time::timeout(Duration::from_millis(READ_SETTLE_TIMEOUT_MS), wait).await {
+                Ok(Ok(_)) => {}
+                _ => return Err(unsettled()),
+            }
+        }
+        Reader::new(txn)
+    }
+
+    /// [`Store::reader`] for threads that may block (backups, the sweep, tests).
+    pub fn reader_blocking(&self) -> Result<Reader, ApiError> {
+        let (txn, gen) = self.begin_read()?;
+        self.wait_settled_blocking(gen)?;
+        Reader::new(txn)
+    }
+
+    /// A read transaction and the gen it may see at most.
+    fn begin_read(&self) -> Result<(redb::ReadTransaction, u64), ApiError> {
         let db = self.open_database()?;
         let txn = db.begin_read().map_err(storage_error)?;
-        Reader::new(txn)
+        // Read after the transaction began: the writer publishes a gen before committing it.
+        Ok((txn, self.shared.visible_gen.load(Ordering::Acquire)))
+    }
+
+    fn wait_settled_blocking(&self, gen: u64) -> Result<(), ApiError> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(READ_SETTLE_TIMEOUT_MS);
+        while *self.shared.settled.borrow() < gen {
+            if std::time::Instant::now() >= deadline {
+                return Err(unsettled());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
     }
 
     /// Queues a command for the writer and waits until it is committed (or refused).
@@ -345,6 +461,13 @@ impl Store {
 #[cfg(test)]
 mod fault_tests;
 
+fn unsettled() -> ApiError {
+    ApiError::new(
+        Code::StorageUnavailable,
+        "the redo log has not caught up; retry shortly",
+    )
+}
+
 pub(crate) fn storage_error(err: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::StorageUnavailable, format!("storage: {err}"))
 }
@@ -352,8 +475,8 @@ pub(crate) fn storage_error(err: impl std::fmt::Display) -> ApiError {
 impl Store {
     /// Runs `stockd verify`'s checks on one snapshot of the live file.
     pub fn verify(&self) -> Result<verify::Report, ApiError> {
-        let db = self.open_database()?;
-        let txn = db.begin_read().map_err(storage_error)?;
+        let (txn, gen) = self.begin_read()?;
+        self.wait_settled_blocking(gen)?;
         Ok(verify::verify(&txn))
     }
 }
@@ -384,6 +507,7 @@ fn file_snapshot(path: &Path) -> Result<(redb::ReadTransaction, Option<Database>
 
 /// Verifies a data file that no daemon has open (`stockd verify`).
 pub fn verify_file(path: &Path) -> Result<verify::Report, OpenError> {
+    settle_file(path)?;
     let (txn, _db) = file_snapshot(path)?;
     Ok(verify::verify(&txn))
 }
@@ -392,8 +516,8 @@ impl Store {
     /// Takes a snapshot of one consistent state into `dir`, while writes go on, and prunes
     /// the oldest beyond `keep`. Blocking: call it off the async workers.
     pub fn backup(&self, dir: &Path, keep: usize) -> Result<snapshot::Snapshot, ApiError> {
-        let db = self.open_database()?;
-        let txn = db.begin_read().map_err(storage_error)?;
+        let (txn, gen) = self.begin_read()?;
+        self.wait_settled_blocking(gen)?;
         let seq = {
             let journal = txn.open_table(JOURNAL).map_err(storage_error)?;
             let last = journal
@@ -415,6 +539,7 @@ impl Store {
 
 /// A read snapshot of a data file no daemon has open (`stockd export`).
 pub fn read_file(path: &Path) -> Result<Reader, OpenError> {
+    settle_file(path)?;
     let (txn, db) = file_snapshot(path)?;
     let mut reader = Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))?;
     reader.owner = db;

@@ -9,6 +9,11 @@ pub const FORMAT_VERSION: u64 = 1;
 pub const MAGIC_KEY: &str = "magic";
 pub const MAGIC: &[u8] = b"stockd";
 pub const FORMAT_KEY: &str = "format_version";
+/// The gen (u64 LE) of the last group committed: the redo log continues after it.
+pub const GEN_KEY: &str = "wal_gen";
+/// 16 random bytes naming this data file: a redo log is applied only to its own file (a
+/// snapshot gets a new id).
+pub const FILE_ID_KEY: &str = "file_id";
 
 /// `magic`, `format_version`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

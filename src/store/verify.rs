@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::rollup::{day_of, is_low, Rollup, Stats};
 use super::tables::*;
-use super::{codec, writer::chain_hash};
+use super::{apply::chain_hash, codec};
 use crate::ledger::fold::fold_step;
 use crate::ledger::Buckets;
 

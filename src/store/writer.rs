@@ -1,28 +1,43 @@
-//! The single writer thread and its group commit (DESIGN.md, "Write path").
+//! The single writer thread, its group commit and the log syncer (DESIGN.md, "Write path").
 //!
-//! It blocks for the first queued command, drains what else is queued (bounded by
-//! `GROUP_JOBS_MAX` and `GROUP_WEIGHT_MAX`), applies each command in one redb write
-//! transaction — each sees the effects of those before it; a refused one writes nothing —
-//! commits once with `Durability::Immediate`, and only then answers every waiting handler.
+//! The writer blocks for the first queued command, drains what else is queued (bounded by
+//! `GROUP_JOBS_MAX` and `GROUP_WEIGHT_MAX`) and applies each command in one redb write
+//! transaction — each sees the effects of those before it; a refused one writes nothing.
+//! The tables record what they changed; the writer commits the group to redb without an
+//! fsync (`Durability::None`) and hands the group's redo record, with its answers, to the
+//! syncer thread, then starts on the next group. The syncer writes the records it has to the
+//! preallocated log, makes them durable with one fdatasync and only then answers. Every
+//! `checkpoint_interval_ms` or `checkpoint_log_bytes` of log the writer commits a group
+//! durably (`Durability::Immediate`) instead; the log then starts over.
+//!
+//! Readers see redb's state as soon as it is committed, but wait (`Store::reader`) until the
+//! syncer has made that state durable: no read answers what a crash could undo.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
-use sha2::{Digest, Sha256};
+use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::rollup::{self, Rollup, Stats};
-use super::tables::*;
-use super::{codec, Shared};
+use super::apply::{load_chain, Chain, Tables};
+use super::redo::Redo;
+use super::wal;
+use super::Shared;
 use crate::error::{ApiError, Code};
-use crate::ledger::{self, Command, Effects, Fault, Level, Movement, Product, Rules, Transfer, Warehouse};
+use crate::ledger::{self, Command, Level, Movement, Product, Rules, Transfer, Warehouse};
 
 /// Most commands in one commit.
 pub const GROUP_JOBS_MAX: usize = 4096;
 /// Most movement lines in one commit (a bulk command counts its lines).
 pub const GROUP_WEIGHT_MAX: usize = 16_384;
+/// Log records the syncer may have queued; beyond it the writer waits (back-pressure).
+const SYNC_QUEUE_MAX: usize = 64;
+/// Messages the syncer takes for one fdatasync.
+const SYNC_BATCH_MAX: usize = 256;
+/// While the log is broken, how often the syncer is asked to try it again.
+const LOG_RETRY_INTERVAL_MS: u64 = 1_000;
 /// Pause between attempts to reopen the file after a failed commit.
 const REOPEN_BACKOFF_MS: u64 = 50;
 const REOPEN_BACKOFF_MAX_MS: u64 = 2_000;
@@ -74,12 +89,6 @@ pub struct ReplayClaim {
     pub render: Render,
 }
 
-/// Running batch numbers start after this (`IA100001`, as seed 002 shows them).
-const BATCH_NUMBER_BASE: u64 = 100_000;
-
-/// Expired replay answers deleted per write that stores one.
-const REPLAY_PRUNE_BATCH: usize = 16;
-
 /// A v1 signature's (partner, nonce), remembered until `expires_ms`.
 #[derive(Debug, Clone)]
 pub struct NonceClaim {
@@ -88,9 +97,6 @@ pub struct NonceClaim {
     pub now_ms: i64,
     pub expires_ms: i64,
 }
-
-/// Expired nonces deleted per claim: pruning keeps pace with claiming, in bounded steps.
-const NONCE_PRUNE_BATCH: usize = 16;
 
 /// What a job asks the writer to do.
 pub enum Work {
@@ -137,35 +143,125 @@ pub struct Applied {
     pub replayed: bool,
 }
 
-/// The head of the hash chain: what the next movement continues.
+/// When the writer commits a group durably to redb, after which the log starts over.
 #[derive(Debug, Clone, Copy)]
-struct Chain {
-    seq_next: u64,
-    hash_last: [u8; 32],
-    at_ms_last: i64,
+pub struct Limits {
+    pub checkpoint_interval_ms: u64,
+    pub checkpoint_log_bytes: u64,
+    /// Record redb's allocator state in checkpoint commits (`[storage] quick_repair`).
+    pub quick_repair: bool,
+}
+
+/// A waiting handler and what to tell it once its group is durable.
+type Reply = (oneshot::Sender<Result<Applied, ApiError>>, Result<Applied, ApiError>);
+
+/// What the writer hands the syncer, in commit order.
+enum SyncMsg {
+    /// A group committed without fsync: durable once `bytes` at `offset` are synced.
+    Record {
+        gen: u64,
+        offset: u64,
+        bytes: Vec<u8>,
+        seq_last: u64,
+        replies: Vec<Reply>,
+    },
+    /// A group committed durably to redb (a checkpoint): everything up to `gen` is durable.
+    Durable {
+        gen: u64,
+        seq_last: u64,
+        replies: Vec<Reply>,
+    },
+    /// The log failed and a checkpoint covered it: try the log again.
+    Retry,
+    /// Answers once everything sent before it is processed.
+    Barrier(mpsc::Sender<()>),
 }
 
 pub struct Writer {
     shared: Arc<Shared>,
     rules: Rules,
+    limits: Limits,
     chain: Chain,
+    /// Gen of the last group committed to redb.
+    gen: u64,
+    /// Where the next log record goes, and log bytes written since the last checkpoint.
+    log_offset: u64,
+    log_bytes: u64,
+    checkpoint_at: Instant,
+    /// Groups were committed without fsync since the last checkpoint.
+    dirty: bool,
+    log_retry_at: Instant,
+    sync: mpsc::SyncSender<SyncMsg>,
+    syncer: Option<std::thread::JoinHandle<()>>,
+    /// Set after a failed commit until the file is reopened.
+    recovery: Option<Recovery>,
 }
 
 impl Writer {
-    pub fn new(shared: Arc<Shared>, rules: Rules) -> Result<Writer, String> {
+    /// A writer continuing the file at `gen` (its log recovered up to there).
+    pub fn new(shared: Arc<Shared>, rules: Rules, limits: Limits, gen: u64) -> Result<Writer, String> {
         let chain = {
-            let guard = shared.db.read().map_err(|_| "poisoned".to_string())?;
-            let db = guard.as_ref().ok_or("no database")?;
-            load_chain(db)?
+            let db = shared.db.read().ok().and_then(|g| g.clone()).ok_or("no database")?;
+            load_chain(&db)?
         };
-        shared.seq_last.store(chain.seq_next - 1, Ordering::Release);
-        shared.committed.send_replace(chain.seq_next - 1);
-        Ok(Writer { shared, rules, chain })
+        let seq_last = chain.seq_next - 1;
+        shared.seq_last.store(seq_last, Ordering::Release);
+        shared.committed.send_replace(seq_last);
+        shared.visible_gen.store(gen, Ordering::Release);
+        shared.settled.send_replace(gen);
+        let (sync, rx) = mpsc::sync_channel(SYNC_QUEUE_MAX);
+        let syncer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("stockd-log".into())
+                .spawn(move || Syncer { shared, broken: false }.run(rx))
+                .map_err(|e| e.to_string())?
+        };
+        Ok(Writer {
+            shared,
+            rules,
+            limits,
+            chain,
+            gen,
+            log_offset: wal::HEADER_BYTES,
+            log_bytes: 0,
+            checkpoint_at: Instant::now(),
+            dirty: false,
+            log_retry_at: Instant::now(),
+            sync,
+            syncer: Some(syncer),
+            recovery: None,
+        })
     }
 
     pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut group: Vec<Job> = Vec::with_capacity(GROUP_JOBS_MAX);
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if let Some(r) = &self.recovery {
+                match rx.recv_timeout(r.next_at.saturating_duration_since(Instant::now())) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.try_recover();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else if self.dirty {
+                let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
+                match rx.recv_timeout(interval.saturating_sub(self.checkpoint_at.elapsed())) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.checkpoint_idle();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                }
+            };
             let mut stop = false;
             let mut weight = 0;
             let mut next = Some(first);
@@ -186,120 +282,319 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
-                self.commit_group(&mut group);
+                self.commit_group(&mut group, false);
             }
             if stop {
                 break;
             }
         }
+        self.close();
     }
 
-    fn commit_group(&mut self, group: &mut Vec<Job>) {
-        let db = self.shared.db.read().ok().and_then(|g| g.clone());
-        let Some(db) = db else {
+    /// A clean stop: a last durable commit, then the log is marked clean.
+    fn close(&mut self) {
+        if !self.try_recover() {
+            return; // the file could not be reopened: the next start recovers it
+        }
+        if self.dirty {
+            self.checkpoint_idle();
+        }
+        self.barrier();
+        let (sync, _) = mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.sync, sync));
+        if let Some(handle) = self.syncer.take() {
+            let _ = handle.join();
+        }
+        if !self.dirty && !self.shared.log_broken.load(Ordering::Acquire) {
+            if let Err(e) = self.shared.wal.write_header(true) {
+                tracing::warn!(error = %e, "cannot mark the log clean; the next start reads it again");
+            }
+        }
+    }
+
+    fn database(&self) -> Option<Arc<Database>> {
+        self.shared.db.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Commits one group and hands its answers to the syncer. `alone`: the group is one job
+    /// being retried after its group panicked.
+    fn commit_group(&mut self, group: &mut Vec<Job>, alone: bool) {
+        if !self.try_recover() {
+            answer_all(group, "the data file is being reopened");
+            return;
+        }
+        let Some(db) = self.database() else {
             answer_all(group, "the data file is being reopened");
             return;
         };
         let before = self.chain;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let commands = group.len();
-        match self.write_group(&db, group) {
-            Ok(results) => {
-                metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-                metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
-                self.shared.seq_last.store(self.chain.seq_next - 1, Ordering::Release);
-                // Wakes long polls of the change feed; never blocks the writer.
-                self.shared.committed.send_if_modified(|seq| {
-                    let changed = *seq != self.chain.seq_next - 1;
-                    *seq = self.chain.seq_next - 1;
-                    changed
-                });
-                self.shared.writable.store(true, Ordering::Release);
-                for (job, result) in group.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(err) => {
-                metrics::counter!(crate::telemetry::COMMIT_FAILURES).increment(1);
-                tracing::error!(error = %err, "commit failed; answering 503 to its group and reopening the data file");
+        let gen = self.gen + 1;
+        let redo = Redo::default();
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| self.apply_group(&db, group, gen, &redo)));
+        let (txn, results) = match applied {
+            Ok(Ok(done)) => done,
+            Ok(Err(err)) => return self.fail_group(group, before, db, &err),
+            Err(_) => {
                 self.chain = before;
-                self.shared.writable.store(false, Ordering::Release);
-                answer_all(group, &format!("the commit failed: {err}"));
-                drop(db);
-                self.reopen();
+                return self.isolate_panic(group, alone);
             }
+        };
+        let payload = std::mem::take(&mut *redo.borrow_mut());
+        let record_bytes = wal::record_bytes(payload.len());
+        let degraded = self.shared.log_broken.load(Ordering::Acquire);
+        let checkpoint = degraded
+            || self.log_offset + record_bytes > self.shared.wal.capacity_bytes()
+            || self.log_bytes + record_bytes >= self.limits.checkpoint_log_bytes
+            || self.checkpoint_at.elapsed() >= Duration::from_millis(self.limits.checkpoint_interval_ms);
+        if let Err(err) = self.commit(txn, gen, checkpoint) {
+            return self.fail_group(group, before, db, &err);
+        }
+        metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
+        let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
+        let seq_last = self.chain.seq_next - 1;
+        let msg = if checkpoint {
+            self.checkpointed();
+            SyncMsg::Durable { gen, seq_last, replies }
+        } else {
+            let mut bytes = Vec::with_capacity(record_bytes as usize);
+            wal::encode_record(gen, &payload, &mut bytes);
+            let offset = self.log_offset;
+            self.log_offset += record_bytes;
+            self.log_bytes += record_bytes;
+            self.dirty = true;
+            SyncMsg::Record {
+                gen,
+                offset,
+                bytes,
+                seq_last,
+                replies,
+            }
+        };
+        self.send(msg);
+        if degraded && self.log_retry_at.elapsed() >= Duration::from_millis(LOG_RETRY_INTERVAL_MS) {
+            self.log_retry_at = Instant::now();
+            self.send(SyncMsg::Retry);
         }
     }
 
-    /// Applies every job in one transaction and commits; `Err` when storage failed, in
-    /// which case nothing of the group is committed.
-    fn write_group(&mut self, db: &Database, group: &[Job]) -> Result<Vec<Result<Applied, ApiError>>, String> {
-        let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-        txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
-        txn.set_quick_repair(self.shared.quick_repair.load(Ordering::Relaxed));
+    /// Applies every job in one transaction (not committed yet); `Err` when storage
+    /// failed, in which case nothing of the group is kept.
+    fn apply_group(
+        &mut self,
+        db: &Database,
+        group: &[Job],
+        gen: u64,
+        redo: &Redo,
+    ) -> Result<(WriteTransaction, Vec<Result<Applied, ApiError>>), String> {
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
         let mut results = Vec::with_capacity(group.len());
         {
-            let mut tables = Tables::open(&txn).map_err(|e| e.to_string())?;
+            let mut tables = Tables::open(&txn, redo).map_err(|e| e.to_string())?;
             for job in group {
-                let cmd = match &job.work {
-                    Work::Ledger(cmd) => cmd,
-                    Work::ClaimNonce(claim) => {
-                        results.push(tables.claim_nonce(claim).map_err(|e| e.to_string())?);
-                        continue;
-                    }
-                };
-                let now_ms = crate::clock::now_ms().max(self.chain.at_ms_last);
-                if let Some(claim) = &job.ctx.replay {
-                    if let Some(earlier) = tables.replay_lookup(claim, now_ms).map_err(|e| e.to_string())? {
-                        results.push(earlier);
-                        continue;
-                    }
-                }
-                let result = match ledger::apply(cmd, &mut tables, &self.rules, now_ms) {
-                    Ok(effects) => Ok(tables
-                        .write(effects, &job.ctx, &mut self.chain, now_ms)
-                        .map_err(|e| e.to_string())?),
-                    Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
-                    Err(refused) => Err(ApiError::from(refused)),
-                };
-                let result = match &job.ctx.replay {
-                    Some(claim) => Ok(tables.replay_store(claim, result, now_ms).map_err(|e| e.to_string())?),
-                    None => result,
-                };
-                results.push(result);
+                results.push(self.apply_job(&mut tables, job)?);
             }
             tables.flush().map_err(|e| e.to_string())?;
+            tables.set_gen(gen).map_err(|e| e.to_string())?;
         }
-        txn.commit().map_err(|e| e.to_string())?;
-        Ok(results)
+        Ok((txn, results))
     }
 
-    /// Replaces the database handle after a failed commit: redb refuses further writes on
-    /// a handle whose I/O failed, and reopening runs its repair. Readers keep their old
-    /// snapshots until they finish; new ones wait for the new handle.
-    fn reopen(&mut self) {
-        let old = self.shared.db.write().ok().and_then(|mut g| g.take());
-        drop(old);
-        let mut backoff_ms = REOPEN_BACKOFF_MS;
-        loop {
-            match (self.shared.opener)() {
-                Ok(db) => match load_chain(&db) {
-                    Ok(chain) => {
-                        self.chain = chain;
-                        if let Ok(mut g) = self.shared.db.write() {
-                            *g = Some(Arc::new(db));
-                        }
-                        tracing::warn!("data file reopened; writes resume");
-                        return;
-                    }
-                    Err(e) => tracing::error!(error = %e, "reopened data file is unreadable; retrying"),
-                },
-                Err(e) => tracing::error!(error = %e, "cannot reopen the data file yet; retrying"),
+    fn apply_job(&mut self, tables: &mut Tables<'_>, job: &Job) -> Result<Result<Applied, ApiError>, String> {
+        let cmd = match &job.work {
+            Work::Ledger(cmd) => cmd,
+            Work::ClaimNonce(claim) => return tables.claim_nonce(claim).map_err(|e| e.to_string()),
+        };
+        let now_ms = crate::clock::now_ms().max(self.chain.at_ms_last);
+        if let Some(claim) = &job.ctx.replay {
+            if let Some(earlier) = tables.replay_lookup(claim, now_ms).map_err(|e| e.to_string())? {
+                return Ok(earlier);
             }
-            std::thread::sleep(Duration::from_millis(backoff_ms));
-            backoff_ms = (backoff_ms * 2).min(REOPEN_BACKOFF_MAX_MS);
+        }
+        let result = match ledger::apply(cmd, tables, &self.rules, now_ms) {
+            Ok(effects) => Ok(tables
+                .write(effects, &job.ctx, &mut self.chain, now_ms)
+                .map_err(|e| e.to_string())?),
+            Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
+            Err(refused) => Err(ApiError::from(refused)),
+        };
+        Ok(match &job.ctx.replay {
+            Some(claim) => Ok(tables.replay_store(claim, result, now_ms).map_err(|e| e.to_string())?),
+            None => result,
+        })
+    }
+
+    /// Commits the group: without fsync (the log makes it durable), or as a checkpoint.
+    fn commit(&mut self, mut txn: WriteTransaction, gen: u64, checkpoint: bool) -> Result<(), String> {
+        let durability = if checkpoint {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        txn.set_durability(durability).map_err(|e| e.to_string())?;
+        txn.set_quick_repair(checkpoint && self.limits.quick_repair);
+        // Published before the commit: a reader that sees this group's state also sees
+        // `visible_gen` ≥ gen, and waits for the syncer to make it durable.
+        self.shared.visible_gen.store(gen, Ordering::Release);
+        txn.commit().map_err(|e| e.to_string())?;
+        self.gen = gen;
+        self.shared.writable.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// After a durable commit: the log's records are covered, so it starts over.
+    fn checkpointed(&mut self) {
+        self.log_offset = wal::HEADER_BYTES;
+        self.log_bytes = 0;
+        self.checkpoint_at = Instant::now();
+        self.dirty = false;
+        metrics::counter!(crate::telemetry::CHECKPOINTS).increment(1);
+    }
+
+    /// A checkpoint with no group: an empty durable commit covers what came before.
+    fn checkpoint_idle(&mut self) {
+        let Some(db) = self.database() else { return };
+        let done = db.begin_write().map_err(|e| e.to_string()).and_then(|mut txn| {
+            txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
+            txn.set_quick_repair(self.limits.quick_repair);
+            txn.commit().map_err(|e| e.to_string())
+        });
+        match done {
+            Ok(()) => {
+                self.checkpointed();
+                let seq_last = self.chain.seq_next - 1;
+                self.send(SyncMsg::Durable {
+                    gen: self.gen,
+                    seq_last,
+                    replies: Vec::new(),
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checkpoint failed; reopening the data file");
+                self.shared.writable.store(false, Ordering::Release);
+                drop(db);
+                self.lose_database();
+            }
         }
     }
+
+    fn send(&mut self, msg: SyncMsg) {
+        // The syncer is gone only if it panicked: nothing can be made durable through it.
+        if let Err(mpsc::SendError(SyncMsg::Record { replies, .. } | SyncMsg::Durable { replies, .. })) =
+            self.sync.send(msg)
+        {
+            for (tx, _) in replies {
+                let _ = tx.send(Err(ApiError::new(Code::StorageUnavailable, "the log syncer stopped")));
+            }
+        }
+    }
+
+    /// Waits until the syncer has processed everything sent so far.
+    fn barrier(&mut self) {
+        let (tx, rx) = mpsc::channel();
+        self.send(SyncMsg::Barrier(tx));
+        let _ = rx.recv();
+    }
+
+    /// A storage error: the group gets 503, nothing of it is kept, the file is reopened.
+    fn fail_group(&mut self, group: &mut Vec<Job>, before: Chain, db: Arc<Database>, err: &str) {
+        metrics::counter!(crate::telemetry::COMMIT_FAILURES).increment(1);
+        tracing::error!(error = %err, "commit failed; answering 503 to its group and reopening the data file");
+        self.chain = before;
+        self.shared.writable.store(false, Ordering::Release);
+        answer_all(group, &format!("the commit failed: {err}"));
+        drop(db);
+        self.lose_database();
+    }
+
+    /// A job panicked inside its group: the group's transaction was dropped (nothing
+    /// written). Each job runs again alone; the one that panics again gets a 500, the
+    /// others are committed as usual, and the writer goes on.
+    fn isolate_panic(&mut self, group: &mut Vec<Job>, alone: bool) {
+        metrics::counter!(crate::telemetry::WRITER_PANICS).increment(1);
+        if alone {
+            tracing::error!("a write panicked; answering 500 and going on");
+            for job in group.drain(..) {
+                let _ = job.reply.send(Err(ApiError::new(
+                    Code::Internal,
+                    "the write failed unexpectedly; nothing was written",
+                )));
+            }
+            return;
+        }
+        tracing::error!(
+            commands = group.len(),
+            "a write panicked; retrying its group one job at a time"
+        );
+        for job in std::mem::take(group) {
+            let mut one = vec![job];
+            self.commit_group(&mut one, true);
+        }
+    }
+
+    /// Drops the database handle after a failed commit: redb refuses further writes on a
+    /// handle whose I/O failed. [`Writer::try_recover`] opens it again.
+    fn lose_database(&mut self) {
+        // Acknowledged writes must be in the log before recovery reads it.
+        self.barrier();
+        let old = self.shared.db.write().ok().and_then(|mut g| g.take());
+        drop(old);
+        self.recovery = Some(Recovery {
+            floor: self.shared.visible_gen.load(Ordering::Acquire).max(self.gen),
+            next_at: Instant::now(),
+            backoff_ms: REOPEN_BACKOFF_MS,
+        });
+    }
+
+    /// Reopens the data file and applies the log again (redb's repair, then the log's
+    /// records after its durable state), unless the last attempt was too recent. What the
+    /// syncer acknowledged is in the log, so it survives; groups not yet acknowledged may or
+    /// may not. Until it succeeds reads and writes answer 503 (the state a read could see
+    /// would lack acknowledged writes).
+    fn try_recover(&mut self) -> bool {
+        let Some(r) = self.recovery.as_mut() else { return true };
+        if Instant::now() < r.next_at {
+            return false;
+        }
+        let floor = r.floor;
+        let attempt = (self.shared.opener)().map_err(|e| e.to_string()).and_then(|db| {
+            let gen = super::recovery::recover(&db, self.shared.wal.path(), floor)?;
+            let chain = load_chain(&db)?;
+            Ok((db, gen, chain))
+        });
+        match attempt {
+            Ok((db, gen, chain)) => {
+                self.chain = chain;
+                self.gen = gen;
+                self.checkpointed();
+                if let Ok(mut g) = self.shared.db.write() {
+                    *g = Some(Arc::new(db));
+                }
+                self.shared.visible_gen.store(gen, Ordering::Release);
+                self.shared.settled.send_replace(gen);
+                self.shared.writable.store(true, Ordering::Release);
+                self.recovery = None;
+                tracing::warn!("data file reopened and the log applied; writes resume");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the data file yet; retrying");
+                r.next_at = Instant::now() + Duration::from_millis(r.backoff_ms);
+                r.backoff_ms = (r.backoff_ms * 2).min(REOPEN_BACKOFF_MAX_MS);
+                false
+            }
+        }
+    }
+}
+
+/// The data file must be reopened and the log applied before the next write.
+struct Recovery {
+    /// Gens continue above this (some may have been published before the failure).
+    floor: u64,
+    next_at: Instant,
+    backoff_ms: u64,
 }
 
 fn answer_all(group: &mut Vec<Job>, why: &str) {
@@ -308,616 +603,112 @@ fn answer_all(group: &mut Vec<Job>, why: &str) {
     }
 }
 
-fn load_chain(db: &Database) -> Result<Chain, String> {
-    let txn = db.begin_read().map_err(|e| e.to_string())?;
-    let journal = txn.open_table(JOURNAL).map_err(|e| e.to_string())?;
-    let last = journal.last().map_err(|e| e.to_string())?;
-    let chain = match last {
-        None => Ok(Chain {
-            seq_next: 1,
-            hash_last: [0; 32],
-            at_ms_last: 0,
-        }),
-        Some((seq, bytes)) => {
-            let m = codec::decode_movement(bytes.value()).map_err(|e| e.to_string())?;
-            Ok(Chain {
-                seq_next: seq.value() + 1,
-                hash_last: m.hash,
-                at_ms_last: m.at_ms,
-            })
-        }
-    };
-    chain
+/// The log's own thread: writes the records it is handed, syncs once for all of them,
+/// then answers their groups — while the writer already applies the next ones.
+struct Syncer {
+    shared: Arc<Shared>,
+    /// A write or sync of the log failed: records are refused until a checkpoint covers
+    /// them and a retry succeeds.
+    broken: bool,
 }
 
-/// SHA-256(previous hash ‖ canonical bytes).
-pub fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(prev);
-    h.update(canonical);
-    h.finalize().into()
-}
-
-/// Every table a write touches, open for the length of one group.
-struct Tables<'t> {
-    meta: Table<'t, &'static str, &'static [u8]>,
-    journal: Table<'t, u64, &'static [u8]>,
-    levels: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    levels_by_warehouse: Table<'t, (&'static str, &'static str), ()>,
-    products: Table<'t, &'static str, &'static [u8]>,
-    products_by_sku: Table<'t, &'static str, &'static str>,
-    products_by_barcode: Table<'t, (&'static str, &'static str), ()>,
-    products_by_order: Table<'t, &'static str, &'static str>,
-    warehouses: Table<'t, &'static str, &'static [u8]>,
-    by_level: Table<'t, (&'static str, &'static str, u64), ()>,
-    by_warehouse: Table<'t, (&'static str, u64), ()>,
-    by_reference: Table<'t, (&'static str, u64), ()>,
-    batches: Table<'t, &'static str, &'static [u8]>,
-    batches_by_kind: Table<'t, (&'static str, u64), &'static str>,
-    transfers: Table<'t, &'static str, &'static [u8]>,
-    nonces: Table<'t, (&'static str, &'static str), i64>,
-    nonces_by_expiry: Table<'t, (i64, &'static str, &'static str), ()>,
-    replays: Table<'t, &'static str, &'static [u8]>,
-    replays_by_expiry: Table<'t, (i64, &'static str), ()>,
-    rollups: Table<'t, (i64, &'static str, &'static str), &'static [u8]>,
-    rollup_days: Table<'t, (i64, &'static str), &'static [u8]>,
-    warehouse_stats: Table<'t, &'static str, &'static [u8]>,
-    low_stock: Table<'t, (&'static str, &'static str), ()>,
-    reservations: Table<'t, &'static str, &'static [u8]>,
-    reservations_by_expiry: Table<'t, (i64, &'static str), ()>,
-    /// Roll-ups and stats of this group, summed in memory and written once per key.
-    pending: Pending,
-}
-
-/// What a group adds to the roll-ups and warehouse stats, flushed before the commit.
-#[derive(Default)]
-struct Pending {
-    rollups: std::collections::HashMap<(i64, String, String), Rollup>,
-    stats: std::collections::HashMap<String, (Stats, Stats)>,
-    unit_costs: std::collections::HashMap<String, Option<ledger::Decimal>>,
-}
-
-fn fault(e: impl std::fmt::Display) -> Fault {
-    Fault(e.to_string())
-}
-
-impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, redb::TableError> {
-        Ok(Tables {
-            meta: txn.open_table(META)?,
-            journal: txn.open_table(JOURNAL)?,
-            levels: txn.open_table(LEVELS)?,
-            levels_by_warehouse: txn.open_table(LEVELS_BY_WAREHOUSE)?,
-            products: txn.open_table(PRODUCTS)?,
-            products_by_sku: txn.open_table(PRODUCTS_BY_SKU)?,
-            products_by_barcode: txn.open_table(PRODUCTS_BY_BARCODE)?,
-            products_by_order: txn.open_table(PRODUCTS_BY_ORDER)?,
-            warehouses: txn.open_table(WAREHOUSES)?,
-            by_level: txn.open_table(HISTORY_BY_LEVEL)?,
-            by_warehouse: txn.open_table(HISTORY_BY_WAREHOUSE)?,
-            by_reference: txn.open_table(HISTORY_BY_REFERENCE)?,
-            batches: txn.open_table(BATCHES)?,
-            batches_by_kind: txn.open_table(BATCHES_BY_KIND)?,
-            transfers: txn.open_table(TRANSFERS)?,
-            nonces: txn.open_table(NONCES)?,
-            nonces_by_expiry: txn.open_table(NONCES_BY_EXPIRY)?,
-            replays: txn.open_table(REPLAYS)?,
-            replays_by_expiry: txn.open_table(REPLAYS_BY_EXPIRY)?,
-            rollups: txn.open_table(ROLLUPS)?,
-            rollup_days: txn.open_table(ROLLUP_DAYS)?,
-            warehouse_stats: txn.open_table(WAREHOUSE_STATS)?,
-            low_stock: txn.open_table(LOW_STOCK)?,
-            reservations: txn.open_table(RESERVATIONS)?,
-            reservations_by_expiry: txn.open_table(RESERVATIONS_BY_EXPIRY)?,
-            pending: Pending::default(),
-        })
-    }
-
-    /// The next running number of batches of `kind`, from 100001.
-    fn next_number(&mut self, kind: &str) -> Result<u64, redb::StorageError> {
-        let key = format!("counter\u{0}{kind}");
-        let current = self
-            .meta
-            .get(key.as_str())?
-            .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
-            .unwrap_or(BATCH_NUMBER_BASE);
-        let next = current + 1;
-        self.meta.insert(key.as_str(), next.to_le_bytes().as_slice())?;
-        Ok(next)
-    }
-
-    fn unit_cost(&mut self, product: &str) -> Result<Option<ledger::Decimal>, redb::StorageError> {
-        if let Some(c) = self.pending.unit_costs.get(product) {
-            return Ok(*c);
-        }
-        let cost = match self.products.get(product)? {
-            Some(v) => {
-                codec::decode_product(v.value())
-                    .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?
-                    .unit_cost
+impl Syncer {
+    fn run(mut self, rx: mpsc::Receiver<SyncMsg>) {
+        let mut batch = Vec::with_capacity(SYNC_BATCH_MAX);
+        while let Ok(first) = rx.recv() {
+            batch.push(first);
+            while batch.len() < SYNC_BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
             }
-            None => None,
-        };
-        self.pending.unit_costs.insert(product.to_string(), cost);
-        Ok(cost)
-    }
-
-    /// Moves a level's contribution to its warehouse's stats from `old` to `new`, and
-    /// keeps the low-stock index in step.
-    fn restate(
-        &mut self,
-        product: &str,
-        warehouse: &str,
-        old: Option<&Level>,
-        new: &Level,
-        cost_old: Option<ledger::Decimal>,
-        cost_new: Option<ledger::Decimal>,
-    ) -> Result<(), redb::StorageError> {
-        let entry = self.pending.stats.entry(warehouse.to_string()).or_default();
-        if let Some(old) = old {
-            entry.1.add(&Stats::of(old, cost_old));
-        }
-        entry.0.add(&Stats::of(new, cost_new));
-        let (was_low, is_low) = (old.is_some_and(rollup::is_low), rollup::is_low(new));
-        if is_low && !was_low {
-            self.low_stock.insert((warehouse, product), ())?;
-        } else if was_low && !is_low {
-            self.low_stock.remove((warehouse, product))?;
-        }
-        Ok(())
-    }
-
-    /// Writes the group's roll-ups and stats; runs once, right before the commit.
-    fn flush(&mut self) -> Result<(), redb::StorageError> {
-        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(e.to_string());
-        let rollups = std::mem::take(&mut self.pending.rollups);
-        let mut days: std::collections::HashMap<(i64, String), Rollup> = std::collections::HashMap::new();
-        for ((day, w, p), add) in rollups {
-            days.entry((day, w.clone())).or_default().add(&add);
-            let key = (day, w.as_str(), p.as_str());
-            let mut r = match self.rollups.get(key)? {
-                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
-                None => Rollup::default(),
-            };
-            r.add(&add);
-            self.rollups.insert(key, r.encode().as_slice())?;
-        }
-        for ((day, w), add) in days {
-            let key = (day, w.as_str());
-            let mut r = match self.rollup_days.get(key)? {
-                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
-                None => Rollup::default(),
-            };
-            r.add(&add);
-            self.rollup_days.insert(key, r.encode().as_slice())?;
-        }
-        for (w, (add, sub)) in std::mem::take(&mut self.pending.stats) {
-            let mut st = match self.warehouse_stats.get(w.as_str())? {
-                Some(v) => Stats::decode(v.value()).map_err(corrupt)?,
-                None => Stats::default(),
-            };
-            st.add(&add);
-            st.sub(&sub);
-            self.warehouse_stats.insert(w.as_str(), st.encode().as_slice())?;
-        }
-        Ok(())
-    }
-
-    /// The stored answer of an earlier request under the same key, if it has not expired:
-    /// replayed when the request is the same, 422 `idempotency_key_reused` when it is not.
-    fn replay_lookup(
-        &mut self,
-        claim: &ReplayClaim,
-        now_ms: i64,
-    ) -> Result<Option<Result<Applied, ApiError>>, redb::StorageError> {
-        let Some(row) = self.replays.get(claim.key.as_str())? else {
-            return Ok(None);
-        };
-        let (fingerprint, expires_ms, answer) =
-            codec::decode_answer(row.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
-        if expires_ms <= now_ms {
-            return Ok(None);
-        }
-        if fingerprint != claim.fingerprint {
-            return Ok(Some(Err(ApiError::new(
-                Code::IdempotencyKeyReused,
-                "this Idempotency-Key was used with another request",
-            ))));
-        }
-        Ok(Some(Ok(Applied {
-            answer: Some(answer),
-            replayed: true,
-            ..Applied::default()
-        })))
-    }
-
-    /// Renders the outcome, stores the answer beside the write (a refusal too: a repeat
-    /// must not apply later what was refused once) and prunes a few expired answers.
-    fn replay_store(
-        &mut self,
-        claim: &ReplayClaim,
-        result: Result<Applied, ApiError>,
-        now_ms: i64,
-    ) -> Result<Applied, redb::StorageError> {
-        let answer = (claim.render)(result.as_ref());
-        let mut expired = Vec::new();
-        for row in self.replays_by_expiry.range(..(now_ms, ""))?.take(REPLAY_PRUNE_BATCH) {
-            let (k, _) = row?;
-            let (at, key) = k.value();
-            expired.push((at, key.to_string()));
-        }
-        for (at, key) in &expired {
-            self.replays_by_expiry.remove((*at, key.as_str()))?;
-            self.replays.remove(key.as_str())?;
-        }
-        let expires_ms = now_ms.saturating_add(claim.ttl_ms);
-        let old = self
-            .replays
-            .insert(
-                claim.key.as_str(),
-                codec::answer(&claim.fingerprint, expires_ms, &answer).as_slice(),
-            )?
-            .map(|v| codec::decode_answer(v.value()).map(|(_, at, _)| at));
-        if let Some(Ok(old_expiry)) = old {
-            self.replays_by_expiry.remove((old_expiry, claim.key.as_str()))?;
-        }
-        self.replays_by_expiry.insert((expires_ms, claim.key.as_str()), ())?;
-        let mut applied = result.unwrap_or_default();
-        applied.answer = Some(answer);
-        Ok(applied)
-    }
-
-    /// Refuses a nonce seen before (and not yet expired), else remembers it; prunes a few
-    /// expired ones on the way so the table stays bounded by the claim rate × TTL.
-    fn claim_nonce(&mut self, c: &NonceClaim) -> Result<Result<Applied, ApiError>, redb::StorageError> {
-        let mut expired = Vec::new();
-        for row in self
-            .nonces_by_expiry
-            .range(..(c.now_ms, "", ""))?
-            .take(NONCE_PRUNE_BATCH)
-        {
-            let (k, _) = row?;
-            let (at, p, n) = k.value();
-            expired.push((at, p.to_string(), n.to_string()));
-        }
-        for (at, p, n) in &expired {
-            self.nonces_by_expiry.remove((*at, p.as_str(), n.as_str()))?;
-            self.nonces.remove((p.as_str(), n.as_str()))?;
-        }
-        let seen = self
-            .nonces
-            .get((c.partner.as_str(), c.nonce.as_str()))?
-            .map(|v| v.value());
-        if seen.is_some_and(|expires| expires > c.now_ms) {
-            return Ok(Err(ApiError::new(Code::Unauthenticated, "this nonce was already used")));
-        }
-        if let Some(old) = seen {
-            self.nonces_by_expiry
-                .remove((old, c.partner.as_str(), c.nonce.as_str()))?;
-        }
-        self.nonces
-            .insert((c.partner.as_str(), c.nonce.as_str()), c.expires_ms)?;
-        self.nonces_by_expiry
-            .insert((c.expires_ms, c.partner.as_str(), c.nonce.as_str()), ())?;
-        Ok(Ok(Applied::default()))
-    }
-
-    /// Persists what the ledger decided: catalog rows, journal entries with their
-    /// indexes and hash chain, levels, transfers and the batch record.
-    fn write(
-        &mut self,
-        effects: Effects,
-        ctx: &WriteCtx,
-        chain: &mut Chain,
-        now_ms: i64,
-    ) -> Result<Applied, redb::StorageError> {
-        let Effects {
-            mut drafts,
-            levels,
-            product,
-            product_before,
-            warehouse,
-            created,
-            new_transfer,
-            received_transfer,
-            new_reservation,
-            closed_reservations,
-            is_batch,
-        } = effects;
-        if let Some(w) = &warehouse {
-            self.warehouses.insert(w.id.as_str(), codec::warehouse(w).as_slice())?;
-        }
-        if let Some(p) = &product {
-            self.put_product(p, product_before.as_ref())?;
-        }
-        let seq_first = chain.seq_next;
-        let named = match ctx.batch.as_ref() {
-            Some(BatchHeader {
-                number_prefix: Some(prefix),
-                kind,
-                ..
-            }) if is_batch && !drafts.is_empty() => Some(format!("{prefix}{}", self.next_number(kind)?)),
-            Some(b) => b.id.clone(),
-            None => None,
-        };
-        let batch = match (is_batch && !drafts.is_empty(), named) {
-            (false, _) => None,
-            // An API's own id is unique by construction (UUID, running number); never overwrite.
-            (true, Some(id)) if self.batches.get(id.as_str())?.is_none() => Some(id),
-            (true, Some(id)) => Some(format!("{id}-{seq_first}")),
-            (true, None) => Some(format!("bat_{seq_first}")),
-        };
-        let mut transfer = new_transfer.map(|t| Transfer {
-            id: format!("trf_{seq_first}"),
-            product: t.product,
-            from: t.from,
-            to: t.to,
-            quantity: t.quantity,
-            in_transit: t.in_transit,
-            out_seq: seq_first,
-            in_seq: (!t.in_transit).then_some(seq_first + 1),
-            created_ms: now_ms,
-        });
-        if let Some(t) = &transfer {
-            for d in drafts.iter_mut() {
-                d.transfer = Some(t.id.clone());
+            self.write_and_sync(&batch);
+            for msg in batch.drain(..) {
+                self.answer(msg);
             }
         }
-        let mut reservations = Vec::new();
-        let mut movements = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            movements.push(self.append(draft, ctx, batch.clone(), chain, now_ms)?);
-        }
-        if let Some(mut t) = received_transfer {
-            t.in_seq = movements.last().map(|m| m.seq);
-            self.transfers.insert(t.id.as_str(), codec::transfer(&t).as_slice())?;
-            transfer = Some(t);
-        } else if let Some(t) = &transfer {
-            self.transfers.insert(t.id.as_str(), codec::transfer(t).as_slice())?;
-        }
-        if let Some(mut r) = new_reservation {
-            r.id = format!("res_{seq_first}");
-            r.reserve_seq = seq_first;
-            self.reservations
-                .insert(r.id.as_str(), codec::reservation(&r).as_slice())?;
-            self.reservations_by_expiry.insert((r.expires_ms, r.id.as_str()), ())?;
-            reservations.push(r);
-        }
-        // Each closed reservation has one movement, in order.
-        for (mut r, m) in closed_reservations.into_iter().zip(&movements) {
-            r.close_seq = Some(m.seq);
-            self.reservations
-                .insert(r.id.as_str(), codec::reservation(&r).as_slice())?;
-            self.reservations_by_expiry.remove((r.expires_ms, r.id.as_str()))?;
-            reservations.push(r);
-        }
-        if let Some(id) = &batch {
-            let header = ctx.batch.clone().unwrap_or_default();
-            let kind = if header.kind.is_empty() {
-                "batch".to_string()
-            } else {
-                header.kind
-            };
-            let record = ledger::Batch {
-                id: id.clone(),
-                first_seq: seq_first,
-                count: movements.len() as u64,
-                kind,
-                created_ms: now_ms,
-                actor: ctx.actor.clone(),
-                header: header.header,
-            };
-            self.batches.insert(id.as_str(), codec::batch(&record).as_slice())?;
-            self.batches_by_kind
-                .insert((record.kind.as_str(), seq_first), id.as_str())?;
-        }
-        for ((p, w), level) in &levels {
-            let old = self
-                .levels
-                .insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?
-                .map(|v| codec::decode_level(v.value()))
-                .transpose()
-                .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
-            if old.is_none() {
-                self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
-            }
-            let cost = self.unit_cost(p)?;
-            self.restate(p, w, old.as_ref(), level, cost, cost)?;
-        }
-        Ok(Applied {
-            created,
-            movements,
-            batch,
-            transfer,
-            levels,
-            product,
-            warehouse,
-            reservations,
-            ..Applied::default()
-        })
     }
 
-    fn put_product(&mut self, p: &Product, before: Option<&Product>) -> Result<(), redb::StorageError> {
-        if let Some(old) = before {
-            self.products_by_sku.remove(old.sku.as_str())?;
-            if let Some(b) = &old.barcode {
-                self.products_by_barcode.remove((b.as_str(), old.id.as_str()))?;
-            }
+    fn write_and_sync(&mut self, batch: &[SyncMsg]) {
+        if self.broken {
+            return;
         }
-        let cost_old = before.and_then(|b| b.unit_cost);
-        if before.is_some() && cost_old != p.unit_cost {
-            let mut rows = Vec::new();
-            for row in self.levels.range((p.id.as_str(), "")..)? {
-                let (k, v) = row?;
-                let (kp, kw) = k.value();
-                if kp != p.id {
+        let started = Instant::now();
+        let mut wrote = false;
+        let mut failed = None;
+        for msg in batch {
+            if let SyncMsg::Record { offset, bytes, .. } = msg {
+                if let Err(e) = self.shared.wal.write_at(bytes, *offset) {
+                    failed = Some(e);
                     break;
                 }
-                let level = codec::decode_level(v.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
-                rows.push((kw.to_string(), level));
-            }
-            for (w, level) in rows {
-                self.restate(&p.id, &w, Some(&level), &level, cost_old, p.unit_cost)?;
+                wrote = true;
             }
         }
-        if before.is_none() {
-            self.products_by_order
-                .insert(products_order_key(&p.id).as_str(), p.id.as_str())?;
+        if failed.is_none() && wrote {
+            failed = self.shared.wal.sync().err();
+            metrics::histogram!(crate::telemetry::LOG_SYNC_SECONDS).record(started.elapsed().as_secs_f64());
         }
-        self.pending.unit_costs.insert(p.id.clone(), p.unit_cost);
-        self.products.insert(p.id.as_str(), codec::product(p).as_slice())?;
-        self.products_by_sku.insert(p.sku.as_str(), p.id.as_str())?;
-        if let Some(b) = &p.barcode {
-            self.products_by_barcode.insert((b.as_str(), p.id.as_str()), ())?;
-        }
-        Ok(())
-    }
-
-    fn append(
-        &mut self,
-        draft: ledger::Draft,
-        ctx: &WriteCtx,
-        batch: Option<String>,
-        chain: &mut Chain,
-        now_ms: i64,
-    ) -> Result<Movement, redb::StorageError> {
-        let seq = chain.seq_next;
-        let mut m = Movement {
-            seq,
-            at_ms: now_ms,
-            draft,
-            actor: ctx.actor.clone(),
-            batch,
-            idempotency_key: ctx.idempotency_key.clone(),
-            hash: [0; 32],
-        };
-        let canonical = codec::movement_canonical(&m);
-        m.hash = chain_hash(&chain.hash_last, &canonical);
-        let mut bytes = canonical;
-        bytes.extend_from_slice(&m.hash);
-        self.journal.insert(seq, bytes.as_slice())?;
-        let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
-        self.by_level.insert((p, w, seq), ())?;
-        self.by_warehouse.insert((w, seq), ())?;
-        if let Some(r) = &m.draft.reference_id {
-            self.by_reference.insert((r.as_str(), seq), ())?;
-        }
-        let key = (rollup::day_of(now_ms), w.to_string(), p.to_string());
-        self.pending.rollups.entry(key).or_default().add(&Rollup::of(&m));
-        chain.seq_next = seq + 1;
-        chain.hash_last = m.hash;
-        chain.at_ms_last = now_ms;
-        Ok(m)
-    }
-}
-
-impl ledger::State for Tables<'_> {
-    fn level(&mut self, product: &str, warehouse: &str) -> Result<Option<Level>, Fault> {
-        match self.levels.get((product, warehouse)).map_err(fault)? {
-            Some(v) => codec::decode_level(v.value()).map(Some).map_err(fault),
-            None => Ok(None),
+        if let Some(e) = failed {
+            tracing::error!(error = %e, log = %self.shared.wal.path().display(),
+                "writing the redo log failed; answering 503 until a checkpoint covers it");
+            metrics::counter!(crate::telemetry::LOG_FAILURES).increment(1);
+            self.broken = true;
+            self.shared.log_broken.store(true, Ordering::Release);
         }
     }
 
-    fn product(&mut self, id: &str) -> Result<Option<Product>, Fault> {
-        match self.products.get(id).map_err(fault)? {
-            Some(v) => codec::decode_product(v.value()).map(Some).map_err(fault),
-            None => Ok(None),
-        }
-    }
-
-    fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault> {
-        Ok(self
-            .products_by_sku
-            .get(sku)
-            .map_err(fault)?
-            .map(|v| v.value().to_string()))
-    }
-
-    fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault> {
-        match self.warehouses.get(id).map_err(fault)? {
-            Some(v) => codec::decode_warehouse(v.value()).map(Some).map_err(fault),
-            None => Ok(None),
-        }
-    }
-
-    fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault> {
-        match self.transfers.get(id).map_err(fault)? {
-            Some(v) => codec::decode_transfer(v.value()).map(Some).map_err(fault),
-            None => Ok(None),
-        }
-    }
-
-    fn has_product(&mut self, id: &str) -> Result<bool, Fault> {
-        Ok(self.products.get(id).map_err(fault)?.is_some())
-    }
-
-    fn reservation(&mut self, id: &str) -> Result<Option<ledger::Reservation>, Fault> {
-        match self.reservations.get(id).map_err(fault)? {
-            Some(v) => codec::decode_reservation(v.value()).map(Some).map_err(fault),
-            None => Ok(None),
-        }
-    }
-
-    fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
-        Ok(self.warehouses.get(id).map_err(fault)?.is_some())
-    }
-}
-
-/// Why an offline import stopped (nothing of it was written).
-#[derive(Debug)]
-pub enum OfflineError {
-    /// The command from this input line was refused.
-    Refused {
-        line: usize,
-        error: ApiError,
-    },
-    Storage(String),
-}
-
-/// Applies `commands` (each with the input line it came from) in ONE write transaction
-/// on a file no daemon has open: all of them, or — on the first refusal — none. For
-/// `stockd import`; the same ledger rules and the same writes as the daemon's writer.
-pub fn apply_offline(
-    db: &Database,
-    rules: &Rules,
-    actor: &str,
-    commands: impl Iterator<Item = (usize, Command)>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<u64, OfflineError> {
-    let storage = |e: &dyn std::fmt::Display| OfflineError::Storage(e.to_string());
-    let mut chain = load_chain(db).map_err(|e| storage(&e))?;
-    let mut txn = db.begin_write().map_err(|e| storage(&e))?;
-    txn.set_durability(Durability::Immediate).map_err(|e| storage(&e))?;
-    txn.set_quick_repair(true);
-    let ctx = WriteCtx {
-        actor: actor.to_string(),
-        ..WriteCtx::default()
-    };
-    let mut applied = 0u64;
-    {
-        let mut tables = Tables::open(&txn).map_err(|e| storage(&e))?;
-        for (line, cmd) in commands {
-            let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
-            match ledger::apply(&cmd, &mut tables, rules, now_ms) {
-                Ok(effects) => {
-                    tables
-                        .write(effects, &ctx, &mut chain, now_ms)
-                        .map_err(|e| storage(&e))?;
+    fn answer(&mut self, msg: SyncMsg) {
+        match msg {
+            SyncMsg::Record {
+                gen, seq_last, replies, ..
+            } => {
+                if self.broken {
+                    for (tx, _) in replies {
+                        let _ = tx.send(Err(ApiError::new(
+                            Code::StorageUnavailable,
+                            "the redo log could not be written; the outcome of this write is unknown",
+                        )));
+                    }
+                    return;
                 }
-                Err(ledger::LedgerError::Storage(msg)) => return Err(OfflineError::Storage(msg)),
-                Err(refused) => {
-                    return Err(OfflineError::Refused {
-                        line,
-                        error: ApiError::from(refused),
-                    })
+                self.settle(gen, seq_last);
+                for (tx, result) in replies {
+                    let _ = tx.send(result);
                 }
             }
-            applied += 1;
-            progress(applied);
+            SyncMsg::Durable { gen, seq_last, replies } => {
+                self.settle(gen, seq_last);
+                for (tx, result) in replies {
+                    let _ = tx.send(result);
+                }
+            }
+            SyncMsg::Retry => {
+                if self.broken && self.shared.wal.write_header(false).is_ok() {
+                    tracing::warn!("the redo log is writable again");
+                    self.broken = false;
+                    self.shared.log_broken.store(false, Ordering::Release);
+                }
+            }
+            SyncMsg::Barrier(tx) => {
+                let _ = tx.send(());
+            }
         }
-        tables.flush().map_err(|e| storage(&e))?;
     }
-    txn.commit().map_err(|e| storage(&e))?;
-    Ok(applied)
+
+    /// Everything up to `gen` is durable: readers may see it, long polls wake.
+    fn settle(&self, gen: u64, seq_last: u64) {
+        self.shared.settled.send_if_modified(|g| {
+            let changed = *g < gen;
+            *g = (*g).max(gen);
+            changed
+        });
+        self.shared.seq_last.store(seq_last, Ordering::Release);
+        self.shared.committed.send_if_modified(|seq| {
+            let changed = *seq != seq_last;
+            *seq = seq_last;
+            changed
+        });
+    }
 }

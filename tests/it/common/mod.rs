@@ -648,9 +648,21 @@ impl Binary {
 
     /// [`Binary::start`] with extra environment variables.
     pub fn start_env(data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
+        Binary::spawn(data, None, envs)
+    }
+
+    /// [`Binary::start`] with a config file (`--data` still names the data file).
+    pub fn start_config(data: &Path, config: &Path) -> Binary {
+        Binary::spawn(data, Some(config), &[])
+    }
+
+    fn spawn(data: &Path, config: Option<&Path>, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .envs(envs.iter().copied())
             .env_remove("STOCKD_CONFIG")
             .env_remove("STOCKD_LISTEN")

@@ -1,0 +1,554 @@
+//! Applying commands inside the writer's transaction: the tables a write touches (each
+//! recording its changes for the redo log), the hash chain, and what the ledger decided
+//! turned into rows. The daemon's writer and the offline import share this one write path.
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use sha2::{Digest, Sha256};
+
+use super::codec;
+use super::redo::{Logged, Redo};
+use super::rollup::{self, Rollup, Stats};
+use super::tables::*;
+use super::writer::{Applied, BatchHeader, WriteCtx};
+use crate::error::ApiError;
+use crate::ledger::{self, Command, Effects, Fault, Level, Movement, Product, Rules, Transfer, Warehouse};
+
+/// Running batch numbers start after this (`IA100001`, as seed 002 shows them).
+const BATCH_NUMBER_BASE: u64 = 100_000;
+
+/// The head of the hash chain: what the next movement continues.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Chain {
+    pub(super) seq_next: u64,
+    pub(super) hash_last: [u8; 32],
+    pub(super) at_ms_last: i64,
+}
+
+pub(super) fn load_chain(db: &Database) -> Result<Chain, String> {
+    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let journal = txn.open_table(JOURNAL).map_err(|e| e.to_string())?;
+    let last = journal.last().map_err(|e| e.to_string())?;
+    let chain = match last {
+        None => Ok(Chain {
+            seq_next: 1,
+            hash_last: [0; 32],
+            at_ms_last: 0,
+        }),
+        Some((seq, bytes)) => {
+            let m = codec::decode_movement(bytes.value()).map_err(|e| e.to_string())?;
+            Ok(Chain {
+                seq_next: seq.value() + 1,
+                hash_last: m.hash,
+                at_ms_last: m.at_ms,
+            })
+        }
+    };
+    chain
+}
+
+/// SHA-256(previous hash ‖ canonical bytes).
+pub fn chain_hash(prev: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+/// Every table a write touches, open for the length of one group.
+pub(super) struct Tables<'t> {
+    meta: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) journal: Logged<'t, u64, &'static [u8]>,
+    pub(super) levels: Logged<'t, (&'static str, &'static str), &'static [u8]>,
+    pub(super) levels_by_warehouse: Logged<'t, (&'static str, &'static str), ()>,
+    pub(super) products: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) products_by_sku: Logged<'t, &'static str, &'static str>,
+    pub(super) products_by_barcode: Logged<'t, (&'static str, &'static str), ()>,
+    pub(super) products_by_order: Logged<'t, &'static str, &'static str>,
+    pub(super) warehouses: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) by_level: Logged<'t, (&'static str, &'static str, u64), ()>,
+    pub(super) by_warehouse: Logged<'t, (&'static str, u64), ()>,
+    pub(super) by_reference: Logged<'t, (&'static str, u64), ()>,
+    pub(super) batches: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) batches_by_kind: Logged<'t, (&'static str, u64), &'static str>,
+    pub(super) transfers: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) nonces: Logged<'t, (&'static str, &'static str), i64>,
+    pub(super) nonces_by_expiry: Logged<'t, (i64, &'static str, &'static str), ()>,
+    pub(super) replays: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) replays_by_expiry: Logged<'t, (i64, &'static str), ()>,
+    pub(super) rollups: Logged<'t, (i64, &'static str, &'static str), &'static [u8]>,
+    pub(super) rollup_days: Logged<'t, (i64, &'static str), &'static [u8]>,
+    pub(super) warehouse_stats: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) low_stock: Logged<'t, (&'static str, &'static str), ()>,
+    pub(super) reservations: Logged<'t, &'static str, &'static [u8]>,
+    pub(super) reservations_by_expiry: Logged<'t, (i64, &'static str), ()>,
+    /// Roll-ups and stats of this group, summed in memory and written once per key.
+    pending: Pending,
+}
+
+/// What a group adds to the roll-ups and warehouse stats, flushed before the commit.
+#[derive(Default)]
+struct Pending {
+    rollups: std::collections::HashMap<(i64, String, String), Rollup>,
+    stats: std::collections::HashMap<String, (Stats, Stats)>,
+    unit_costs: std::collections::HashMap<String, Option<ledger::Decimal>>,
+}
+
+fn fault(e: impl std::fmt::Display) -> Fault {
+    Fault(e.to_string())
+}
+
+impl<'t> Tables<'t> {
+    /// Opens every table a write touches; each records its changes into `redo`.
+    pub(super) fn open(txn: &'t WriteTransaction, redo: &Redo) -> Result<Tables<'t>, redb::TableError> {
+        macro_rules! logged {
+            ($id:expr, $table:ident) => {
+                Logged::new(txn.open_table($table)?, $id, redo.clone())
+            };
+        }
+        Ok(Tables {
+            meta: logged!(0, META),
+            journal: logged!(1, JOURNAL),
+            levels: logged!(2, LEVELS),
+            levels_by_warehouse: logged!(3, LEVELS_BY_WAREHOUSE),
+            products: logged!(4, PRODUCTS),
+            products_by_sku: logged!(5, PRODUCTS_BY_SKU),
+            products_by_barcode: logged!(6, PRODUCTS_BY_BARCODE),
+            products_by_order: logged!(7, PRODUCTS_BY_ORDER),
+            warehouses: logged!(8, WAREHOUSES),
+            by_level: logged!(9, HISTORY_BY_LEVEL),
+            by_warehouse: logged!(10, HISTORY_BY_WAREHOUSE),
+            by_reference: logged!(11, HISTORY_BY_REFERENCE),
+            batches: logged!(12, BATCHES),
+            batches_by_kind: logged!(13, BATCHES_BY_KIND),
+            transfers: logged!(14, TRANSFERS),
+            nonces: logged!(15, NONCES),
+            nonces_by_expiry: logged!(16, NONCES_BY_EXPIRY),
+            replays: logged!(17, REPLAYS),
+            replays_by_expiry: logged!(18, REPLAYS_BY_EXPIRY),
+            rollups: logged!(19, ROLLUPS),
+            rollup_days: logged!(20, ROLLUP_DAYS),
+            warehouse_stats: logged!(21, WAREHOUSE_STATS),
+            low_stock: logged!(22, LOW_STOCK),
+            reservations: logged!(23, RESERVATIONS),
+            reservations_by_expiry: logged!(24, RESERVATIONS_BY_EXPIRY),
+            pending: Pending::default(),
+        })
+    }
+
+    /// Records that this transaction is the group `gen` (recovery continues after it).
+    pub(super) fn set_gen(&mut self, gen: u64) -> Result<(), redb::StorageError> {
+        self.meta.insert(GEN_KEY, gen.to_le_bytes().as_slice()).map(|_| ())
+    }
+
+    /// The next running number of batches of `kind`, from 100001.
+    fn next_number(&mut self, kind: &str) -> Result<u64, redb::StorageError> {
+        let key = format!("counter\u{0}{kind}");
+        let current = self
+            .meta
+            .get(key.as_str())?
+            .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(BATCH_NUMBER_BASE);
+        let next = current + 1;
+        self.meta.insert(key.as_str(), next.to_le_bytes().as_slice())?;
+        Ok(next)
+    }
+
+    fn unit_cost(&mut self, product: &str) -> Result<Option<ledger::Decimal>, redb::StorageError> {
+        if let Some(c) = self.pending.unit_costs.get(product) {
+            return Ok(*c);
+        }
+        let cost = match self.products.get(product)? {
+            Some(v) => {
+                codec::decode_product(v.value())
+                    .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?
+                    .unit_cost
+            }
+            None => None,
+        };
+        self.pending.unit_costs.insert(product.to_string(), cost);
+        Ok(cost)
+    }
+
+    /// Moves a level's contribution to its warehouse's stats from `old` to `new`, and
+    /// keeps the low-stock index in step.
+    fn restate(
+        &mut self,
+        product: &str,
+        warehouse: &str,
+        old: Option<&Level>,
+        new: &Level,
+        cost_old: Option<ledger::Decimal>,
+        cost_new: Option<ledger::Decimal>,
+    ) -> Result<(), redb::StorageError> {
+        let entry = self.pending.stats.entry(warehouse.to_string()).or_default();
+        if let Some(old) = old {
+            entry.1.add(&Stats::of(old, cost_old));
+        }
+        entry.0.add(&Stats::of(new, cost_new));
+        let (was_low, is_low) = (old.is_some_and(rollup::is_low), rollup::is_low(new));
+        if is_low && !was_low {
+            self.low_stock.insert((warehouse, product), ())?;
+        } else if was_low && !is_low {
+            self.low_stock.remove((warehouse, product))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the group's roll-ups and stats; runs once, right before the commit.
+    pub(super) fn flush(&mut self) -> Result<(), redb::StorageError> {
+        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(e.to_string());
+        let rollups = std::mem::take(&mut self.pending.rollups);
+        let mut days: std::collections::HashMap<(i64, String), Rollup> = std::collections::HashMap::new();
+        for ((day, w, p), add) in rollups {
+            days.entry((day, w.clone())).or_default().add(&add);
+            let key = (day, w.as_str(), p.as_str());
+            let mut r = match self.rollups.get(key)? {
+                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
+                None => Rollup::default(),
+            };
+            r.add(&add);
+            self.rollups.insert(key, r.encode().as_slice())?;
+        }
+        for ((day, w), add) in days {
+            let key = (day, w.as_str());
+            let mut r = match self.rollup_days.get(key)? {
+                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
+                None => Rollup::default(),
+            };
+            r.add(&add);
+            self.rollup_days.insert(key, r.encode().as_slice())?;
+        }
+        for (w, (add, sub)) in std::mem::take(&mut self.pending.stats) {
+            let mut st = match self.warehouse_stats.get(w.as_str())? {
+                Some(v) => Stats::decode(v.value()).map_err(corrupt)?,
+                None => Stats::default(),
+            };
+            st.add(&add);
+            st.sub(&sub);
+            self.warehouse_stats.insert(w.as_str(), st.encode().as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+impl<'t> Tables<'t> {
+    /// Persists what the ledger decided: catalog rows, journal entries with their
+    /// indexes and hash chain, levels, transfers and the batch record.
+    pub(super) fn write(
+        &mut self,
+        effects: Effects,
+        ctx: &WriteCtx,
+        chain: &mut Chain,
+        now_ms: i64,
+    ) -> Result<Applied, redb::StorageError> {
+        let Effects {
+            mut drafts,
+            levels,
+            product,
+            product_before,
+            warehouse,
+            created,
+            new_transfer,
+            received_transfer,
+            new_reservation,
+            closed_reservations,
+            is_batch,
+        } = effects;
+        if let Some(w) = &warehouse {
+            self.warehouses.insert(w.id.as_str(), codec::warehouse(w).as_slice())?;
+        }
+        if let Some(p) = &product {
+            self.put_product(p, product_before.as_ref())?;
+        }
+        let seq_first = chain.seq_next;
+        let named = match ctx.batch.as_ref() {
+            Some(BatchHeader {
+                number_prefix: Some(prefix),
+                kind,
+                ..
+            }) if is_batch && !drafts.is_empty() => Some(format!("{prefix}{}", self.next_number(kind)?)),
+            Some(b) => b.id.clone(),
+            None => None,
+        };
+        let batch = match (is_batch && !drafts.is_empty(), named) {
+            (false, _) => None,
+            // An API's own id is unique by construction (UUID, running number); never overwrite.
+            (true, Some(id)) if self.batches.get(id.as_str())?.is_none() => Some(id),
+            (true, Some(id)) => Some(format!("{id}-{seq_first}")),
+            (true, None) => Some(format!("bat_{seq_first}")),
+        };
+        let mut transfer = new_transfer.map(|t| Transfer {
+            id: format!("trf_{seq_first}"),
+            product: t.product,
+            from: t.from,
+            to: t.to,
+            quantity: t.quantity,
+            in_transit: t.in_transit,
+            out_seq: seq_first,
+            in_seq: (!t.in_transit).then_some(seq_first + 1),
+            created_ms: now_ms,
+        });
+        if let Some(t) = &transfer {
+            for d in drafts.iter_mut() {
+                d.transfer = Some(t.id.clone());
+            }
+        }
+        let mut reservations = Vec::new();
+        let mut movements = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            movements.push(self.append(draft, ctx, batch.clone(), chain, now_ms)?);
+        }
+        if let Some(mut t) = received_transfer {
+            t.in_seq = movements.last().map(|m| m.seq);
+            self.transfers.insert(t.id.as_str(), codec::transfer(&t).as_slice())?;
+            transfer = Some(t);
+        } else if let Some(t) = &transfer {
+            self.transfers.insert(t.id.as_str(), codec::transfer(t).as_slice())?;
+        }
+        if let Some(mut r) = new_reservation {
+            r.id = format!("res_{seq_first}");
+            r.reserve_seq = seq_first;
+            self.reservations
+                .insert(r.id.as_str(), codec::reservation(&r).as_slice())?;
+            self.reservations_by_expiry.insert((r.expires_ms, r.id.as_str()), ())?;
+            reservations.push(r);
+        }
+        // Each closed reservation has one movement, in order.
+        for (mut r, m) in closed_reservations.into_iter().zip(&movements) {
+            r.close_seq = Some(m.seq);
+            self.reservations
+                .insert(r.id.as_str(), codec::reservation(&r).as_slice())?;
+            self.reservations_by_expiry.remove((r.expires_ms, r.id.as_str()))?;
+            reservations.push(r);
+        }
+        if let Some(id) = &batch {
+            let header = ctx.batch.clone().unwrap_or_default();
+            let kind = if header.kind.is_empty() {
+                "batch".to_string()
+            } else {
+                header.kind
+            };
+            let record = ledger::Batch {
+                id: id.clone(),
+                first_seq: seq_first,
+                count: movements.len() as u64,
+                kind,
+                created_ms: now_ms,
+                actor: ctx.actor.clone(),
+                header: header.header,
+            };
+            self.batches.insert(id.as_str(), codec::batch(&record).as_slice())?;
+            self.batches_by_kind
+                .insert((record.kind.as_str(), seq_first), id.as_str())?;
+        }
+        for ((p, w), level) in &levels {
+            let old = self
+                .levels
+                .insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?
+                .map(|v| codec::decode_level(v.value()))
+                .transpose()
+                .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+            if old.is_none() {
+                self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
+            }
+            let cost = self.unit_cost(p)?;
+            self.restate(p, w, old.as_ref(), level, cost, cost)?;
+        }
+        Ok(Applied {
+            created,
+            movements,
+            batch,
+            transfer,
+            levels,
+            product,
+            warehouse,
+            reservations,
+            ..Applied::default()
+        })
+    }
+
+    fn put_product(&mut self, p: &Product, before: Option<&Product>) -> Result<(), redb::StorageError> {
+        if let Some(old) = before {
+            self.products_by_sku.remove(old.sku.as_str())?;
+            if let Some(b) = &old.barcode {
+                self.products_by_barcode.remove((b.as_str(), old.id.as_str()))?;
+            }
+        }
+        let cost_old = before.and_then(|b| b.unit_cost);
+        if before.is_some() && cost_old != p.unit_cost {
+            let mut rows = Vec::new();
+            for row in self.levels.range((p.id.as_str(), "")..)? {
+                let (k, v) = row?;
+                let (kp, kw) = k.value();
+                if kp != p.id {
+                    break;
+                }
+                let level = codec::decode_level(v.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+                rows.push((kw.to_string(), level));
+            }
+            for (w, level) in rows {
+                self.restate(&p.id, &w, Some(&level), &level, cost_old, p.unit_cost)?;
+            }
+        }
+        if before.is_none() {
+            self.products_by_order
+                .insert(products_order_key(&p.id).as_str(), p.id.as_str())?;
+        }
+        self.pending.unit_costs.insert(p.id.clone(), p.unit_cost);
+        self.products.insert(p.id.as_str(), codec::product(p).as_slice())?;
+        self.products_by_sku.insert(p.sku.as_str(), p.id.as_str())?;
+        if let Some(b) = &p.barcode {
+            self.products_by_barcode.insert((b.as_str(), p.id.as_str()), ())?;
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        draft: ledger::Draft,
+        ctx: &WriteCtx,
+        batch: Option<String>,
+        chain: &mut Chain,
+        now_ms: i64,
+    ) -> Result<Movement, redb::StorageError> {
+        let seq = chain.seq_next;
+        let mut m = Movement {
+            seq,
+            at_ms: now_ms,
+            draft,
+            actor: ctx.actor.clone(),
+            batch,
+            idempotency_key: ctx.idempotency_key.clone(),
+            hash: [0; 32],
+        };
+        let canonical = codec::movement_canonical(&m);
+        m.hash = chain_hash(&chain.hash_last, &canonical);
+        let mut bytes = canonical;
+        bytes.extend_from_slice(&m.hash);
+        self.journal.insert(seq, bytes.as_slice())?;
+        let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
+        self.by_level.insert((p, w, seq), ())?;
+        self.by_warehouse.insert((w, seq), ())?;
+        if let Some(r) = &m.draft.reference_id {
+            self.by_reference.insert((r.as_str(), seq), ())?;
+        }
+        let key = (rollup::day_of(now_ms), w.to_string(), p.to_string());
+        self.pending.rollups.entry(key).or_default().add(&Rollup::of(&m));
+        chain.seq_next = seq + 1;
+        chain.hash_last = m.hash;
+        chain.at_ms_last = now_ms;
+        Ok(m)
+    }
+}
+
+impl ledger::State for Tables<'_> {
+    fn level(&mut self, product: &str, warehouse: &str) -> Result<Option<Level>, Fault> {
+        match self.levels.get((product, warehouse)).map_err(fault)? {
+            Some(v) => codec::decode_level(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn product(&mut self, id: &str) -> Result<Option<Product>, Fault> {
+        match self.products.get(id).map_err(fault)? {
+            Some(v) => codec::decode_product(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault> {
+        Ok(self
+            .products_by_sku
+            .get(sku)
+            .map_err(fault)?
+            .map(|v| v.value().to_string()))
+    }
+
+    fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault> {
+        match self.warehouses.get(id).map_err(fault)? {
+            Some(v) => codec::decode_warehouse(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault> {
+        match self.transfers.get(id).map_err(fault)? {
+            Some(v) => codec::decode_transfer(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn has_product(&mut self, id: &str) -> Result<bool, Fault> {
+        Ok(self.products.get(id).map_err(fault)?.is_some())
+    }
+
+    fn reservation(&mut self, id: &str) -> Result<Option<ledger::Reservation>, Fault> {
+        match self.reservations.get(id).map_err(fault)? {
+            Some(v) => codec::decode_reservation(v.value()).map(Some).map_err(fault),
+            None => Ok(None),
+        }
+    }
+
+    fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
+        Ok(self.warehouses.get(id).map_err(fault)?.is_some())
+    }
+}
+
+/// Why an offline import stopped (nothing of it was written).
+#[derive(Debug)]
+pub enum OfflineError {
+    /// The command from this input line was refused.
+    Refused {
+        line: usize,
+        error: ApiError,
+    },
+    Storage(String),
+}
+
+/// Applies `commands` (each with the input line it came from) in ONE write transaction
+/// on a file no daemon has open: all of them, or — on the first refusal — none. For
+/// `stockd import`; the same ledger rules and the same writes as the daemon's writer.
+pub fn apply_offline(
+    db: &Database,
+    rules: &Rules,
+    actor: &str,
+    commands: impl Iterator<Item = (usize, Command)>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, OfflineError> {
+    let storage = |e: &dyn std::fmt::Display| OfflineError::Storage(e.to_string());
+    let mut chain = load_chain(db).map_err(|e| storage(&e))?;
+    let mut txn = db.begin_write().map_err(|e| storage(&e))?;
+    txn.set_durability(Durability::Immediate).map_err(|e| storage(&e))?;
+    txn.set_quick_repair(true);
+    let ctx = WriteCtx {
+        actor: actor.to_string(),
+        ..WriteCtx::default()
+    };
+    let mut applied = 0u64;
+    {
+        let redo = Redo::default();
+        let mut tables = Tables::open(&txn, &redo).map_err(|e| storage(&e))?;
+        for (line, cmd) in commands {
+            let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
+            match ledger::apply(&cmd, &mut tables, rules, now_ms) {
+                Ok(effects) => {
+                    tables
+                        .write(effects, &ctx, &mut chain, now_ms)
+                        .map_err(|e| storage(&e))?;
+                }
+                Err(ledger::LedgerError::Storage(msg)) => return Err(OfflineError::Storage(msg)),
+                Err(refused) => {
+                    return Err(OfflineError::Refused {
+                        line,
+                        error: ApiError::from(refused),
+                    })
+                }
+            }
+            applied += 1;
+            progress(applied);
+        }
+        tables.flush().map_err(|e| storage(&e))?;
+    }
+    txn.commit().map_err(|e| storage(&e))?;
+    Ok(applied)
+}

@@ -1,0 +1,203 @@
+//! What a group wrote, as redo ops: the writer's tables record every insert and remove in
+//! their redb byte form, and recovery applies the same ops to the same tables again.
+//!
+//! Payload of a log record: ops back to back, each
+//! `table id u8 | op u8 | key len u32 | key | (put only) value len u32 | value`.
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::rc::Rc;
+
+use redb::{AccessGuard, Key, StorageError, Table, Value, WriteTransaction};
+
+use super::tables::*;
+
+const OP_PUT: u8 = 1;
+const OP_DEL: u8 = 2;
+
+/// The ops of one group, shared by all of its tables (the writer is one thread).
+pub type Redo = Rc<RefCell<Vec<u8>>>;
+
+/// Calls `$m!(id, TABLE)` for every table a write may touch. Ids are part of the log
+/// format: never reuse or renumber one.
+macro_rules! logged_tables {
+    ($m:ident) => {
+        $m!(0, META);
+        $m!(1, JOURNAL);
+        $m!(2, LEVELS);
+        $m!(3, LEVELS_BY_WAREHOUSE);
+        $m!(4, PRODUCTS);
+        $m!(5, PRODUCTS_BY_SKU);
+        $m!(6, PRODUCTS_BY_BARCODE);
+        $m!(7, PRODUCTS_BY_ORDER);
+        $m!(8, WAREHOUSES);
+        $m!(9, HISTORY_BY_LEVEL);
+        $m!(10, HISTORY_BY_WAREHOUSE);
+        $m!(11, HISTORY_BY_REFERENCE);
+        $m!(12, BATCHES);
+        $m!(13, BATCHES_BY_KIND);
+        $m!(14, TRANSFERS);
+        $m!(15, NONCES);
+        $m!(16, NONCES_BY_EXPIRY);
+        $m!(17, REPLAYS);
+        $m!(18, REPLAYS_BY_EXPIRY);
+        $m!(19, ROLLUPS);
+        $m!(20, ROLLUP_DAYS);
+        $m!(21, WAREHOUSE_STATS);
+        $m!(22, LOW_STOCK);
+        $m!(23, RESERVATIONS);
+        $m!(24, RESERVATIONS_BY_EXPIRY);
+    };
+}
+
+/// A table of the writer's transaction that records what it changes. Reads go to the
+/// table itself (`Deref`); there is no `DerefMut`, so a write cannot bypass the record.
+pub struct Logged<'t, K: Key + 'static, V: Value + 'static> {
+    table: Table<'t, K, V>,
+    id: u8,
+    redo: Redo,
+}
+
+fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
+    pub fn new(table: Table<'t, K, V>, id: u8, redo: Redo) -> Self {
+        Logged { table, id, redo }
+    }
+
+    pub fn insert<'k, 'v>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+        value: impl Borrow<V::SelfType<'v>>,
+    ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+        {
+            let mut out = self.redo.borrow_mut();
+            out.push(self.id);
+            out.push(OP_PUT);
+            push_bytes(&mut out, K::as_bytes(key.borrow()).as_ref());
+            push_bytes(&mut out, V::as_bytes(value.borrow()).as_ref());
+        }
+        self.table.insert(key, value)
+    }
+
+    pub fn remove<'k>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+    ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
+        {
+            let mut out = self.redo.borrow_mut();
+            out.push(self.id);
+            out.push(OP_DEL);
+            push_bytes(&mut out, K::as_bytes(key.borrow()).as_ref());
+        }
+        self.table.remove(key)
+    }
+}
+
+impl<'t, K: Key + 'static, V: Value + 'static> Deref for Logged<'t, K, V> {
+    type Target = Table<'t, K, V>;
+    fn deref(&self) -> &Table<'t, K, V> {
+        &self.table
+    }
+}
+
+/// A table that takes ops in byte form (recovery).
+trait RawTable {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+    fn del(&mut self, key: &[u8]) -> Result<(), StorageError>;
+}
+
+impl<K: Key + 'static, V: Value + 'static> RawTable for Table<'_, K, V> {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.insert(K::from_bytes(key), V::from_bytes(value)).map(|_| ())
+    }
+    fn del(&mut self, key: &[u8]) -> Result<(), StorageError> {
+        self.remove(K::from_bytes(key)).map(|_| ())
+    }
+}
+
+/// Why a record's ops could not be applied.
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The payload does not parse (a record that passed its checksum: a bug or tampering).
+    Malformed(String),
+    Storage(String),
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Malformed(m) => write!(f, "malformed redo record: {m}"),
+            ApplyError::Storage(m) => write!(f, "storage: {m}"),
+        }
+    }
+}
+
+/// Every logged table of `txn`, by id, for applying records.
+pub struct Applier<'t> {
+    tables: Vec<Box<dyn RawTable + 't>>,
+}
+
+impl<'t> Applier<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Applier<'t>, redb::TableError> {
+        let mut tables: Vec<Box<dyn RawTable + 't>> = Vec::new();
+        macro_rules! open {
+            ($id:expr, $table:ident) => {
+                debug_assert_eq!(tables.len(), $id);
+                tables.push(Box::new(txn.open_table($table)?));
+            };
+        }
+        logged_tables!(open);
+        Ok(Applier { tables })
+    }
+
+    /// Records the gen the data file now ends at (`meta.wal_gen`).
+    pub fn set_gen(&mut self, gen: u64) -> Result<(), ApplyError> {
+        let meta = self
+            .tables
+            .first_mut()
+            .ok_or_else(|| ApplyError::Malformed("no meta table".into()))?;
+        meta.put(GEN_KEY.as_bytes(), &gen.to_le_bytes())
+            .map_err(|e| ApplyError::Storage(e.to_string()))
+    }
+
+    /// Applies one record's ops in order.
+    pub fn apply(&mut self, payload: &[u8]) -> Result<(), ApplyError> {
+        let mut at = 0usize;
+        let malformed = |what: &str, at: usize| ApplyError::Malformed(format!("{what} at payload byte {at}"));
+        while at < payload.len() {
+            let (id, op) = match payload.get(at..at + 2) {
+                Some(h) => (h[0], h[1]),
+                None => return Err(malformed("truncated op", at)),
+            };
+            at += 2;
+            let key = take(payload, &mut at).ok_or_else(|| malformed("truncated key", at))?;
+            let table = self
+                .tables
+                .get_mut(usize::from(id))
+                .ok_or_else(|| malformed("unknown table id", at))?;
+            let done = match op {
+                OP_PUT => {
+                    let value = take(payload, &mut at).ok_or_else(|| malformed("truncated value", at))?;
+                    table.put(key, value)
+                }
+                OP_DEL => table.del(key),
+                _ => return Err(malformed("unknown op", at)),
+            };
+            done.map_err(|e| ApplyError::Storage(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn take<'a>(payload: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let len = payload.get(*at..*at + 4)?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let bytes = payload.get(*at + 4..*at + 4 + len)?;
+    *at += 4 + len;
+    Some(bytes)
+}

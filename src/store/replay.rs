@@ -1,0 +1,115 @@
+//! Replay protection inside the writer's transaction: stored first answers of idempotent
+//! and legacy-signed writes, and the nonces of v1 signatures.
+
+use redb::ReadableTable;
+
+use super::apply::Tables;
+use super::codec;
+use super::writer::{Applied, NonceClaim, ReplayClaim};
+use crate::error::{ApiError, Code};
+
+/// Expired replay answers deleted per write that stores one.
+const REPLAY_PRUNE_BATCH: usize = 16;
+/// Expired nonces deleted per claim: pruning keeps pace with claiming, in bounded steps.
+const NONCE_PRUNE_BATCH: usize = 16;
+
+impl Tables<'_> {
+    /// The stored answer of an earlier request under the same key, if it has not expired:
+    /// replayed when the request is the same, 422 `idempotency_key_reused` when it is not.
+    pub(super) fn replay_lookup(
+        &mut self,
+        claim: &ReplayClaim,
+        now_ms: i64,
+    ) -> Result<Option<Result<Applied, ApiError>>, redb::StorageError> {
+        let Some(row) = self.replays.get(claim.key.as_str())? else {
+            return Ok(None);
+        };
+        let (fingerprint, expires_ms, answer) =
+            codec::decode_answer(row.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+        if expires_ms <= now_ms {
+            return Ok(None);
+        }
+        if fingerprint != claim.fingerprint {
+            return Ok(Some(Err(ApiError::new(
+                Code::IdempotencyKeyReused,
+                "this Idempotency-Key was used with another request",
+            ))));
+        }
+        Ok(Some(Ok(Applied {
+            answer: Some(answer),
+            replayed: true,
+            ..Applied::default()
+        })))
+    }
+
+    /// Renders the outcome, stores the answer beside the write (a refusal too: a repeat
+    /// must not apply later what was refused once) and prunes a few expired answers.
+    pub(super) fn replay_store(
+        &mut self,
+        claim: &ReplayClaim,
+        result: Result<Applied, ApiError>,
+        now_ms: i64,
+    ) -> Result<Applied, redb::StorageError> {
+        let answer = (claim.render)(result.as_ref());
+        let mut expired = Vec::new();
+        for row in self.replays_by_expiry.range(..(now_ms, ""))?.take(REPLAY_PRUNE_BATCH) {
+            let (k, _) = row?;
+            let (at, key) = k.value();
+            expired.push((at, key.to_string()));
+        }
+        for (at, key) in &expired {
+            self.replays_by_expiry.remove((*at, key.as_str()))?;
+            self.replays.remove(key.as_str())?;
+        }
+        let expires_ms = now_ms.saturating_add(claim.ttl_ms);
+        let old = self
+            .replays
+            .insert(
+                claim.key.as_str(),
+                codec::answer(&claim.fingerprint, expires_ms, &answer).as_slice(),
+            )?
+            .map(|v| codec::decode_answer(v.value()).map(|(_, at, _)| at));
+        if let Some(Ok(old_expiry)) = old {
+            self.replays_by_expiry.remove((old_expiry, claim.key.as_str()))?;
+        }
+        self.replays_by_expiry.insert((expires_ms, claim.key.as_str()), ())?;
+        let mut applied = result.unwrap_or_default();
+        applied.answer = Some(answer);
+        Ok(applied)
+    }
+
+    /// Refuses a nonce seen before (and not yet expired), else remembers it; prunes a few
+    /// expired ones on the way so the table stays bounded by the claim rate × TTL.
+    pub(super) fn claim_nonce(&mut self, c: &NonceClaim) -> Result<Result<Applied, ApiError>, redb::StorageError> {
+        let mut expired = Vec::new();
+        for row in self
+            .nonces_by_expiry
+            .range(..(c.now_ms, "", ""))?
+            .take(NONCE_PRUNE_BATCH)
+        {
+            let (k, _) = row?;
+            let (at, p, n) = k.value();
+            expired.push((at, p.to_string(), n.to_string()));
+        }
+        for (at, p, n) in &expired {
+            self.nonces_by_expiry.remove((*at, p.as_str(), n.as_str()))?;
+            self.nonces.remove((p.as_str(), n.as_str()))?;
+        }
+        let seen = self
+            .nonces
+            .get((c.partner.as_str(), c.nonce.as_str()))?
+            .map(|v| v.value());
+        if seen.is_some_and(|expires| expires > c.now_ms) {
+            return Ok(Err(ApiError::new(Code::Unauthenticated, "this nonce was already used")));
+        }
+        if let Some(old) = seen {
+            self.nonces_by_expiry
+                .remove((old, c.partner.as_str(), c.nonce.as_str()))?;
+        }
+        self.nonces
+            .insert((c.partner.as_str(), c.nonce.as_str()), c.expires_ms)?;
+        self.nonces_by_expiry
+            .insert((c.expires_ms, c.partner.as_str(), c.nonce.as_str()), ())?;
+        Ok(Ok(Applied::default()))
+    }
+}
