@@ -197,7 +197,14 @@ fn visible_batches(
         return reader.batches(BATCH_KIND, seq_from, offset, limit);
     };
     reader
-        .batches_in(BATCH_KIND, seq_from, warehouses, offset, limit, HISTORY_SCAN_BATCHES_MAX)?
+        .batches_in(
+            BATCH_KIND,
+            seq_from,
+            warehouses,
+            offset,
+            limit,
+            HISTORY_SCAN_BATCHES_MAX,
+        )?
         .ok_or_else(|| {
             ApiError::invalid(
                 "updated_at",

@@ -729,7 +729,10 @@ impl<'a, S: State> Stage<'a, S> {
     /// effect, so its `closed_at` reads the same before and after the sweep.
     fn close(&mut self, mut r: Reservation, to: ReservationStatus) -> Result<(), LedgerError> {
         if r.status != ReservationStatus::Active {
-            return Err(LedgerError::ReservationClosed { id: r.id, status: r.status });
+            return Err(LedgerError::ReservationClosed {
+                id: r.id,
+                status: r.status,
+            });
         }
         let id = r.id.clone();
         let id = id.as_str();
@@ -915,7 +918,11 @@ mod tests {
         assert_eq!(late.drafts.len(), 1);
         let closed = &late.closed_reservations[0];
         assert_eq!(closed.status, ReservationStatus::Expired);
-        assert_eq!(closed.closed_ms, Some(EXPIRES_MS), "closed when it took effect, not when swept");
+        assert_eq!(
+            closed.closed_ms,
+            Some(EXPIRES_MS),
+            "closed when it took effect, not when swept"
+        );
         let read = held().reservation.as_of(EXPIRES_MS + 5_000);
         assert_eq!(
             (read.status, read.closed_ms),
