@@ -342,4 +342,13 @@ fn seed_001_history_lists_a_restricted_partner_only_updates_it_may_see() {
     // The same through a bearer token restricted to w1.
     let bearer = server.get_as(Some(W1_READ), history).json();
     assert_eq!(codes(&bearer), codes(&seen));
+
+    // One request examines a bounded number of updates: beyond it, no answer (the route
+    // refuses with 422 naming `updated_at`) rather than unbounded work or a wrong total.
+    let reader = server.store().reader().expect("reader");
+    let w1 = ["w1".to_string()];
+    let kind = stockd::http::partner::BATCH_KIND;
+    let whole = reader.batches_in(kind, 0, &w1, 0, 10, 5).expect("read");
+    assert_eq!(whole.map(|(rows, total)| (rows.len(), total)), Some((2, 2)));
+    assert!(reader.batches_in(kind, 0, &w1, 0, 10, 4).expect("read").is_none());
 }
