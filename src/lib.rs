@@ -124,14 +124,17 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     })
 }
 
-/// How often expired reservations are looked for.
+/// How often the sweep looks for expired reservations while it has caught up.
 pub const RESERVATION_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Expired reservations released per sweep command.
-const RESERVATION_SWEEP_BATCH: usize = 256;
+/// Expired reservations released per sweep command (one journal batch, within the ledger's
+/// `BATCH_LINES_MAX`). A full batch means more may be due: the sweep goes again at once, so
+/// a burst of expiries drains at the writer's pace, not one batch per interval.
+pub const RESERVATION_SWEEP_BATCH: usize = ledger::BATCH_LINES_MAX;
 
 /// Releases reservations whose time ran out, on a thread of its own, until the returned
 /// sender is dropped. It reads first and writes only when something is due, so an idle
-/// daemon does not commit every second.
+/// daemon does not commit every second. (Reads and commits already treat a reservation as
+/// expired from `expires_at` on; the sweep gives its stock back and journals it.)
 fn sweep_reservations(store: &Store) -> Option<std::sync::mpsc::Sender<()>> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let store = store.clone();
@@ -142,28 +145,45 @@ fn sweep_reservations(store: &Store) -> Option<std::sync::mpsc::Sender<()>> {
     let spawned = std::thread::Builder::new()
         .name("stockd-reservations".into())
         .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RESERVATION_SWEEP_INTERVAL)
-            {
-                let due = store
-                    .reader_blocking()
-                    .and_then(|r| r.expired_reservations(clock::now_ms(), RESERVATION_SWEEP_BATCH));
-                match due {
-                    Ok(ids) if !ids.is_empty() => {
-                        let ctx = store::WriteCtx {
-                            actor: "system".into(),
-                            ..store::WriteCtx::default()
-                        };
-                        let cmd = ledger::Command::ExpireReservations { ids };
-                        if let Err(e) = runtime.block_on(store.execute(cmd, ctx)) {
-                            tracing::warn!(error = %e, "releasing expired reservations failed; retrying");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot look for expired reservations"),
-                }
+            let mut wait = RESERVATION_SWEEP_INTERVAL;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                wait = match sweep_once(&store, &runtime) {
+                    Some(n) if n == RESERVATION_SWEEP_BATCH => Duration::ZERO,
+                    _ => RESERVATION_SWEEP_INTERVAL,
+                };
             }
         });
     spawned.ok().map(|_| stop)
+}
+
+/// Releases up to one batch of due reservations: how many it released, `None` on failure
+/// (then the sweep waits an interval before it tries again). Counting releases rather than
+/// ids read keeps the sweep from spinning should the index ever list a closed one.
+fn sweep_once(store: &Store, runtime: &tokio::runtime::Runtime) -> Option<usize> {
+    let due = store
+        .reader_blocking()
+        .and_then(|r| r.expired_reservations(clock::now_ms(), RESERVATION_SWEEP_BATCH));
+    let ids = match due {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for expired reservations");
+            return None;
+        }
+    };
+    if ids.is_empty() {
+        return Some(0);
+    }
+    let ctx = store::WriteCtx {
+        actor: "system".into(),
+        ..store::WriteCtx::default()
+    };
+    match runtime.block_on(store.execute(ledger::Command::ExpireReservations { ids }, ctx)) {
+        Ok(applied) => Some(applied.movements.len()),
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing expired reservations failed; retrying");
+            None
+        }
+    }
 }
 
 /// Takes a snapshot every `[backup] interval_seconds` on a thread of its own, until the

@@ -889,8 +889,10 @@ async fn get_movement(g: Guard<ReadInventory>, state: State, id: web::Path<Strin
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| movement_not_found(&id))?;
     let reader = state.store.reader().await?;
-    let m = reader.movement(seq)?.ok_or_else(|| movement_not_found(&id))?;
-    g.check_warehouse(&m.draft.warehouse)?;
+    let m = reader
+        .movement(seq)?
+        .filter(|m| g.may_use(&m.draft.warehouse)) // a foreign one answers as an unknown one
+        .ok_or_else(|| movement_not_found(&id))?;
     let mut names = Names::new(&reader);
     names.load(&m.draft.product, &m.draft.warehouse)?;
     let out = render::movement(
@@ -907,16 +909,19 @@ fn transfer_not_found(id: &str) -> ApiError {
     ApiError::new(Code::TransferNotFound, format!("transfer `{id}` does not exist"))
 }
 
-/// A transfer and its legs as they stand in `reader`.
-fn transfer_answer(reader: &Reader, id: &str, status: StatusCode) -> Result<HttpResponse, ApiError> {
-    let t = reader.transfer(id)?.ok_or_else(|| transfer_not_found(id))?;
-    let mut legs = Vec::new();
-    for seq in std::iter::once(t.out_seq).chain(t.in_seq) {
-        if let Some(m) = reader.movement(seq)? {
-            legs.push(m);
-        }
-    }
-    Ok(data(status, &render::transfer(&t, &legs)))
+/// The transfer, if the caller may see one of its warehouses: one that lies only in
+/// warehouses it may not use answers exactly as an unknown id (API.md).
+fn visible_transfer(reader: &Reader, g: &Identity, id: &str) -> Result<crate::ledger::Transfer, ApiError> {
+    reader
+        .transfer(id)?
+        .filter(|t| g.may_use(&t.from) || g.may_use(&t.to))
+        .ok_or_else(|| transfer_not_found(id))
+}
+
+/// The legs the caller may see: a leg shows its warehouse's balances, so a credential
+/// restricted to one side sees only that side's leg.
+fn visible_legs(g: &Identity, legs: impl IntoIterator<Item = crate::ledger::Movement>) -> Vec<crate::ledger::Movement> {
+    legs.into_iter().filter(|m| g.may_use(&m.draft.warehouse)).collect()
 }
 
 /// One transfer and its legs.
@@ -928,11 +933,13 @@ fn transfer_answer(reader: &Reader, id: &str, status: StatusCode) -> Result<Http
 )]
 async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader().await?;
-    let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
-    if !g.may_use(&t.from) && !g.may_use(&t.to) {
-        g.check_warehouse(&t.to)?;
+    let t = visible_transfer(&reader, &g, &id)?;
+    let mut legs = Vec::new();
+    for seq in std::iter::once(t.out_seq).chain(t.in_seq) {
+        legs.extend(reader.movement(seq)?);
     }
-    transfer_answer(&reader, &id, StatusCode::OK)
+    let legs = visible_legs(&g, legs);
+    Ok(data(StatusCode::OK, &render::transfer(&t, &legs)))
 }
 
 /// Receive an in-transit transfer: its goods move into on_hand at the target.
@@ -950,10 +957,11 @@ async fn receive_transfer(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let reader = state.store.reader().await?;
-    let t = reader.transfer(&id)?.ok_or_else(|| transfer_not_found(&id))?;
+    let t = visible_transfer(&reader, &g, &id)?;
+    // It sees the transfer, but receiving writes into the target.
     g.check_warehouse(&t.to)?;
     // The out leg never changes: read it now so the answer is a function of the outcome.
-    let out_leg = reader.movement(t.out_seq)?;
+    let out_leg = visible_legs(&g, reader.movement(t.out_seq)?);
     drop(reader);
     let render = write::native(write::ok, move |a: &Applied| {
         let t = a

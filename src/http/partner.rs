@@ -23,6 +23,11 @@ pub const PARTNER_LINES_MAX: usize = 100;
 /// History page size: default and bound.
 pub const HISTORY_LIMIT_DEFAULT: u64 = 100;
 pub const HISTORY_LIMIT_MAX: u64 = 500;
+/// Partner updates one history request of a warehouse-restricted credential examines at
+/// most (from `updated_at` on): whether one is visible costs a seek per warehouse, and a
+/// request must not cost an unbounded amount of work. Beyond it the request is refused
+/// with a pointer to `updated_at`, never answered with a wrong total.
+pub const HISTORY_SCAN_BATCHES_MAX: usize = 20_000;
 /// The batch kind partner updates are filed under.
 pub const BATCH_KIND: &str = "partner_update";
 
@@ -178,6 +183,39 @@ async fn update_stocks(
     Ok(write::write_batch(&req, &state, &g, Command::SetStock(lines), Some(batch), render).await)
 }
 
+/// The partner updates from `seq_from` on that the credential may see (all of them, or —
+/// restricted to warehouses — those with a line in one of its warehouses): a page and
+/// their count.
+fn visible_batches(
+    reader: &crate::store::Reader,
+    g: &crate::auth::Identity,
+    seq_from: u64,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<crate::ledger::Batch>, u64), ApiError> {
+    let Some(warehouses) = g.warehouses() else {
+        return reader.batches(BATCH_KIND, seq_from, offset, limit);
+    };
+    reader
+        .batches_in(
+            BATCH_KIND,
+            seq_from,
+            warehouses,
+            offset,
+            limit,
+            HISTORY_SCAN_BATCHES_MAX,
+        )?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "updated_at",
+                format!(
+                    "more than {HISTORY_SCAN_BATCHES_MAX} partner updates lie after it for a credential \
+                     restricted to warehouses: pass a later updated_at"
+                ),
+            )
+        })
+}
+
 #[derive(Deserialize)]
 struct HistoryQuery {
     updated_at: Option<String>,
@@ -250,32 +288,38 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
         Some(ms) => reader.seq_since(ms)?,
         None => 0,
     };
-    let (batches, total) = reader.batches(BATCH_KIND, seq_from, offset, limit)?;
-    let headers: Vec<Header> = batches
+    let (batches, total) = visible_batches(&reader, &g, seq_from, offset, limit)?;
+    // Only the lines of warehouses the credential may use: a batch is listed when it has
+    // one (`visible_batches`), and shows only those.
+    let headers: Vec<Vec<(usize, LineRecord)>> = batches
         .iter()
-        .map(|b| serde_json::from_slice(&b.header).unwrap_or(Header { lines: Vec::new() }))
+        .map(|b| {
+            let h: Header = serde_json::from_slice(&b.header).unwrap_or(Header { lines: Vec::new() });
+            h.lines
+                .into_iter()
+                .enumerate()
+                .filter(|(_, l)| g.may_use(&l.warehouse))
+                .collect()
+        })
         .collect();
     let mut names = std::collections::HashMap::new();
-    for h in &headers {
-        for l in &h.lines {
+    for lines in &headers {
+        for (_, l) in lines {
             if !names.contains_key(&l.warehouse) {
                 let name = reader.warehouse(&l.warehouse)?.map(|w| w.name).unwrap_or_default();
                 names.insert(l.warehouse.clone(), name);
             }
         }
     }
-    let visible = |l: &&LineRecord| g.may_use(&l.warehouse);
     let data = batches
         .iter()
         .zip(&headers)
-        .map(|(b, h)| {
+        .map(|(b, lines)| {
             let at = rfc3339_ms(b.created_ms);
-            let items = h
-                .lines
+            let items = lines
                 .iter()
-                .filter(visible)
-                .enumerate()
                 .flat_map(|(row, l)| {
+                    let row = *row;
                     let channels: Vec<(&str, i64)> = if l.channels.is_empty() {
                         vec![("", l.available_stock - l.buffer_stock)]
                     } else {
@@ -317,7 +361,7 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                 transaction_code: &b.id,
                 action_name: "partner_update_stocks",
                 upload_file_url: "",
-                total_sku: h.lines.len(),
+                total_sku: lines.len(),
                 created_at: at.clone(),
                 updated_at: at,
                 finished_at: rfc3339_s(b.created_ms),

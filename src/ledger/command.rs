@@ -134,6 +134,8 @@ impl Command {
             Command::Batch(lines) => lines.len().max(1),
             Command::Count(lines) => lines.len().max(1),
             Command::SetStock(lines) => lines.len().max(1),
+            // Each id is a journal entry of its own.
+            Command::ExpireReservations { ids } => ids.len().max(1),
             _ => 1,
         }
     }

@@ -372,3 +372,23 @@ pub struct Reservation {
     pub reserve_seq: u64,
     pub close_seq: Option<u64>,
 }
+
+impl Reservation {
+    /// Active, but its time ran out by `now_ms`. From `expires_ms` on a reservation is
+    /// expired for every purpose (API.md), however far behind the sweep that journals the
+    /// release is.
+    pub fn is_due(&self, now_ms: i64) -> bool {
+        self.status == ReservationStatus::Active && self.expires_ms <= now_ms
+    }
+
+    /// The reservation as it stands at `now_ms`: one whose time ran out reads as expired,
+    /// closed at its expiry (as the sweep records it), before the sweep has journaled the
+    /// release (`close_seq` stays empty until then).
+    pub fn as_of(mut self, now_ms: i64) -> Reservation {
+        if self.is_due(now_ms) {
+            self.status = ReservationStatus::Expired;
+            self.closed_ms = Some(self.expires_ms);
+        }
+        self
+    }
+}

@@ -226,11 +226,17 @@ pub fn apply<S: State>(cmd: &Command, state: &mut S, rules: &Rules, now_ms: i64)
         Command::CommitReservation { id } => stage.close_reservation(id, ReservationStatus::Committed)?,
         Command::ReleaseReservation { id } => stage.close_reservation(id, ReservationStatus::Released)?,
         Command::ExpireReservations { ids } => {
+            if ids.len() > BATCH_LINES_MAX {
+                return Err(LedgerError::TooManyItems {
+                    count: ids.len(),
+                    max: BATCH_LINES_MAX,
+                });
+            }
             for id in ids {
                 // Skipped when no longer active or not yet due: the sweep may race its holder.
                 if let Some(r) = stage.state.reservation(id)? {
-                    if r.status == ReservationStatus::Active && r.expires_ms <= now_ms {
-                        stage.close_reservation(id, ReservationStatus::Expired)?;
+                    if r.is_due(now_ms) {
+                        stage.close(r, ReservationStatus::Expired)?;
                     }
                 }
             }
@@ -700,18 +706,36 @@ impl<'a, S: State> Stage<'a, S> {
         Ok(())
     }
 
-    /// Commit (ships: on_hand and allocated both drop) or release/expire (allocated drops).
+    /// Commit or release on its holder's request: refused unless the reservation is still
+    /// active at this command's time — past `expires_at` it is expired, whether or not the
+    /// sweep has journaled that yet.
     fn close_reservation(&mut self, id: &str, to: ReservationStatus) -> Result<(), LedgerError> {
-        let mut r = self
+        let r = self
             .state
             .reservation(id)?
-            .ok_or_else(|| LedgerError::ReservationNotFound(id.to_string()))?;
+            .ok_or_else(|| LedgerError::ReservationNotFound(id.to_string()))?
+            .as_of(self.now_ms);
         if r.status != ReservationStatus::Active {
             return Err(LedgerError::ReservationClosed {
                 id: id.to_string(),
                 status: r.status,
             });
         }
+        self.close(r, to)
+    }
+
+    /// Commit (ships: on_hand and allocated both drop) or release/expire (allocated drops)
+    /// an active reservation. An expiry is closed at `expires_at`, the instant it took
+    /// effect, so its `closed_at` reads the same before and after the sweep.
+    fn close(&mut self, mut r: Reservation, to: ReservationStatus) -> Result<(), LedgerError> {
+        if r.status != ReservationStatus::Active {
+            return Err(LedgerError::ReservationClosed {
+                id: r.id,
+                status: r.status,
+            });
+        }
+        let id = r.id.clone();
+        let id = id.as_str();
         let q = r.quantity;
         let (kind, delta) = match to {
             ReservationStatus::Committed => (
@@ -738,7 +762,10 @@ impl<'a, S: State> Stage<'a, S> {
         };
         self.post(&r.product, &r.warehouse, kind, q, delta, 0, &meta, None)?;
         r.status = to;
-        r.closed_ms = Some(self.now_ms);
+        r.closed_ms = Some(match to {
+            ReservationStatus::Expired => r.expires_ms.min(self.now_ms),
+            _ => self.now_ms,
+        });
         self.closed_reservations.push(r);
         Ok(())
     }
@@ -793,4 +820,114 @@ fn positive(field: &str, n: i64) -> Result<(), LedgerError> {
         return Err(LedgerError::invalid(field, "must be a positive integer"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::model::Buckets;
+
+    const EXPIRES_MS: i64 = 10_000;
+
+    /// One product `p` in `default` with 10 on hand, 4 of them held by `res_1`.
+    struct Mem {
+        reservation: Reservation,
+    }
+
+    impl State for Mem {
+        fn level(&mut self, _: &str, _: &str) -> Result<Option<Level>, Fault> {
+            Ok(Some(Level {
+                buckets: Buckets {
+                    on_hand: 10,
+                    allocated: 4,
+                    ..Buckets::default()
+                },
+                ..Level::default()
+            }))
+        }
+        fn product(&mut self, id: &str) -> Result<Option<Product>, Fault> {
+            Ok(Some(Product {
+                id: id.to_string(),
+                ..Product::default()
+            }))
+        }
+        fn product_by_sku(&mut self, _: &str) -> Result<Option<String>, Fault> {
+            Ok(None)
+        }
+        fn warehouse(&mut self, _: &str) -> Result<Option<Warehouse>, Fault> {
+            Ok(None)
+        }
+        fn transfer(&mut self, _: &str) -> Result<Option<Transfer>, Fault> {
+            Ok(None)
+        }
+        fn reservation(&mut self, id: &str) -> Result<Option<Reservation>, Fault> {
+            Ok((id == self.reservation.id).then(|| self.reservation.clone()))
+        }
+    }
+
+    fn held() -> Mem {
+        Mem {
+            reservation: Reservation {
+                id: "res_1".into(),
+                product: "p".into(),
+                warehouse: DEFAULT_WAREHOUSE.into(),
+                quantity: 4,
+                status: ReservationStatus::Active,
+                reference_id: None,
+                created_ms: 0,
+                expires_ms: EXPIRES_MS,
+                closed_ms: None,
+                reserve_seq: 1,
+                close_seq: None,
+            },
+        }
+    }
+
+    fn run(cmd: Command, now_ms: i64) -> Result<Effects, LedgerError> {
+        apply(&cmd, &mut held(), &Rules::default(), now_ms)
+    }
+
+    #[test]
+    fn a_reservation_is_expired_from_its_expiry_on_before_any_sweep() {
+        let commit = || Command::CommitReservation { id: "res_1".into() };
+        let release = || Command::ReleaseReservation { id: "res_1".into() };
+        assert!(run(commit(), EXPIRES_MS - 1).is_ok(), "still active the ms before");
+        assert!(run(release(), EXPIRES_MS - 1).is_ok());
+        for cmd in [commit(), release()] {
+            for now_ms in [EXPIRES_MS, EXPIRES_MS + 3_600_000] {
+                assert_eq!(
+                    run(cmd.clone(), now_ms),
+                    Err(LedgerError::ReservationClosed {
+                        id: "res_1".into(),
+                        status: ReservationStatus::Expired
+                    }),
+                    "{cmd:?} at {now_ms}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_sweep_closes_an_expiry_at_its_expiry_time() {
+        let sweep = || Command::ExpireReservations {
+            ids: vec!["res_1".into()],
+        };
+        let early = run(sweep(), EXPIRES_MS - 1).map(|e| e.drafts.len());
+        assert_eq!(early, Ok(0), "not due yet: nothing");
+        let late = run(sweep(), EXPIRES_MS + 5_000).unwrap_or_default();
+        assert_eq!(late.drafts.len(), 1);
+        let closed = &late.closed_reservations[0];
+        assert_eq!(closed.status, ReservationStatus::Expired);
+        assert_eq!(
+            closed.closed_ms,
+            Some(EXPIRES_MS),
+            "closed when it took effect, not when swept"
+        );
+        let read = held().reservation.as_of(EXPIRES_MS + 5_000);
+        assert_eq!(
+            (read.status, read.closed_ms),
+            (closed.status, closed.closed_ms),
+            "a read before the sweep shows what the sweep records"
+        );
+    }
 }

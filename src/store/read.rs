@@ -872,3 +872,77 @@ impl Reader {
         Ok(ids)
     }
 }
+
+/// Batches of one kind that wrote into given warehouses: a page, the count, or `None` when
+/// the range holds more batches than the caller allows one request to examine.
+pub type VisibleBatches = Option<(Vec<crate::ledger::Batch>, u64)>;
+
+impl Reader {
+    /// Batches of `kind` from `seq_from` on, oldest first, that wrote at least one movement
+    /// into one of `warehouses`: `offset` of them skipped, at most `limit` returned, with
+    /// the count of all of them. Whether a batch qualifies is read from the keys of
+    /// `HISTORY_BY_WAREHOUSE` — one seek per batch and warehouse, a journal entry decoded
+    /// only when the seek lands before the next batch of the kind — never from its header.
+    /// `None` when more than `scan_max` batches lie in the range (bounded work per request).
+    pub fn batches_in(
+        &self,
+        kind: &str,
+        seq_from: u64,
+        warehouses: &[String],
+        offset: u64,
+        limit: u64,
+        scan_max: usize,
+    ) -> Result<VisibleBatches, ApiError> {
+        let by_kind = table(&self.txn, BATCHES_BY_KIND)?;
+        let by_warehouse = table(&self.txn, HISTORY_BY_WAREHOUSE)?;
+        let mut rows = by_kind
+            .range((kind, seq_from)..=(kind, u64::MAX))
+            .map_err(storage_error)?
+            .peekable();
+        let (mut out, mut total, mut examined) = (Vec::new(), 0u64, 0usize);
+        while let Some(row) = rows.next() {
+            examined += 1;
+            if examined > scan_max {
+                return Ok(None);
+            }
+            let (key, id) = row.map_err(storage_error)?;
+            let (first, id) = (key.value().1, id.value().to_string());
+            let next_first = match rows.peek() {
+                Some(Ok((k, _))) => k.value().1,
+                _ => u64::MAX,
+            };
+            if !self.batch_touches(&by_warehouse, (first, next_first), &id, warehouses)? {
+                continue;
+            }
+            if total >= offset && (out.len() as u64) < limit {
+                out.extend(self.batch(&id)?);
+            }
+            total += 1;
+        }
+        Ok(Some((out, total)))
+    }
+
+    /// Whether batch `id`, which starts at `seqs.0` and ends before `seqs.1`, has a
+    /// movement in one of `warehouses`. Its movements are consecutive from its first seq,
+    /// so the first movement of a warehouse at or after it is either one of its own or
+    /// proof that it has none there.
+    fn batch_touches(
+        &self,
+        by_warehouse: &ReadOnlyTable<(&'static str, u64), ()>,
+        seqs: (u64, u64),
+        id: &str,
+        warehouses: &[String],
+    ) -> Result<bool, ApiError> {
+        for w in warehouses {
+            let mut hits = by_warehouse
+                .range((w.as_str(), seqs.0)..(w.as_str(), seqs.1))
+                .map_err(storage_error)?;
+            let Some(hit) = hits.next() else { continue };
+            let seq = hit.map_err(storage_error)?.0.value().1;
+            if self.movement(seq)?.is_some_and(|m| m.batch.as_deref() == Some(id)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

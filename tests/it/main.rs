@@ -15,4 +15,5 @@ mod openapi;
 mod ops;
 mod partner;
 mod reservations;
+mod visibility;
 mod wal;

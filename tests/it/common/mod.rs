@@ -593,6 +593,12 @@ impl Server {
     pub fn client(&self) -> Client {
         self.client.clone()
     }
+
+    /// The running daemon's store: for setting up more state than HTTP makes quickly
+    /// (its writer is the one HTTP writes go through).
+    pub fn store(&self) -> &stockd::store::Store {
+        self.store.as_ref().expect("the daemon is running")
+    }
 }
 
 impl Server {
