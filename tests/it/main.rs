@@ -14,4 +14,5 @@ mod model;
 mod openapi;
 mod ops;
 mod partner;
+mod production;
 mod reservations;
