@@ -110,15 +110,16 @@ fn pem_error(e: rustls::pki_types::pem::Error, expected: &str) -> String {
 }
 
 /// Reloads `certificates` on every SIGHUP (`systemctl reload stockd`, certbot's deploy
-/// hook), for the life of the runtime it is spawned on. Without TLS a SIGHUP only logs:
-/// it must not end the daemon (the default action of SIGHUP).
+/// hook), for the life of the runtime it is spawned on. Without TLS a SIGHUP only logs a
+/// warning: it must not end the daemon (the default action of SIGHUP).
 pub fn reload_on_sighup(certificates: Option<Arc<Certificates>>) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     actix_web::rt::spawn(async move {
         while hangups.recv().await.is_some() {
             let Some(certificates) = certificates.clone() else {
-                tracing::info!("SIGHUP: no [server.tls] to reload; the configuration is read only at start");
+                // A warning: whoever sent it may expect the config to be re-read.
+                tracing::warn!("SIGHUP ignored: no [server.tls] to reload; the rest of the configuration is read only at start (restart to apply it)");
                 continue;
             };
             let reloaded = actix_web::rt::task::spawn_blocking(move || certificates.reload()).await;

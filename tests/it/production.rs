@@ -364,3 +364,16 @@ fn the_data_file_and_backups_are_owner_only() {
         assert_eq!(mode(path), want, "{}: mode {:o}", path.display(), mode(path));
     }
 }
+
+#[test]
+fn sighup_without_tls_does_not_end_the_daemon() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bin = Binary::start(&tmp.path().join("d.redb"));
+    bin.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bin.stderr().contains("SIGHUP") {
+        assert!(Instant::now() < deadline, "SIGHUP not logged:\n{}", bin.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bin.client.get("/healthz").expect(200);
+}
