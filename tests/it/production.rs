@@ -377,3 +377,39 @@ fn sighup_without_tls_does_not_end_the_daemon() {
     }
     bin.client.get("/healthz").expect(200);
 }
+
+#[test]
+fn the_unit_and_the_operations_guide_install_alike() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("deploy/stockd.service")).expect("unit");
+    let guide = std::fs::read_to_string(root.join("docs/operations.md")).expect("guide");
+    // The unit's header comment is its install recipe: every line of it is in the guide.
+    let recipe: Vec<&str> = unit
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .skip(1)
+        .filter_map(|l| l.strip_prefix("#   "))
+        .map(|l| l.split("  #").next().unwrap_or(l).trim())
+        .collect();
+    assert!(recipe.len() >= 5, "no install recipe in the unit: {recipe:?}");
+    for line in recipe {
+        assert!(guide.contains(line), "docs/operations.md lacks the unit's `{line}`");
+    }
+    // What the unit's Documentation= points at is installed by the recipe.
+    let doc = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("Documentation=file://"))
+        .expect("Documentation=");
+    assert!(
+        unit.contains(&format!("docs/operations.md {doc}")),
+        "nothing installs {doc}"
+    );
+    let directives: Vec<&str> = unit.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(directives.contains(&"RestartPreventExitStatus=2"));
+    assert!(
+        !directives
+            .iter()
+            .any(|l| l.contains("STOCKD_DATA") || l.contains("STOCKD_LISTEN")),
+        "the unit overrides the config's [storage] path or [server] listen"
+    );
+}
