@@ -48,7 +48,7 @@ pub struct Server {
     /// HTTP worker threads; default: one per core.
     #[serde(default)]
     pub workers: Option<usize>,
-    /// Serve HTTPS with this certificate (see docs/operations.md "TLS").
+    /// Serve HTTPS with this certificate (docs/operations.md "HTTPS").
     #[serde(default)]
     pub tls: Option<Tls>,
 }
