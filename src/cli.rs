@@ -640,8 +640,8 @@ listen = "{listen}"
 # HTTPS from stockd itself (SIGHUP re-reads the files after a certbot renewal), or keep
 # 127.0.0.1 and put a reverse proxy such as Caddy in front (docs/operations.md):
 # [server.tls]
-# cert_file = "/etc/letsencrypt/live/shop.example.com/fullchain.pem"
-# key_file = "/etc/letsencrypt/live/shop.example.com/privkey.pem"
+# cert_file = "/etc/stockd/tls/fullchain.pem"   # certbot's files, copied by a deploy hook
+# key_file = "/etc/stockd/tls/privkey.pem"
 
 [storage]
 path = {data}
