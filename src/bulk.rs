@@ -44,13 +44,16 @@ pub enum ImportKind {
     Products,
     /// id, name
     Warehouses,
-    /// product_id, warehouse_id, quantity[, reason]: opening stock or a count (absolute).
+    /// product_id, warehouse_id, quantity (or on_hand)[, reason]: opening stock or a count
+    /// (absolute). An exported levels file is a valid stock import.
     Stock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportKind {
     Products,
+    /// id, name: what `--kind warehouses` imports.
+    Warehouses,
     Levels,
     Movements,
 }
@@ -274,9 +277,10 @@ fn stock_command(row: &Row, default_warehouse: &str) -> Result<Command, String> 
         Some(_) => row.id("warehouse_id")?,
         None => default_warehouse.to_string(),
     };
-    let quantity = row.integer("quantity")?;
+    let column = stock_column(row)?;
+    let quantity = row.integer(column)?;
     if quantity < 0 {
-        return Err(at(row.line, "quantity", "must be zero or more"));
+        return Err(at(row.line, column, "must be zero or more"));
     }
     let reason = row.short_text("reason")?.or_else(|| Some("import".to_string()));
     let note = row.text("note")?;
@@ -294,6 +298,16 @@ fn stock_command(row: &Row, default_warehouse: &str) -> Result<Command, String> 
             ..Meta::default()
         },
     }))
+}
+
+/// The column a stock row's count is in: `quantity`, or `on_hand` as an exported levels
+/// file names it (so an export of levels imports back as it is).
+fn stock_column(row: &Row) -> Result<&'static str, String> {
+    match (row.fields.contains_key("quantity"), row.fields.contains_key("on_hand")) {
+        (true, true) => Err(at(row.line, "on_hand", "give `quantity` or `on_hand`, not both")),
+        (false, true) => Ok("on_hand"),
+        _ => Ok("quantity"),
+    }
 }
 
 /// Imports `input` into the data file at `data`: all rows, or none.
@@ -440,6 +454,7 @@ pub fn export(
     let reader = store::read_file(data).map_err(|e| e.to_string())?;
     let written = match kind {
         ExportKind::Products => export_products(&reader, format, out)?,
+        ExportKind::Warehouses => export_warehouses(&reader, format, out)?,
         ExportKind::Levels => export_levels(&reader, format, out)?,
         ExportKind::Movements => export_movements(&reader, format, range, out)?,
     };
@@ -488,6 +503,24 @@ fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Resu
         .map_err(|e| e.detail)?;
     if let Some(e) = failed {
         return Err(e);
+    }
+    Ok(progress.finish(n))
+}
+
+pub const WAREHOUSE_COLUMNS: [&str; 2] = ["id", "name"];
+
+fn export_warehouses(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
+    header(out, format, &WAREHOUSE_COLUMNS)?;
+    let warehouses = reader.warehouses().map_err(|e| e.detail)?;
+    let mut progress = Progress::new("export warehouses", warehouses.len() as u64);
+    let mut n = 0u64;
+    for w in warehouses {
+        let row: BTreeMap<&str, Value> = [("id", Value::String(w.id)), ("name", Value::String(w.name))]
+            .into_iter()
+            .collect();
+        out_row(out, format, &row, &WAREHOUSE_COLUMNS)?;
+        n += 1;
+        progress.set(n);
     }
     Ok(progress.finish(n))
 }

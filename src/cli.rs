@@ -128,6 +128,14 @@ pub enum Commands {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write DIR/stockd.toml for production: data file, backups every hour, listen address,
+    /// and one fresh admin token, printed once (only its hash is in the file). Never
+    /// overwrites: an existing stockd.toml is an error (exit 2).
+    Init {
+        /// Where the config goes; the data file and backups/ go there too.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Print a shell completion script, e.g. `stockd completions bash > /etc/bash_completion.d/stockd`.
     Completions {
         #[arg(value_enum)]
@@ -193,8 +201,26 @@ pub fn serve_config(
     Ok(cfg)
 }
 
+/// Files this process creates from here on are readable by its user only (API.md): the
+/// data file and its redo log, snapshots, downloaded copies, the config `init` writes.
+/// systemd's `UMask=` does the same under the unit; this covers every other way to run it.
+fn owner_only_files() {
+    // SAFETY: umask(2) only replaces the process's file-mode creation mask; it has no
+    // memory-safety preconditions and cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 pub fn run(cli: Cli) -> ExitCode {
+    if matches!(
+        cli.command,
+        Commands::Serve { .. } | Commands::Import { .. } | Commands::Backup { .. } | Commands::Init { .. }
+    ) {
+        owner_only_files();
+    }
     match cli.command {
+        Commands::Init { dir } => init(&dir),
         Commands::Serve { config, listen, data } => serve(config, listen, data),
         Commands::Verify { data } => verify(&data),
         Commands::Backup { url, token, out } => backup(&url, &token, out.as_deref()),
@@ -311,7 +337,8 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
         }
         // Tests and scripts read this line to learn the port when listening on :0.
         println!(
-            "stockd listening on http://{} (data {})",
+            "stockd listening on {}://{} (data {})",
+            daemon.scheme,
             daemon.addr,
             cfg.storage.path.display()
         );
@@ -530,4 +557,121 @@ fn export_to_file(
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     Ok(summary)
+}
+
+/// The name of the file `stockd init` writes in its directory.
+pub const INIT_CONFIG_NAME: &str = "stockd.toml";
+
+/// `stockd init`: a production config with a fresh admin token (printed once).
+fn init(dir: &std::path::Path) -> ExitCode {
+    match write_init(dir) {
+        Ok((path, token)) => {
+            let listen = crate::config::LISTEN_DEFAULT;
+            println!("Wrote {} (readable by you only).", path.display());
+            println!("The admin token, shown this once (only its SHA-256 is in the file); keep it safe:");
+            println!();
+            println!("    {token}");
+            println!();
+            println!("Start:  stockd serve --config {}", path.display());
+            println!("Try:    curl -H \"Authorization: Bearer {token}\" http://{listen}/admin/verify");
+            ExitCode::SUCCESS
+        }
+        Err((code, why)) => {
+            eprintln!("stockd: init: {why}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Writes the config (never over an existing file) and returns its path and the token.
+fn write_init(dir: &std::path::Path) -> Result<(PathBuf, String), (u8, String)> {
+    let usage = |why: String| (EXIT_USAGE, why);
+    let failed = |why: String| (EXIT_FAILED, why);
+    let dir = std::path::absolute(dir).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(INIT_CONFIG_NAME);
+    if path.exists() {
+        return Err(usage(format!(
+            "{} already exists; init never overwrites a config (move it away, or pick another --dir)",
+            path.display()
+        )));
+    }
+    let (token, hash) = crate::auth::new_token().map_err(|e| failed(format!("no randomness: {e}")))?;
+    let text = init_config(&dir, &hash).map_err(usage)?;
+    std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // create_new: a config that appeared since the check above is not overwritten either.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            usage(format!("{} already exists; init never overwrites it", path.display()))
+        }
+        _ => failed(format!("{}: {e}", path.display())),
+    })?;
+    Ok((path, token))
+}
+
+/// The text of `stockd init`'s config: absolute paths, so it works from any directory.
+fn init_config(dir: &std::path::Path, token_hash: &str) -> Result<String, String> {
+    let quoted = |p: PathBuf| -> Result<String, String> {
+        let text = p
+            .to_str()
+            .ok_or_else(|| format!("{}: the path is not UTF-8, which TOML cannot hold", p.display()))?;
+        Ok(toml::Value::String(text.to_string()).to_string())
+    };
+    let data = quoted(dir.join(crate::config::DATA_DEFAULT))?;
+    let backups = quoted(dir.join("backups"))?;
+    let listen = crate::config::LISTEN_DEFAULT;
+    let keep = crate::config::BACKUP_KEEP_DEFAULT;
+    Ok(format!(
+        r#"# stockd configuration, written by `stockd init`. Every key: config.example.toml;
+# running stockd in production (TLS, systemd, backups, restore): docs/operations.md.
+
+[server]
+listen = "{listen}"
+# HTTPS from stockd itself (SIGHUP re-reads the files after a certbot renewal), or keep
+# 127.0.0.1 and put a reverse proxy such as Caddy in front (docs/operations.md):
+# [server.tls]
+# cert_file = "/etc/stockd/tls/fullchain.pem"   # certbot's files, copied by a deploy hook
+# key_file = "/etc/stockd/tls/privkey.pem"
+
+[storage]
+path = {data}
+
+# Snapshots while the daemon runs (restore: docs/operations.md).
+[backup]
+dir = {backups}
+interval_seconds = 3600           # one an hour; POST /admin/backup or `stockd backup` any time
+keep = {keep}                         # the newest {keep} are kept
+
+# The admin token `stockd init` printed once: only its SHA-256 is here. Give each client
+# its own narrower token: `stockd token new --name pos --scopes inventory:read,inventory:write`.
+[[tokens]]
+name = "admin"
+sha256 = "{token_hash}"
+scopes = ["admin"]
+"#
+    ))
+}
+
+#[cfg(test)]
+mod init_tests {
+    #[test]
+    fn the_init_config_parses_and_holds_one_admin_token() {
+        let dir = std::path::Path::new("/srv/shop \"stock\"");
+        let text = super::init_config(dir, &"ab".repeat(32)).unwrap_or_default();
+        let config = crate::config::Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(config.storage.path, dir.join("stockd.redb"));
+        assert_eq!(config.backup_dir(), dir.join("backups"));
+        assert_eq!(config.tokens.len(), 1);
+        assert_eq!(config.tokens[0].scopes, ["admin"]);
+    }
 }

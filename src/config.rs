@@ -48,6 +48,20 @@ pub struct Server {
     /// HTTP worker threads; default: one per core.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Serve HTTPS with this certificate (docs/operations.md "HTTPS").
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+/// `[server.tls]`: PEM files, read at start (a missing or bad file is a config error) and
+/// again on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate chain, leaf first (certbot's `fullchain.pem`).
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1; certbot's `privkey.pem`).
+    pub key_file: PathBuf,
 }
 
 impl Default for Server {
@@ -56,6 +70,7 @@ impl Default for Server {
             listen: listen_default(),
             body_limit_bytes: body_limit_default(),
             workers: None,
+            tls: None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod notify;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -59,6 +60,8 @@ impl std::fmt::Display for StartError {
 pub struct Daemon {
     pub server: actix_web::dev::Server,
     pub addr: SocketAddr,
+    /// `https` with `[server.tls]`, else `http`.
+    pub scheme: &'static str,
     pub store: Store,
     /// Stops the backup schedule when dropped.
     _backups: Option<std::sync::mpsc::Sender<()>>,
@@ -76,6 +79,19 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         return Err(StartError::Config(format!(
             "refusing to listen on {addr} without credentials: configure [[tokens]] or [[partners]], or listen on 127.0.0.1"
         )));
+    }
+    // Configuration problems first (exit 2), before the data file is touched.
+    let certificates = config
+        .server
+        .tls
+        .as_ref()
+        .map(tls::Certificates::load)
+        .transpose()
+        .map_err(StartError::Config)?;
+    let stale = store::snapshot::prepare_dir(&config.backup_dir())
+        .map_err(|e| StartError::Config(format!("`backup.dir`: {e}")))?;
+    for p in stale {
+        tracing::info!(file = %p.display(), "removed a snapshot a crash left half-written");
     }
     let store = Store::open_with_options(
         &config.storage.path,
@@ -110,14 +126,23 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     .workers(workers)
     .keep_alive(Duration::from_secs(config::KEEP_ALIVE_SECONDS))
     .client_request_timeout(Duration::from_millis(config::CLIENT_REQUEST_TIMEOUT_MS))
+    .tls_handshake_timeout(Duration::from_millis(tls::TLS_HANDSHAKE_TIMEOUT_MS))
     .max_connections(config::CONNECTIONS_PER_WORKER_MAX)
-    .shutdown_timeout(30)
-    .listen(listener)
+    .shutdown_timeout(30);
+    let server = match &certificates {
+        Some(c) => {
+            let tls_config = c.server_config().map_err(StartError::Config)?;
+            server.listen_rustls_0_23(listener, tls_config)
+        }
+        None => server.listen(listener),
+    }
     .map_err(|e| StartError::Runtime(e.to_string()))?
     .run();
+    tls::reload_on_sighup(certificates.clone()).map_err(StartError::Runtime)?;
     Ok(Daemon {
         server,
         addr,
+        scheme: if certificates.is_some() { "https" } else { "http" },
         store,
         _backups: backups,
         _sweeper: sweeper,
@@ -198,7 +223,11 @@ fn schedule_backups(config: &Config, store: &Store) -> Option<std::sync::mpsc::S
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(Duration::from_secs(interval))
             {
-                match store.backup(&dir, keep) {
+                let taken = {
+                    let _turn = store::snapshot::turn();
+                    store.backup(&dir, keep)
+                };
+                match taken {
                     Ok(s) => tracing::info!(file = %s.file, seq = s.seq, bytes = s.bytes, "scheduled snapshot taken"),
                     Err(e) => tracing::error!(error = %e, "scheduled snapshot failed"),
                 }

@@ -115,7 +115,8 @@ async fn verify(_g: Guard<Admin>, state: State) -> Result<HttpResponse, ApiError
 
 /// Take a snapshot of one consistent state, while writes go on.
 ///
-/// It runs on the blocking pool.
+/// Snapshots run one at a time: a request made while another snapshot is being taken waits
+/// for it (on the blocking pool), then takes its own.
 #[utoipa::path(post, path = "/admin/backup", tag = "operations",
     security(("bearer" = ["admin"])),
     responses((status = 201, description = "The snapshot, in the backup directory.", body = One<BackupSnapshot>)),
@@ -123,9 +124,12 @@ async fn verify(_g: Guard<Admin>, state: State) -> Result<HttpResponse, ApiError
 async fn backup(_g: Guard<Admin>, state: State) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let (dir, keep) = (state.backup_dir.clone(), state.backup_keep);
-    let snapshot = web::block(move || store.backup(&dir, keep))
-        .await
-        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
+    let snapshot = web::block(move || {
+        let _turn = crate::store::snapshot::turn();
+        store.backup(&dir, keep)
+    })
+    .await
+    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
     Ok(data(StatusCode::CREATED, &snapshot))
 }
 

@@ -14,6 +14,7 @@ mod model;
 mod openapi;
 mod ops;
 mod partner;
+mod production;
 mod reservations;
 mod visibility;
 mod wal;

@@ -654,21 +654,35 @@ impl Binary {
 
     /// [`Binary::start`] with extra environment variables.
     pub fn start_env(data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
-        Binary::spawn(data, None, envs)
+        let args: [&std::ffi::OsStr; 5] = [
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ];
+        Binary::start_args(&args, data, envs)
     }
 
     /// [`Binary::start`] with a config file (`--data` still names the data file).
     pub fn start_config(data: &Path, config: &Path) -> Binary {
-        Binary::spawn(data, Some(config), &[])
+        let args: [&std::ffi::OsStr; 7] = [
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ];
+        Binary::start_args(&args, data, &[])
     }
 
-    fn spawn(data: &Path, config: Option<&Path>, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
-        let mut command = Command::new(BIN);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data);
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
-        let mut child = command
+    /// `stockd ARGS` (a `serve` that prints `stockd listening on http[s]://ADDR`); `data`
+    /// is the data file it serves.
+    pub fn start_args(args: &[&std::ffi::OsStr], data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
+        let mut child = Command::new(BIN)
+            .args(args)
             .envs(envs.iter().copied())
             .env_remove("STOCKD_CONFIG")
             .env_remove("STOCKD_LISTEN")
@@ -696,7 +710,10 @@ impl Binary {
             let mut sent = false;
             for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
                 if !sent {
-                    if let Some(rest) = line.strip_prefix("stockd listening on http://") {
+                    let rest = line
+                        .strip_prefix("stockd listening on http://")
+                        .or_else(|| line.strip_prefix("stockd listening on https://"));
+                    if let Some(rest) = rest {
                         let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
                         sent = tx.send(addr).is_ok();
                     }
@@ -737,6 +754,13 @@ impl Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
         None
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`…) and does not wait.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([&format!("-{name}"), &pid]).status();
+        assert!(sent.as_ref().is_ok_and(|s| s.success()), "kill -{name} {pid}: {sent:?}");
     }
 
     /// SIGKILL (`Child::kill` on Unix) and reap it.
