@@ -48,6 +48,10 @@ pub struct Server {
     /// HTTP worker threads; default: one per core.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Believe `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` when building links
+    /// (seed 000's `links`): only behind a proxy that sets them, since any client can send them.
+    #[serde(default)]
+    pub trust_forwarded: bool,
 }
 
 impl Default for Server {
@@ -56,6 +60,7 @@ impl Default for Server {
             listen: listen_default(),
             body_limit_bytes: body_limit_default(),
             workers: None,
+            trust_forwarded: false,
         }
     }
 }
