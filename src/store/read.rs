@@ -165,6 +165,27 @@ impl Reader {
         Ok(out)
     }
 
+    /// One page of warehouses, by id (`GET /api/warehouses`).
+    pub fn warehouse_page(&self, paging: &Paging) -> Result<PageOf<Warehouse>, ApiError> {
+        let after = match &paging.cursor {
+            Some(c) => Some(cursor_decode(c, 1)?.remove(0)),
+            None => None,
+        };
+        let mut acc = Accumulator::new(paging);
+        let t = table(&self.txn, WAREHOUSES)?;
+        let start = after.clone().unwrap_or_default();
+        for row in t.range(start.as_str()..).map_err(storage_error)? {
+            let (k, v) = row.map_err(storage_error)?;
+            if after.as_deref() == Some(k.value()) {
+                continue;
+            }
+            if !acc.push(codec::decode_warehouse(v.value()).map_err(corrupt)?) {
+                break;
+            }
+        }
+        Ok(acc.finish(|w| cursor_encode(&[&w.id])))
+    }
+
     pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, ApiError> {
         let t = table(&self.txn, TRANSFERS)?;
         let row = t.get(id).map_err(storage_error)?;
