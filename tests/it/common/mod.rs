@@ -651,11 +651,12 @@ impl Binary {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
-            .envs(envs.iter().copied())
             .env_remove("STOCKD_CONFIG")
             .env_remove("STOCKD_LISTEN")
             .env_remove("STOCKD_DATA")
             .env("RUST_LOG", "warn")
+            // After the defaults, so a test may set RUST_LOG or STOCKD_CONFIG.
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
