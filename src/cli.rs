@@ -14,9 +14,11 @@ use crate::config::{Config, ConfigError};
     about = "Inventory ledger daemon: stock movements and levels in one redb file"
 )]
 pub struct Cli {
-    /// Log lines as human-readable text or as JSON objects (one per line). Filter with
-    /// RUST_LOG, e.g. `RUST_LOG=warn` or `RUST_LOG=info,stockd::http=warn`.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "STOCKD_LOG_FORMAT")]
+    /// Log lines as human-readable text or as JSON objects (one per line), given before
+    /// the command: `stockd --log-format json serve`. Filter with RUST_LOG, e.g.
+    /// `RUST_LOG=warn` or `RUST_LOG=info,stockd::http=warn`.
+    // Not `global`: a global flag is listed again in every subcommand's help.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "STOCKD_LOG_FORMAT")]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Commands,
@@ -26,23 +28,6 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// Sets up `tracing`: RUST_LOG filters (default `info`), text or JSON lines on stderr.
-pub fn init_logs(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    // Colour codes only on a terminal: under systemd or in a file they are noise and cost
-    // time on every request line.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,6 +46,7 @@ pub enum Commands {
     },
     /// Fold the journal and check the hash chain, seq and levels; exit 1 on any mismatch.
     Verify {
+        /// The data file to check (read only; a running daemon may have it open).
         #[arg(long)]
         data: PathBuf,
     },
@@ -89,8 +75,10 @@ pub enum Commands {
     /// Load products, warehouses or opening stock from CSV or NDJSON into a data file that
     /// no daemon has open. All rows, or none; errors name the line and the column.
     Import {
+        /// The data file to load into (created when missing; no daemon may have it open).
         #[arg(long, env = "STOCKD_DATA")]
         data: PathBuf,
+        /// What the input holds.
         #[arg(long, value_enum)]
         kind: crate::bulk::ImportKind,
         /// Default: from the file's extension (.csv, .ndjson).
@@ -105,8 +93,10 @@ pub enum Commands {
     /// Write products, levels or movements of a data file that no daemon has open, as CSV
     /// or NDJSON, from one consistent snapshot.
     Export {
+        /// The data file to read (no daemon may have it open).
         #[arg(long, env = "STOCKD_DATA")]
         data: PathBuf,
+        /// What to write.
         #[arg(long, value_enum)]
         kind: crate::bulk::ExportKind,
         /// Default: from --out's extension, else csv.
@@ -138,6 +128,7 @@ pub enum Commands {
     },
     /// Print a shell completion script, e.g. `stockd completions bash > /etc/bash_completion.d/stockd`.
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -147,6 +138,8 @@ pub enum Commands {
 pub enum PartnerCommand {
     /// Print a fresh random partner secret once, and its config lines.
     New {
+        /// The partner's id, sent in its requests' `partner-id` header (unique among
+        /// token names and partner ids).
         #[arg(long)]
         id: String,
         /// Comma-separated: inventory:read, inventory:write, catalog:write, admin.
@@ -162,6 +155,8 @@ pub enum PartnerCommand {
 pub enum TokenCommand {
     /// Print a fresh random token once, and the config lines that hold its hash.
     New {
+        /// The token's name: who made a request, in logs and `created_by` (unique among
+        /// token names and partner ids).
         #[arg(long)]
         name: String,
         /// Comma-separated: inventory:read, inventory:write, catalog:write, admin.
@@ -260,10 +255,24 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             export(&data, kind, format, &range, out.as_deref())
         }
-        Commands::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "stockd", &mut std::io::stdout());
-            ExitCode::SUCCESS
+        Commands::Completions { shell } => completions(shell),
+    }
+}
+
+/// Prints the completion script. A reader that leaves early (`| head -1`) is no failure:
+/// clap_complete would panic writing to the closed pipe, so the script is built first.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "stockd", &mut script);
+    let mut out = std::io::stdout().lock();
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stockd: completions: {e}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }
@@ -330,10 +339,10 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             }
         };
         if cfg.is_open() {
+            // Once, as a log line (a second copy on stderr would break JSON logs).
             tracing::warn!(
-                "OPEN MODE: no [[tokens]] or [[partners]] configured — every request is admin. Loopback only."
+                "OPEN MODE: no [[tokens]] or [[partners]] configured — every request is admin; anyone on this machine is admin. Loopback only."
             );
-            eprintln!("stockd: WARNING: open mode, no credentials configured; anyone on this machine is admin");
         }
         // Tests and scripts read this line to learn the port when listening on :0.
         println!(
@@ -673,5 +682,29 @@ mod init_tests {
         assert_eq!(config.backup_dir(), dir.join("backups"));
         assert_eq!(config.tokens.len(), 1);
         assert_eq!(config.tokens[0].scopes, ["admin"]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    /// Every flag and argument of every command says what it is (issue 10, item 19).
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "`{path} --{id}` has no help");
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&Cli::command(), "stockd");
     }
 }

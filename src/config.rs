@@ -51,6 +51,10 @@ pub struct Server {
     /// Serve HTTPS with this certificate (docs/operations.md "HTTPS").
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Believe `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` when building links
+    /// (seed 000's `links`): only behind a proxy that sets them, since any client can send them.
+    #[serde(default)]
+    pub trust_forwarded: bool,
 }
 
 /// `[server.tls]`: PEM files, read at start (a missing or bad file is a config error) and
@@ -71,6 +75,7 @@ impl Default for Server {
             body_limit_bytes: body_limit_default(),
             workers: None,
             tls: None,
+            trust_forwarded: false,
         }
     }
 }

@@ -109,6 +109,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         in_flight: http::write::InFlight::default(),
         backup_dir: config.backup_dir(),
         backup_keep: config.backup_keep(),
+        trust_forwarded: config.server.trust_forwarded,
     });
     let backups = schedule_backups(config, &store);
     let sweeper = sweep_reservations(&store);
@@ -120,6 +121,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     telemetry::prometheus();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(http::refuse_bad_encoding))
             .wrap(actix_web::middleware::from_fn(telemetry::observe))
             .configure(|cfg| http::configure(cfg, state.clone(), auth.clone()))
     })

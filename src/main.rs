@@ -4,6 +4,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = stockd::cli::Cli::parse();
-    stockd::cli::init_logs(cli.log_format);
+    stockd::telemetry::init_logs(cli.log_format);
     stockd::cli::run(cli)
 }

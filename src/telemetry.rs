@@ -45,7 +45,10 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMMIT_COMMANDS.into()), BATCH_BUCKETS));
             match builder.and_then(|b| b.install_recorder()) {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    register_at_zero();
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics are off");
                     None
@@ -55,9 +58,44 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Every `reason` an authentication failure is counted under (fixed strings: a label is
+/// never anything a client sent).
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "missing_credentials",
+    "malformed",
+    "unknown_token",
+    "unknown_partner",
+    "bad_signature",
+    "clock_skew",
+    "nonce_replayed",
+    "no_store",
+];
+
+/// Counters exist from the start at 0, so a dashboard or an alert on `rate()` sees the
+/// series before its first event (a counter that appears at 1 hides that first event).
+fn register_at_zero() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route template and status");
+    metrics::describe_counter!(COMMIT_FAILURES, "Group commits that failed (their writes answered 503)");
+    metrics::describe_counter!(BACKUPS, "Snapshots taken");
+    metrics::describe_counter!(AUTH_FAILURES, "Requests refused with 401, by reason");
+    metrics::counter!(COMMIT_FAILURES).increment(0);
+    metrics::counter!(BACKUPS).increment(0);
+    for reason in AUTH_FAILURE_REASONS {
+        metrics::counter!(AUTH_FAILURES, "reason" => *reason).increment(0);
+    }
+}
+
+/// Counts a 401 and notes its reason for the request's log line.
+pub fn auth_failure(reason: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+    let _ = AUTH_FAILURE.try_with(|r| r.set(Some(reason)));
+}
+
 tokio::task_local! {
     /// The id of the request being handled (in logs, the `x-request-id` header and problem+json).
     pub static REQUEST_ID: String;
+    /// Why the request being handled was refused a 401, once known.
+    static AUTH_FAILURE: std::cell::Cell<Option<&'static str>>;
 }
 
 /// The current request's id, when there is one.
@@ -82,6 +120,26 @@ fn next_request_id() -> String {
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The methods that are metric labels of their own; any other is `other`. A client picks
+/// the method: as a label it would create a series (kept forever) per made-up method.
+pub const METHOD_LABELS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+/// The route label of a request no route matched (never the raw path, for the same reason).
+pub const ROUTE_UNMATCHED: &str = "unmatched";
+
+/// `method` as a label: itself when listed, else `other`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    METHOD_LABELS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Milliseconds with at most three decimals (whole microseconds) for the log line.
+fn millis(elapsed: std::time::Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1000.0
+}
+
 /// The request middleware: an id, one log line and the HTTP metrics per request.
 pub async fn observe(
     req: ServiceRequest,
@@ -89,11 +147,25 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = next_request_id();
     let started = Instant::now();
-    let method = req.method().clone();
-    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let method = method_label(req.method());
+    let peer = req.peer_addr();
+    let reason = std::cell::Cell::new(None);
+    let handled = REQUEST_ID.scope(
+        id.clone(),
+        AUTH_FAILURE.scope(reason, async {
+            let res = next.call(req).await;
+            (res, AUTH_FAILURE.with(std::cell::Cell::get))
+        }),
+    );
+    let (res, reason) = handled.await;
+    let mut res = res?;
+    // A route template (`/api/products/{id}`), never the path a client sent.
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| ROUTE_UNMATCHED.to_string());
     let status = res.status().as_u16();
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     let actor = res
         .request()
         .extensions()
@@ -104,17 +176,216 @@ pub async fn observe(
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string())
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!(HTTP_SECONDS, "route" => route.clone()).record(seconds);
-    tracing::info!(
-        target: "stockd::http",
-        request_id = %id,
-        method = %method,
-        route = %route,
-        status,
-        latency_ms = seconds * 1000.0,
-        actor = %actor,
-    );
+    metrics::histogram!(HTTP_SECONDS, "route" => route.clone()).record(elapsed.as_secs_f64());
+    if status == 401 {
+        // Who was refused and why (the counted reason, else the answer's detail): never
+        // the credential itself.
+        let detail = res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<crate::error::ApiError>())
+            .map(|e| e.detail.clone());
+        let reason = reason.map(str::to_string).or(detail).unwrap_or_default();
+        tracing::info!(
+            target: "stockd::http",
+            request_id = %id,
+            method = %method,
+            route = %route,
+            status,
+            latency_ms = millis(elapsed),
+            reason = %reason,
+            client = %peer.map(|p| p.to_string()).unwrap_or_default(),
+        );
+    } else {
+        tracing::info!(
+            target: "stockd::http",
+            request_id = %id,
+            method = %method,
+            route = %route,
+            status,
+            latency_ms = millis(elapsed),
+            actor = %actor,
+        );
+    }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        let made_up = Method::from_bytes(b"XYZZY").expect("a token");
+        assert_eq!(method_label(&made_up), "other");
+    }
+
+    #[test]
+    fn latency_has_at_most_three_decimals() {
+        let ms = millis(std::time::Duration::from_nanos(4_249_013));
+        assert_eq!(ms.to_string(), "4.249");
+        assert_eq!(millis(std::time::Duration::from_micros(7)).to_string(), "0.007");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------------------
+
+/// Targets whose ERROR events are a client's doing: actix-http's connection dispatcher logs
+/// a malformed request head or a connection dropped mid-request (`stream error: Request
+/// parse error…`) at ERROR, where it would page whoever watches errors.
+const CLIENT_ERROR_TARGETS: &[&str] = &["actix_http::h1", "actix_http::h2"];
+
+/// Sets up `tracing`: RUST_LOG filters (default `info`), text or JSON lines on stderr,
+/// client errors shown at WARN under target `stockd::client`.
+pub fn init_logs(format: crate::cli::LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only on a terminal: under systemd or in a file they are noise and cost
+    // time on every request line.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let fmt = match format {
+        crate::cli::LogFormat::Text => fmt.boxed(),
+        crate::cli::LogFormat::Json => fmt.json().boxed(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(DemoteClientErrors(fmt))
+        .try_init();
+}
+
+fn is_client_error(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() == tracing::Level::ERROR && CLIENT_ERROR_TARGETS.iter().any(|t| meta.target().starts_with(t))
+}
+
+/// The callsite of demoted client errors (an event's level is in its static metadata, so
+/// a demoted event is a new event with this metadata and the original message).
+struct DemotedSite;
+
+static DEMOTED_SITE: DemotedSite = DemotedSite;
+static DEMOTED: tracing::Metadata<'static> = tracing::Metadata::new(
+    "client error",
+    "stockd::client",
+    tracing::Level::WARN,
+    None,
+    None,
+    None,
+    tracing::field::FieldSet::new(&["message"], tracing::callsite::Identifier(&DEMOTED_SITE)),
+    tracing::metadata::Kind::EVENT,
+);
+
+impl tracing::callsite::Callsite for DemotedSite {
+    fn set_interest(&self, _: tracing::subscriber::Interest) {}
+    fn metadata(&self) -> &tracing::Metadata<'_> {
+        &DEMOTED
+    }
+}
+
+/// The message of an event, as text.
+#[derive(Default)]
+struct MessageText(String);
+
+impl tracing::field::Visit for MessageText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let sep = if self.0.is_empty() { "" } else { " " };
+        let _ = match field.name() {
+            "message" => write!(self.0, "{sep}{value:?}"),
+            name => write!(self.0, "{sep}{name}={value:?}"),
+        };
+    }
+}
+
+/// Passes every event to the layer it wraps, client errors (see [`CLIENT_ERROR_TARGETS`])
+/// re-issued at WARN.
+struct DemoteClientErrors<L>(L);
+
+impl<S, L> tracing_subscriber::Layer<S> for DemoteClientErrors<L>
+where
+    S: tracing::Subscriber,
+    L: tracing_subscriber::Layer<S>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if !is_client_error(event.metadata()) {
+            return self.0.on_event(event, ctx);
+        }
+        let mut text = MessageText::default();
+        event.record(&mut text);
+        let message = format_args!("{} (from {})", text.0, event.metadata().target());
+        let values: [Option<&dyn tracing::Value>; 1] = [Some(&message)];
+        let fields = DEMOTED.fields().value_set_all(&values);
+        self.0.on_event(&tracing::Event::new(&DEMOTED, &fields), ctx);
+    }
+
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+    fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        self.0.register_callsite(meta)
+    }
+    fn enabled(&self, meta: &tracing::Metadata<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        self.0.enabled(meta, ctx)
+    }
+    fn event_enabled(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) -> bool {
+        self.0.event_enabled(event, ctx)
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_record(id, values, ctx);
+    }
+    fn on_follows_from(
+        &self,
+        id: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_follows_from(id, follows, ctx);
+    }
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_id_change(old, new, ctx);
+    }
 }

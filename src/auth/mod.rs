@@ -317,7 +317,7 @@ fn observed(req: &HttpRequest, result: Result<Identity, ApiError>) -> Result<Ide
 
 /// A 401, counted by `reason` (a short fixed label: never anything the client sent).
 pub fn unauth(reason: &'static str, detail: &str) -> ApiError {
-    metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => reason).increment(1);
+    crate::telemetry::auth_failure(reason);
     ApiError::new(Code::Unauthenticated, detail.to_string())
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub in_flight: write::InFlight,
     pub backup_dir: std::path::PathBuf,
     pub backup_keep: usize,
+    /// `[server] trust_forwarded`: links may follow `X-Forwarded-Host`/`-Proto`.
+    pub trust_forwarded: bool,
 }
 
 pub type State = web::Data<AppState>;
@@ -63,6 +65,52 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         Code::RouteNotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
+}
+
+/// Refuses a request whose path or query string holds a `%` not followed by two hex digits,
+/// or escapes that do not decode to UTF-8: the router and the query parser would put U+FFFD
+/// in their place, and an id with U+FFFD is not the id the client sent (issue 10, item 8).
+pub async fn refuse_bad_encoding(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let refusal = [("path", req.path()), ("query", req.query_string())]
+        .into_iter()
+        .find(|(_, text)| !percent_decodes_to_utf8(text));
+    if let Some((field, _)) = refusal {
+        let err = ApiError::invalid(
+            field,
+            "has invalid percent-encoding (`%` then two hex digits, decoding to UTF-8)",
+        );
+        let res = actix_web::ResponseError::error_response(&err);
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Whether every `%` in `text` starts a two-hex-digit escape and the decoded bytes are UTF-8.
+pub fn percent_decodes_to_utf8(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if !bytes.contains(&b'%') {
+        return true;
+    }
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            decoded.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = match bytes.get(i + 1..i + 3) {
+            Some(h) if h.iter().all(u8::is_ascii_hexdigit) => h,
+            _ => return false,
+        };
+        let digit = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+        decoded.push(digit(hex[0]) << 4 | digit(hex[1]));
+        i += 3;
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// A JSON body read within the configured limit and parsed into `T`: 413 beyond the
@@ -173,5 +221,20 @@ pub fn data<T: serde::Serialize>(status: actix_web::http::StatusCode, value: &T)
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .body(body),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::new(Code::Internal, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decodes_to_utf8;
+
+    #[test]
+    fn percent_encoding_must_decode_to_utf8() {
+        for ok in ["", "/api/products/p1", "caf%C3%A9", "a%20b", "%25", "x=%e2%82%ac&y=1"] {
+            assert!(percent_decodes_to_utf8(ok), "{ok}");
+        }
+        for bad in ["%FF", "caf%C3", "%C3%28", "%zz", "%", "a%2", "%+1", "%e2%82"] {
+            assert!(!percent_decodes_to_utf8(bad), "{bad}");
+        }
     }
 }

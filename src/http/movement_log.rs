@@ -166,8 +166,8 @@ async fn log(
             }
         })
         .collect();
-    let conn = req.connection_info();
-    let base = format!("{}://{}{}", conn.scheme(), conn.host(), req.path());
+    let (scheme, host) = origin(&req, state.trust_forwarded);
+    let base = format!("{scheme}://{host}{}", req.path());
     let href = |offset: u64| format!("{base}?limit={limit}&offset={offset}");
     let mut links = vec![
         Link {
@@ -195,4 +195,23 @@ async fn log(
     };
     let body = serde_json::to_vec(&out).map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
     Ok(HttpResponse::Ok().content_type("application/json").body(body))
+}
+
+/// The scheme and host the client reached, for absolute links. `Forwarded` and
+/// `X-Forwarded-Host`/`-Proto` count only with `[server] trust_forwarded` (a proxy in front
+/// sets them); otherwise any client could make the links point anywhere.
+fn origin(req: &HttpRequest, trust_forwarded: bool) -> (String, String) {
+    if trust_forwarded {
+        let conn = req.connection_info();
+        return (conn.scheme().to_string(), conn.host().to_string());
+    }
+    let scheme = if req.app_config().secure() { "https" } else { "http" };
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| req.app_config().host().to_string());
+    (scheme.to_string(), host)
 }

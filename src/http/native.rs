@@ -264,22 +264,35 @@ async fn get_warehouse(
     Ok(data(StatusCode::OK, &render::warehouse(&w)))
 }
 
-/// Every warehouse (one page: a shop has few).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WarehouseQuery {
+    /// Page number (≥ 1); not with `cursor`.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1_000_000)]
+    page: Option<String>,
+    /// Page size, 1–500 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// `meta.next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Warehouses, by id, paged like every list (`limit` 1–500, default 20).
 #[utoipa::path(get, path = "/api/warehouses", tag = "catalog",
+    params(WarehouseQuery),
     security(("bearer" = ["inventory:read"])),
-    responses((status = 200, description = "All warehouses, by id.", body = List<render::WarehouseOut>)),
+    responses((status = 200, description = "A page of warehouses, by id.", body = List<render::WarehouseOut>)),
+    extensions(("x-error-codes" = json!(["invalid_field"]))),
 )]
-async fn list_warehouses(_g: Guard<ReadInventory>, state: State) -> Result<HttpResponse, ApiError> {
-    let reader = state.store.reader().await?;
-    let all = reader.warehouses()?;
-    let rows: Vec<_> = all.iter().map(render::warehouse).collect();
-    let paging = Paging {
-        page: 1,
-        limit: rows.len() as u64,
-        ..Paging::default()
-    };
-    let total = Some(rows.len() as u64);
-    Ok(list(rows, meta(&paging, total, false, None)))
+async fn list_warehouses(
+    _g: Guard<ReadInventory>,
+    state: State,
+    q: Query<WarehouseQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let paging = paging(&q.0.page, &q.0.limit, &q.0.cursor)?;
+    let page = state.store.reader().await?.warehouse_page(&paging)?;
+    let rows: Vec<_> = page.rows.iter().map(render::warehouse).collect();
+    Ok(list(rows, meta(&paging, page.total, page.has_more, page.next_cursor)))
 }
 
 #[derive(Deserialize, ToSchema)]

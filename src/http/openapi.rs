@@ -201,7 +201,8 @@ struct FeedPage<'a> {
 #[allow(dead_code)] // documentation only
 struct FeedMeta {
     after: u64,
-    /// Pass as `after` for the next call: the last seq answered (or `after` when none).
+    /// Pass as `after` for the next call: the last seq this answer accounts for (past
+    /// entries a restricted credential may not see, so it advances even with no rows).
     next_after: u64,
     limit: u64,
     #[schema(rename = "hasMore")]

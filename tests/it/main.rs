@@ -10,6 +10,8 @@ mod bulk;
 mod concurrency;
 mod crash;
 mod dialects;
+mod edge;
+mod feed;
 mod model;
 mod openapi;
 mod ops;

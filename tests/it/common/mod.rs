@@ -683,11 +683,12 @@ impl Binary {
     pub fn start_args(args: &[&std::ffi::OsStr], data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
         let mut child = Command::new(BIN)
             .args(args)
-            .envs(envs.iter().copied())
             .env_remove("STOCKD_CONFIG")
             .env_remove("STOCKD_LISTEN")
             .env_remove("STOCKD_DATA")
             .env("RUST_LOG", "warn")
+            // After the defaults, so a test may set RUST_LOG or STOCKD_CONFIG.
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
