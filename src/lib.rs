@@ -73,10 +73,12 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             StartError::Config(format!("`server.listen`: `{}` is not an address", config.server.listen))
         })?;
     if config.is_open() && !addr.ip().is_loopback() {
-        return Err(StartError::Config(format!(
+        let why = format!(
             "refusing to listen on {addr} without credentials: configure [[tokens]] or [[partners]], or listen on 127.0.0.1"
-        )));
+        );
+        return Err(StartError::Config(config.error_at("server.listen", &why).0));
     }
+    config.check_storage_dir().map_err(|e| StartError::Config(e.0))?;
     let store = Store::open(
         &config.storage.path,
         config.rules(),
@@ -89,7 +91,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     let state = web::Data::new(AppState {
         store: store.clone(),
         default_warehouse: config.inventory.default_warehouse.clone(),
-        body_limit_bytes: config.server.body_limit_bytes,
+        body_limits: body::Limits::from_config(&config.server),
         in_flight: http::write::InFlight::default(),
         backup_dir: config.backup_dir(),
         backup_keep: config.backup_keep(),

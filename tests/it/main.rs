@@ -15,3 +15,4 @@ mod openapi;
 mod ops;
 mod partner;
 mod reservations;
+mod slow_bodies;
