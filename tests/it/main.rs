@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod bad_input;
 mod bulk;
+mod cli_config;
 mod concurrency;
 mod crash;
 mod dialects;
