@@ -211,3 +211,32 @@ fn close_after_answer(payload: Payload) {
         tokio::time::sleep(Duration::from_millis(REFUSED_BODY_HOLD_MS)).await;
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_holds_what_fits_and_gets_it_back() {
+        let budget = Budget::new(10);
+        assert!(budget.take(6));
+        assert!(!budget.take(5), "6 + 5 > 10");
+        let held = Held {
+            budget: &budget,
+            bytes: 6,
+        };
+        assert!(budget.take(4));
+        assert_eq!(budget.used_bytes(), 10);
+        drop(held);
+        assert_eq!(budget.used_bytes(), 4);
+        assert!(!budget.take(usize::MAX), "no overflow");
+    }
+
+    #[test]
+    fn chunks_are_joined_in_order() {
+        let chunks = vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")];
+        assert_eq!(join(chunks, 3), Bytes::from_static(b"abc"));
+        assert_eq!(join(vec![Bytes::from_static(b"x")], 1), Bytes::from_static(b"x"));
+        assert_eq!(join(Vec::new(), 0), Bytes::new());
+    }
+}
