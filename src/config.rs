@@ -251,7 +251,9 @@ fn key_offset(text: &str, key: &str) -> Option<usize> {
     for part in key.split('.') {
         let mut pieces = part.split('[');
         let name = pieces.next().unwrap_or_default();
-        let Some(next) = doc_key(item, name) else { break };
+        let Some(next) = item.as_table_like().and_then(|t| t.get(name)) else {
+            break;
+        };
         item = next;
         found = item.span().map(|s| s.start).or(found);
         for index in pieces {
@@ -268,11 +270,6 @@ fn key_offset(text: &str, key: &str) -> Option<usize> {
         }
     }
     found
-}
-
-fn doc_key<'a>(item: &'a toml_edit::Item, name: &str) -> Option<&'a toml_edit::Item> {
-    let table = item.as_table_like()?;
-    table.get(name)
 }
 
 /// 1-based line number of a byte offset.

@@ -97,7 +97,7 @@ fn a_stalled_body_is_answered_408_by_its_deadline_and_the_connection_closed() {
             assert_eq!(status, 408, "{who}, {framing}: {text}");
             assert!(text.contains("\"code\":\"request_timeout\""), "{who}: {text}");
             assert!(
-                answered >= Duration::from_millis(900) && answered < Duration::from_secs(3),
+                answered >= Duration::from_millis(900) && answered < Duration::from_secs(4),
                 "{who}, {framing}: answered after {answered:?}, the deadline is 1 s"
             );
             // Closed once actix's linger for the client's own close (1 s) is over, not
@@ -134,25 +134,25 @@ fn unauthenticated_bodies_share_a_budget_and_get_it_back() {
         })
         .collect();
     // Those beyond the budget are answered at once, known partner or not; the others wait.
-    std::thread::sleep(Duration::from_secs(1));
-    let mut refused = 0;
-    for stream in &mut stalled {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("read timeout");
-        let mut first = [0u8; 12];
-        if stream.read_exact(&mut first).is_ok() {
-            assert_eq!(&first, b"HTTP/1.1 503", "{:?}", String::from_utf8_lossy(&first));
-            refused += 1;
+    // Look for answers in rounds (the daemon may be slow on a busy machine) until at least
+    // the 8 that cannot fit have one.
+    let mut answered = vec![false; stalled.len()];
+    while answered.iter().filter(|a| **a).count() < 24 - 16 && started.elapsed() < Duration::from_secs(15) {
+        for (stream, answered) in stalled.iter_mut().zip(answered.iter_mut()).filter(|(_, a)| !**a) {
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("read timeout");
+            let mut first = [0u8; 12];
+            if stream.read_exact(&mut first).is_ok() {
+                assert_eq!(&first, b"HTTP/1.1 503", "{:?}", String::from_utf8_lossy(&first));
+                *answered = true;
+            }
         }
     }
+    let refused = answered.iter().filter(|a| **a).count();
     assert!(
         (24 - 16..24).contains(&refused),
-        "{refused} of 24 refused; 16 fit the budget at most"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "the 503s came at once, not at the deadline"
+        "{refused} of 24 refused within 15 s (the deadline is 30 s); 16 fit the budget at most"
     );
 
     // While the budget is full a signed request is refused too (retry)…
