@@ -1,5 +1,9 @@
-//! Reading request bodies within a limit. Shared by the JSON extractor and the partner
-//! signature check (which must hash the body before the handler sees it).
+//! Reading request bodies within a size limit and a deadline. Shared by the JSON extractor
+//! and the partner signature check (which must hash the body before the handler sees it,
+//! so it buffers bodies of requests not yet authenticated: those draw on a [`Budget`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -7,6 +11,79 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::HttpRequest;
 
 use crate::error::{ApiError, Code};
+
+/// Bodies of not-yet-authenticated requests buffered at once, at most, counted in body
+/// limits: 16 MiB together with the default 1 MiB limit. A signed partner request can only
+/// be checked once its whole body is in; without this bound, 300 connections that name a
+/// known partner and stall after 1 MB each held 470 MB.
+pub const UNAUTHENTICATED_BODIES_MAX: usize = 16;
+
+/// How much of a body may be read, and how long reading it may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub limit_bytes: usize,
+    /// From the first poll of the body to its end: a client that stalls or drips is
+    /// answered 408 and its connection closed, whatever it still sends.
+    pub deadline: Duration,
+}
+
+impl Limits {
+    pub fn from_config(server: &crate::config::Server) -> Limits {
+        Limits {
+            limit_bytes: server.body_limit_bytes,
+            deadline: Duration::from_millis(server.body_read_deadline_ms),
+        }
+    }
+}
+
+/// Bytes that requests not yet authenticated may buffer together.
+#[derive(Debug)]
+pub struct Budget {
+    used_bytes: AtomicUsize,
+    max_bytes: usize,
+}
+
+impl Budget {
+    pub fn new(max_bytes: usize) -> Budget {
+        Budget {
+            used_bytes: AtomicUsize::new(0),
+            max_bytes,
+        }
+    }
+
+    /// The budget for bodies of `limit_bytes`: [`UNAUTHENTICATED_BODIES_MAX`] of them.
+    pub fn for_bodies(limit_bytes: usize) -> Budget {
+        Budget::new(limit_bytes.saturating_mul(UNAUTHENTICATED_BODIES_MAX))
+    }
+
+    /// Bytes held now by every request together.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` if they fit.
+    fn take(&self, bytes: usize) -> bool {
+        self.used_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.max_bytes)
+            })
+            .is_ok()
+    }
+}
+
+/// Bytes taken from a [`Budget`]; given back when dropped (the request was authenticated,
+/// refused, or its connection went away).
+#[derive(Debug)]
+pub struct Held<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.used_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
 
 /// A body already read (by the signature check), kept for the request's fingerprint.
 #[derive(Clone)]
@@ -23,6 +100,13 @@ pub fn too_large(limit: usize) -> ApiError {
     )
 }
 
+fn too_slow(deadline: Duration) -> ApiError {
+    ApiError::new(
+        Code::RequestTimeout,
+        format!("the body did not arrive within {} ms", deadline.as_millis()),
+    )
+}
+
 /// The declared Content-Length, when it is readable.
 pub fn declared_len(req: &HttpRequest) -> Option<usize> {
     req.headers()
@@ -31,19 +115,128 @@ pub fn declared_len(req: &HttpRequest) -> Option<usize> {
         .and_then(|v| v.parse::<usize>().ok())
 }
 
-/// Reads the whole body, refusing (413) as soon as it passes `limit` bytes.
-pub async fn read(req: &HttpRequest, payload: &mut Payload, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body of an authenticated request: 413 as soon as it passes the limit,
+/// 408 when it is not in by the deadline.
+pub async fn read(req: &HttpRequest, payload: &mut Payload, limits: Limits) -> Result<Bytes, ApiError> {
+    read_admitting(req, payload, limits, |_| Ok(())).await
+}
+
+/// Reads the whole body of a request that is not authenticated yet, holding its bytes in
+/// `budget` until the returned [`Held`] is dropped: 503 `overloaded` (retry) as soon as
+/// the budget cannot hold them, besides the 413 and 408 of [`read`].
+pub async fn read_unauthenticated<'a>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limits: Limits,
+    budget: &'a Budget,
+) -> Result<(Bytes, Held<'a>), ApiError> {
+    let mut held = Held { budget, bytes: 0 };
+    let body = read_admitting(req, payload, limits, |bytes| {
+        if !budget.take(bytes) {
+            return Err(ApiError::new(
+                Code::Overloaded,
+                "too many bodies of unauthenticated requests are in transit; retry shortly",
+            ));
+        }
+        held.bytes += bytes;
+        Ok(())
+    })
+    .await?;
+    Ok((body, held))
+}
+
+/// Reads chunks under the limit and the deadline; `admit` sees each chunk's size before it
+/// is kept.
+async fn read_admitting(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limits: Limits,
+    mut admit: impl FnMut(usize) -> Result<(), ApiError>,
+) -> Result<Bytes, ApiError> {
     use futures_util::StreamExt;
+    let limit = limits.limit_bytes;
     if declared_len(req).is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(Code::InvalidJson, format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+    // The chunks are kept as they came and joined once at the end: a growing buffer would
+    // hold up to twice the bytes admitted (its doubling), so a stalled body would hold
+    // more memory than the budget counts.
+    let reading = async {
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut len = 0usize;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::new(Code::InvalidJson, format!("reading the body: {e}")))?;
+            if len + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            admit(chunk.len())?;
+            len += chunk.len();
+            chunks.push(chunk);
         }
+        Ok(join(chunks, len))
+    };
+    let result = tokio::time::timeout(limits.deadline, reading)
+        .await
+        .unwrap_or_else(|_| Err(too_slow(limits.deadline)));
+    if result.is_err() {
+        close_after_answer(payload.take());
+    }
+    result
+}
+
+/// One buffer of `len` bytes from `chunks` (no copy for a body that came in one chunk).
+fn join(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut body = BytesMut::with_capacity(len);
+    for chunk in chunks {
         body.extend_from_slice(&chunk);
     }
-    Ok(body.freeze())
+    body.freeze()
+}
+
+/// How long the payload of a body refused half-read is kept, in milliseconds: longer than
+/// actix takes to send the answer (it decides to close as it finishes sending).
+const REFUSED_BODY_HOLD_MS: u64 = 2_000;
+
+/// Keeps the payload of a body refused half-read (too slow, too large, over the budget)
+/// alive, unread, while actix sends the answer: actix closes the connection after an
+/// answer only while the payload is unread and alive. Once it is dropped, actix drains a
+/// chunked body for as long as the client trickles it, with no deadline. Unread, it
+/// buffers at most actix's 32 KiB before it stops reading the socket.
+fn close_after_answer(payload: Payload) {
+    actix_web::rt::spawn(async move {
+        let _payload = payload;
+        tokio::time::sleep(Duration::from_millis(REFUSED_BODY_HOLD_MS)).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_holds_what_fits_and_gets_it_back() {
+        let budget = Budget::new(10);
+        assert!(budget.take(6));
+        assert!(!budget.take(5), "6 + 5 > 10");
+        let held = Held {
+            budget: &budget,
+            bytes: 6,
+        };
+        assert!(budget.take(4));
+        assert_eq!(budget.used_bytes(), 10);
+        drop(held);
+        assert_eq!(budget.used_bytes(), 4);
+        assert!(!budget.take(usize::MAX), "no overflow");
+    }
+
+    #[test]
+    fn chunks_are_joined_in_order() {
+        let chunks = vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")];
+        assert_eq!(join(chunks, 3), Bytes::from_static(b"abc"));
+        assert_eq!(join(vec![Bytes::from_static(b"x")], 1), Bytes::from_static(b"x"));
+        assert_eq!(join(Vec::new(), 0), Bytes::new());
+    }
 }

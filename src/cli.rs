@@ -136,7 +136,12 @@ pub enum Commands {
 
 #[derive(Subcommand, Debug)]
 pub enum PartnerCommand {
-    /// Print a fresh random partner secret once, and its config lines.
+    /// Print a fresh random partner secret and its config lines.
+    ///
+    /// Standard output is the `[[partners]]` lines, ready for `>> stockd.toml`: they hold the
+    /// secret itself, because the daemon checks signatures with it (keep the config
+    /// readable by the daemon's user only). Standard error repeats the secret, to hand to the
+    /// partner once over a safe channel.
     New {
         /// The partner's id, sent in its requests' `partner-id` header (unique among
         /// token names and partner ids).
@@ -154,6 +159,10 @@ pub enum PartnerCommand {
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Print a fresh random token once, and the config lines that hold its hash.
+    ///
+    /// Standard output is only the `[[tokens]]` lines (the SHA-256 of the token), ready for
+    /// `stockd token new … >> stockd.toml`; the token itself goes to standard error, shown
+    /// once: give it to the client. The daemon never stores it.
     New {
         /// The token's name: who made a request, in logs and `created_by` (unique among
         /// token names and partner ids).
@@ -189,9 +198,11 @@ pub fn serve_config(
             )));
         }
         cfg.server.listen = listen;
+        cfg.source.set_by("server.listen", "--listen (or STOCKD_LISTEN)");
     }
     if let Some(data) = data {
         cfg.storage.path = data;
+        cfg.source.set_by("storage.path", "--data (or STOCKD_DATA)");
     }
     Ok(cfg)
 }
@@ -304,8 +315,12 @@ fn partner_new(id: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    println!("# Give the partner its id and this secret once (over a safe channel);");
-    println!("# during a rotation keep the old secret as the second entry of `secrets`.");
+    // The config must hold the secret (the daemon signs with it too): stdout is the config
+    // lines, secret included; stderr says what to hand to the partner.
+    eprintln!("Give the partner its id `{id}` and this secret once, over a safe channel:");
+    eprintln!("{secret}");
+    eprintln!("The [[partners]] lines (on standard output) hold the secret too: keep the config owner-only.");
+    println!("# During a rotation keep the old secret as the second entry of `secrets`.");
     println!("[[partners]]");
     println!("id = {id:?}");
     println!("secrets = [{secret:?}]");
@@ -448,8 +463,10 @@ fn token_new(name: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    println!("# The token (shown once; store it in the client, not in the config):");
-    println!("# {token}");
+    // Only the hash goes to stdout, the part meant for the config (`>> stockd.toml`); the
+    // token goes to stderr, for the person running the command.
+    eprintln!("The token (shown once; give it to the client, it is not stored anywhere):");
+    eprintln!("{token}");
     println!("[[tokens]]");
     println!("name = {name:?}");
     println!("sha256 = \"{hash}\"");

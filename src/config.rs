@@ -1,6 +1,9 @@
 //! Configuration: TOML with unknown keys refused, embedded defaults, and the named limits.
+//!
+//! Every error found after parsing names the file, the line and the key (`stockd.toml:31:
+//! \`tokens[1].sha256\`: …`): the checks name keys as paths and [`Source`] finds their line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,13 @@ pub const KEEP_ALIVE_SECONDS: u64 = 75;
 pub const CLIENT_REQUEST_TIMEOUT_MS: u64 = 5_000;
 /// Most concurrent connections per worker.
 pub const CONNECTIONS_PER_WORKER_MAX: usize = 25_000;
+/// A request body must have arrived whole within this, in milliseconds, by default
+/// (`[server] body_read_deadline_ms`): a client that stalls or drips is answered 408.
+pub const BODY_READ_DEADLINE_MS_DEFAULT: u64 = 10_000;
+/// No body read deadline may be set above this, in milliseconds.
+pub const BODY_READ_DEADLINE_MS_MAX: u64 = 600_000;
+/// Shortest partner secret accepted, in bytes: an HMAC key that can be guessed is no key.
+pub const SECRET_BYTES_MIN: usize = 16;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +46,9 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub partners: Vec<PartnerConfig>,
+    /// Where the config was read from, to name file and line in errors.
+    #[serde(skip)]
+    pub source: Source,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +58,8 @@ pub struct Server {
     pub listen: String,
     #[serde(default = "body_limit_default")]
     pub body_limit_bytes: usize,
+    #[serde(default = "body_read_deadline_default")]
+    pub body_read_deadline_ms: u64,
     /// HTTP worker threads; default: one per core.
     #[serde(default)]
     pub workers: Option<usize>,
@@ -73,6 +88,7 @@ impl Default for Server {
         Server {
             listen: listen_default(),
             body_limit_bytes: body_limit_default(),
+            body_read_deadline_ms: body_read_deadline_default(),
             workers: None,
             tls: None,
             trust_forwarded: false,
@@ -86,6 +102,10 @@ fn listen_default() -> String {
 
 fn body_limit_default() -> usize {
     BODY_LIMIT_BYTES_DEFAULT
+}
+
+fn body_read_deadline_default() -> u64 {
+    BODY_READ_DEADLINE_MS_DEFAULT
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,26 +246,143 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The text a config was parsed from, and its file: what errors point into.
+#[derive(Clone, Default)]
+pub struct Source {
+    pub file: Option<PathBuf>,
+    text: String,
+    /// Keys set by a flag or the environment instead of the file, with where from.
+    overridden: Vec<(&'static str, &'static str)>,
+}
+
+/// Never the text: it holds partner secrets.
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    /// Records that `key` comes from `origin` (a flag or variable), not from the file.
+    pub fn set_by(&mut self, key: &'static str, origin: &'static str) {
+        self.overridden.push((key, origin));
+    }
+
+    /// Where `key` (a path like `tokens[1].sha256`) is set: `FILE:LINE`, `line LINE` without
+    /// a file, the flag that set it, or just the file when the key is not in it (a default).
+    pub fn locate(&self, key: &str) -> Option<String> {
+        if let Some((_, origin)) = self.overridden.iter().find(|(k, _)| *k == key) {
+            return Some((*origin).to_string());
+        }
+        match (&self.file, self.line(key)) {
+            (Some(file), Some(line)) => Some(format!("{}:{line}", file.display())),
+            (Some(file), None) => Some(file.display().to_string()),
+            (None, Some(line)) => Some(format!("line {line}")),
+            (None, None) => None,
+        }
+    }
+
+    /// The line where `key` is set in the file, if it is.
+    pub fn line(&self, key: &str) -> Option<usize> {
+        key_offset(&self.text, key).map(|at| line_of(&self.text, at))
+    }
+}
+
+/// The byte offset where `key` is set in `text`, or where its nearest enclosing table or
+/// array entry is. Keys are dotted paths with indexes: `partners[0].secrets[1]`.
+fn key_offset(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut found = None;
+    for part in key.split('.') {
+        let mut pieces = part.split('[');
+        let name = pieces.next().unwrap_or_default();
+        let Some(next) = item.as_table_like().and_then(|t| t.get(name)) else {
+            break;
+        };
+        item = next;
+        found = item.span().map(|s| s.start).or(found);
+        for index in pieces {
+            let Some(next) = index
+                .trim_end_matches(']')
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| item.get(i))
+            else {
+                return found;
+            };
+            item = next;
+            found = item.span().map(|s| s.start).or(found);
+        }
+    }
+    found
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
 impl Config {
     /// Reads and checks a config file; errors name the file, line and key.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Config::parse(&text).map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+        Config::from_source(Source {
+            file: Some(path.to_path_buf()),
+            text,
+            overridden: Vec::new(),
+        })
     }
 
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_string()))?;
+        Config::from_source(Source {
+            file: None,
+            text: text.to_string(),
+            overridden: Vec::new(),
+        })
+    }
+
+    fn from_source(source: Source) -> Result<Config, ConfigError> {
+        let mut config = Config::deserialize(&source)?;
+        config.source = source;
         config.check()?;
         Ok(config)
     }
 
+    /// TOML syntax and shape only; a syntax error names its line too.
+    fn deserialize(source: &Source) -> Result<Config, ConfigError> {
+        toml::from_str(&source.text).map_err(|e| {
+            let line = e.span().map(|s| line_of(&source.text, s.start));
+            let at = match (&source.file, line) {
+                (Some(file), Some(line)) => format!("{}:{line}: ", file.display()),
+                (Some(file), None) => format!("{}: ", file.display()),
+                (None, Some(line)) => format!("line {line}: "),
+                (None, None) => String::new(),
+            };
+            ConfigError(format!("{at}{}", e.message().trim_end()))
+        })
+    }
+
+    /// An error about `key`, naming where it is set.
+    pub fn error_at(&self, key: &str, why: &str) -> ConfigError {
+        match self.source.locate(key) {
+            Some(at) => ConfigError(format!("{at}: `{key}`: {why}")),
+            None => ConfigError(format!("`{key}`: {why}")),
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: &str| Err(ConfigError(format!("`{key}`: {why}")));
+        let bad = |key: &str, why: &str| Err(self.error_at(key, why));
         if self.server.listen.parse::<SocketAddr>().is_err() {
             return bad("server.listen", "expected an address like 127.0.0.1:8080");
         }
         if self.server.body_limit_bytes == 0 || self.server.body_limit_bytes > BODY_LIMIT_BYTES_MAX {
             return bad("server.body_limit_bytes", "must be between 1 and 67108864");
+        }
+        if self.server.body_read_deadline_ms == 0 || self.server.body_read_deadline_ms > BODY_READ_DEADLINE_MS_MAX {
+            return bad("server.body_read_deadline_ms", "must be between 1 and 600000");
         }
         if self.server.workers == Some(0) {
             return bad("server.workers", "must be at least 1");
@@ -261,24 +398,117 @@ impl Config {
         if self.inventory.default_warehouse.is_empty() {
             return bad("inventory.default_warehouse", "must not be empty");
         }
+        self.check_tokens(&mut Principals::default())
+    }
+
+    /// Token hashes are 64 hex digits, none published, none twice; then the partners.
+    fn check_tokens(&self, names: &mut Principals) -> Result<(), ConfigError> {
+        let mut hashes: HashMap<String, String> = HashMap::new();
         for (i, t) in self.tokens.iter().enumerate() {
             let key = format!("tokens[{i}]");
+            self.check_name(names, &format!("{key}.name"), &t.name)?;
+            let hash_key = format!("{key}.sha256");
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return bad(
-                    &format!("{key}.sha256"),
-                    "expected 64 hex digits (the SHA-256 of the token)",
-                );
+                return Err(self.error_at(&hash_key, "expected 64 hex digits (the SHA-256 of the token)"));
             }
-            check_scopes(&key, &t.scopes)?;
+            let hash = t.sha256.to_ascii_lowercase();
+            if crate::auth::published::is_published_hash(&hash) {
+                return Err(self.error_at(
+                    &hash_key,
+                    "this hash is printed in stockd's own docs or examples, so anyone can use its token: \
+                     make a token of your own with `stockd token new`",
+                ));
+            }
+            if let Some(first) = hashes.get(&hash) {
+                return Err(self.error_at(
+                    &hash_key,
+                    &format!(
+                        "the same hash as `{first}`{}: one token would be two principals",
+                        self.also_at(first)
+                    ),
+                ));
+            }
+            hashes.insert(hash, hash_key);
+            self.check_scopes(&key, &t.scopes)?;
         }
+        self.check_partners(names)
+    }
+
+    /// Partner secrets are 1 or 2, each at least 16 bytes and not published.
+    fn check_partners(&self, names: &mut Principals) -> Result<(), ConfigError> {
         for (i, p) in self.partners.iter().enumerate() {
             let key = format!("partners[{i}]");
+            self.check_name(names, &format!("{key}.id"), &p.id)?;
             if p.secrets.is_empty() || p.secrets.len() > 2 {
-                return bad(&format!("{key}.secrets"), "one secret, or two during a rotation");
+                return Err(self.error_at(&format!("{key}.secrets"), "one secret, or two during a rotation"));
             }
-            check_scopes(&key, &p.scopes)?;
+            for (j, secret) in p.secrets.iter().enumerate() {
+                if let Some(why) = secret_refusal(secret) {
+                    return Err(self.error_at(&format!("{key}.secrets[{j}]"), &why));
+                }
+            }
+            self.check_scopes(&key, &p.scopes)?;
         }
         Ok(())
+    }
+
+    /// Token names and partner ids share one namespace: each names the actor of a write
+    /// and scopes its `Idempotency-Key`s, so two principals with one name would share them.
+    fn check_name(&self, names: &mut Principals, key: &str, name: &str) -> Result<(), ConfigError> {
+        if name.is_empty() {
+            return Err(self.error_at(key, "must not be empty"));
+        }
+        if let Some(first) = names.0.get(name) {
+            return Err(self.error_at(
+                key,
+                &format!(
+                    "`{name}` is already the name of `{first}`{}: token names and partner ids \
+                     share one namespace",
+                    self.also_at(first)
+                ),
+            ));
+        }
+        names.0.insert(name.to_string(), key.to_string());
+        Ok(())
+    }
+
+    /// ` (line N)` where `key` is set, for an error that names a second place.
+    fn also_at(&self, key: &str) -> String {
+        self.source
+            .line(key)
+            .map(|line| format!(" (line {line})"))
+            .unwrap_or_default()
+    }
+
+    fn check_scopes(&self, key: &str, scopes: &[String]) -> Result<(), ConfigError> {
+        for s in scopes {
+            if Scope::parse(s).is_none() {
+                return Err(self.error_at(
+                    &format!("{key}.scopes"),
+                    &format!("unknown scope `{s}` (inventory:read, inventory:write, catalog:write, admin)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The data file's directory must exist: the daemon creates the file, not directories.
+    /// Checked at start (after flags), not at parse: it looks at the file system.
+    pub fn check_storage_dir(&self) -> Result<(), ConfigError> {
+        let dir = match self.storage.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => return Ok(()),
+        };
+        if dir.is_dir() {
+            return Ok(());
+        }
+        Err(self.error_at(
+            "storage.path",
+            &format!(
+                "a directory is missing: `{}` does not exist (create it, or choose another path)",
+                dir.display()
+            ),
+        ))
     }
 
     /// Where snapshots go: `[backup] dir`, else `backups/` beside the data file.
@@ -316,15 +546,29 @@ impl Config {
     }
 }
 
-fn check_scopes(key: &str, scopes: &[String]) -> Result<(), ConfigError> {
-    for s in scopes {
-        if Scope::parse(s).is_none() {
-            return Err(ConfigError(format!(
-                "`{key}.scopes`: unknown scope `{s}` (inventory:read, inventory:write, catalog:write, admin)"
-            )));
-        }
+/// Principal names seen so far, each with the key that named it first.
+#[derive(Default)]
+struct Principals(HashMap<String, String>);
+
+/// Why a partner secret cannot be used, if it cannot.
+pub fn secret_refusal(secret: &str) -> Option<String> {
+    if secret.is_empty() {
+        return Some("is empty: a request signed with an empty key would pass".to_string());
     }
-    Ok(())
+    if secret.len() < SECRET_BYTES_MIN {
+        return Some(format!(
+            "is {} bytes: at least {SECRET_BYTES_MIN} (`stockd partner new` makes one of 43)",
+            secret.len()
+        ));
+    }
+    if crate::auth::published::is_published_secret(secret) {
+        return Some(
+            "this secret is printed in stockd's own docs or examples, so anyone can sign with it: \
+             make one of your own with `stockd partner new`"
+                .to_string(),
+        );
+    }
+    None
 }
 
 #[cfg(test)]
@@ -339,11 +583,30 @@ mod tests {
         assert!(msg.contains("line 3"), "{msg}");
     }
 
+    /// The example parses and passes every check but one: its credentials are
+    /// placeholders, refused at start; with real ones in their place it is a working config.
     #[test]
-    fn the_example_file_parses() {
+    fn the_example_file_parses_but_its_credentials_are_refused() {
         let text = include_str!("../config.example.toml");
-        if let Err(e) = Config::parse(text) {
-            panic!("config.example.toml: {e}");
+        let msg = Config::parse(text).err().map(|e| e.0).unwrap_or_default();
+        assert!(msg.contains("`tokens[0].sha256`") && msg.contains("docs"), "{msg}");
+        let line = text.lines().position(|l| l.starts_with("sha256")).unwrap_or_default() + 1;
+        assert!(msg.starts_with(&format!("line {line}: ")), "{msg}");
+
+        let mut text = text.to_string();
+        for (placeholder, real) in [
+            ("0".repeat(64), crate::auth::sha256_hex(b"a token of my own")),
+            ("1".repeat(64), crate::auth::sha256_hex(b"another token of mine")),
+            (
+                "replace-with-the-secret-from-stockd-partner-new".to_string(),
+                "a secret nobody has read".to_string(),
+            ),
+        ] {
+            assert!(text.contains(&placeholder), "{placeholder}");
+            text = text.replace(&placeholder, &real);
+        }
+        if let Err(e) = Config::parse(&text) {
+            panic!("config.example.toml with real credentials: {e}");
         }
     }
 }

@@ -43,6 +43,7 @@ error_codes! {
     InvalidJson = "invalid_json", 400, "Malformed JSON";
     InvalidField = "invalid_field", 422, "Invalid field";
     PayloadTooLarge = "payload_too_large", 413, "Payload too large";
+    RequestTimeout = "request_timeout", 408, "Request timeout";
     Unauthenticated = "unauthenticated", 401, "Unauthenticated";
     Forbidden = "forbidden", 403, "Forbidden";
     RouteNotFound = "route_not_found", 404, "No such route";
@@ -167,6 +168,12 @@ pub fn error_headers(res: &mut actix_web::HttpResponseBuilder, status: StatusCod
     }
     if status == StatusCode::UNAUTHORIZED {
         res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"stockd\""));
+    }
+    // A body that did not arrive by its deadline: whatever the client still sends on this
+    // connection is not read (actix would otherwise drain a chunked body for as long as it
+    // trickles).
+    if status == StatusCode::REQUEST_TIMEOUT {
+        res.force_close();
     }
 }
 

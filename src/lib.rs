@@ -76,9 +76,10 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
             StartError::Config(format!("`server.listen`: `{}` is not an address", config.server.listen))
         })?;
     if config.is_open() && !addr.ip().is_loopback() {
-        return Err(StartError::Config(format!(
+        let why = format!(
             "refusing to listen on {addr} without credentials: configure [[tokens]] or [[partners]], or listen on 127.0.0.1"
-        )));
+        );
+        return Err(StartError::Config(config.error_at("server.listen", &why).0));
     }
     // Configuration problems first (exit 2), before the data file is touched.
     let certificates = config
@@ -87,12 +88,13 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         .as_ref()
         .map(tls::Certificates::load)
         .transpose()
-        .map_err(StartError::Config)?;
+        .map_err(|e| StartError::Config(config.error_at("server.tls", &e).0))?;
     let stale = store::snapshot::prepare_dir(&config.backup_dir())
-        .map_err(|e| StartError::Config(format!("`backup.dir`: {e}")))?;
+        .map_err(|e| StartError::Config(config.error_at("backup.dir", &e.to_string()).0))?;
     for p in stale {
         tracing::info!(file = %p.display(), "removed a snapshot a crash left half-written");
     }
+    config.check_storage_dir().map_err(|e| StartError::Config(e.0))?;
     let store = Store::open_with_options(
         &config.storage.path,
         config.rules(),
@@ -105,7 +107,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     let state = web::Data::new(AppState {
         store: store.clone(),
         default_warehouse: config.inventory.default_warehouse.clone(),
-        body_limit_bytes: config.server.body_limit_bytes,
+        body_limits: body::Limits::from_config(&config.server),
         in_flight: http::write::InFlight::default(),
         backup_dir: config.backup_dir(),
         backup_keep: config.backup_keep(),

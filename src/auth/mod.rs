@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::error::{ApiError, Code};
 
 pub mod partner;
+pub mod published;
 pub mod signature;
 
 /// Longest `Authorization` value we look at, in bytes.
@@ -106,6 +107,18 @@ impl Identity {
         ))
     }
 
+    /// 403 for a credential restricted to warehouses: creating or renaming a warehouse
+    /// changes the list every credential chooses from, which is not a restricted one's to do.
+    pub fn check_unrestricted(&self, action: &str) -> Result<(), ApiError> {
+        if self.warehouses.is_none() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            Code::Forbidden,
+            format!("`{}` is restricted to warehouses and may not {action}", self.name),
+        ))
+    }
+
     /// The warehouses this identity is restricted to, if any.
     pub fn warehouses(&self) -> Option<&[String]> {
         self.warehouses.as_deref()
@@ -124,7 +137,9 @@ pub struct Authenticator {
     partners: std::collections::HashMap<String, partner::PartnerEntry>,
     /// Where signed requests record their nonces.
     store: Option<crate::store::Store>,
-    body_limit_bytes: usize,
+    body_limits: crate::body::Limits,
+    /// What bodies of signed requests may buffer before their signature is checked.
+    unauthenticated_bodies: crate::body::Budget,
 }
 
 fn decode_hex32(hex: &str) -> Option<[u8; 32]> {
@@ -182,7 +197,8 @@ impl Authenticator {
             tokens,
             partners,
             store,
-            body_limit_bytes: config.server.body_limit_bytes,
+            body_limits: crate::body::Limits::from_config(&config.server),
+            unauthenticated_bodies: crate::body::Budget::for_bodies(config.server.body_limit_bytes),
         }
     }
 

@@ -9,12 +9,28 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// How far a v1 `timestamp` may be from the server clock, in seconds.
 pub const TIMESTAMP_SKEW_SECONDS_MAX: i64 = 300;
-/// How long a (partner, nonce) is remembered, in seconds (longer than twice the skew).
-pub const NONCE_TTL_SECONDS: i64 = 600;
+/// How long a (partner, nonce) is remembered after the last moment its timestamp is still
+/// accepted, in seconds: a margin against the server clock being stepped back.
+pub const NONCE_KEEP_MARGIN_SECONDS: i64 = 300;
 /// Nonce length bounds, in bytes.
 pub const NONCE_LEN_MAX: usize = 64;
 /// How long a legacy-signed write is answered from memory instead of applied, in seconds.
 pub const LEGACY_REPLAY_TTL_SECONDS: i64 = 24 * 3600;
+
+/// Until when (ms) a nonce sent with `timestamp_s` must be remembered: past the last
+/// millisecond at which that timestamp is within the window (`now_s - timestamp_s <= skew`,
+/// in whole seconds), plus the margin. Counted from the timestamp, not from now: a request
+/// signed 300 s ahead stays acceptable for 600 s after its first use.
+pub fn nonce_expires_ms(timestamp_s: i64) -> i64 {
+    timestamp_s
+        .saturating_add(TIMESTAMP_SKEW_SECONDS_MAX + 1 + NONCE_KEEP_MARGIN_SECONDS)
+        .saturating_mul(1000)
+}
+
+/// Whether a v1 `timestamp` (unix seconds) is within the window at `now_ms`.
+pub fn timestamp_acceptable(now_ms: i64, timestamp_s: i64) -> bool {
+    now_ms.div_euclid(1000).abs_diff(timestamp_s) <= TIMESTAMP_SKEW_SECONDS_MAX.unsigned_abs()
+}
 
 /// The v1 string to sign: `v1\nMETHOD\npath?query\ntimestamp\nnonce\nhex(sha256(body))`.
 pub fn v1_message(method: &str, path_and_query: &str, timestamp: &str, nonce: &str, body: &[u8]) -> String {

@@ -31,7 +31,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub default_warehouse: String,
-    pub body_limit_bytes: usize,
+    pub body_limits: crate::body::Limits,
     pub in_flight: write::InFlight,
     pub backup_dir: std::path::PathBuf,
     pub backup_keep: usize,
@@ -122,10 +122,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
+        let limits = req
             .app_data::<State>()
-            .map(|s| s.body_limit_bytes)
-            .unwrap_or(crate::config::BODY_LIMIT_BYTES_DEFAULT);
+            .map(|s| s.body_limits)
+            .unwrap_or_else(|| crate::body::Limits::from_config(&crate::config::Server::default()));
         let pending = req.extensions_mut().remove::<crate::body::PendingBody>();
         let req = req.clone();
         let mut payload = payload.take();
@@ -135,7 +135,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     p.0.await
                         .map_err(|_| ApiError::new(Code::Unauthenticated, "the signature check did not pass"))?
                 }
-                None => crate::body::read(&req, &mut payload, limit).await?,
+                None => crate::body::read(&req, &mut payload, limits).await?,
             };
             if write::wants_digest(&req) {
                 use sha2::Digest;

@@ -235,6 +235,7 @@ async fn put_warehouse(
     id: web::Path<String>,
     body: Json<PutWarehouseBody>,
 ) -> Result<HttpResponse, ApiError> {
+    g.check_unrestricted("create or rename warehouses")?;
     let id = id.into_inner();
     check_id("id", &id)?;
     check_text("name", &body.0.name, TEXT_CHARS_MAX)?;

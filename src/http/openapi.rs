@@ -328,7 +328,7 @@ const MONEY_MAX: i64 = i64::MAX / 1_000_000;
 /// The description of the partner signature (API.md "Authentication").
 const PARTNER_DESCRIPTION: &str = "HMAC partner signature, accepted on every route. Headers: \
 `partner-id`, `timestamp` (unix seconds, within 300 s of the server clock), `nonce` (1–64 characters, \
-never reused within 600 s) and `secret` = base64(HMAC-SHA256(key = the partner secret as UTF-8, \
+never reused; remembered until 601 s after its timestamp) and `secret` = base64(HMAC-SHA256(key = the partner secret as UTF-8, \
 message = \"v1\\n\" + METHOD + \"\\n\" + path-and-query as sent + \"\\n\" + timestamp + \"\\n\" + nonce + \
 \"\\n\" + lowercase hex SHA-256 of the raw body)). Partners with `legacy_signature = true` may instead \
 send only `partner-id` and `secret` = base64(HMAC-SHA256(secret, path-and-query + raw body)). \

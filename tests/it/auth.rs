@@ -359,3 +359,59 @@ fn open_mode_is_loopback_only() {
     let _ = thread.join();
     store.shutdown();
 }
+
+/// Scope × restriction × target: only an unrestricted `catalog:write` or `admin` may create
+/// or rename a warehouse; a restricted one may not, not even its own (the audit's w1 token
+/// renamed w2 and created w9).
+#[test]
+fn restricted_credentials_may_not_create_or_rename_warehouses() {
+    const CATALOG_A: &str = "tok-catalog-a-0123456789";
+    const ADMIN_A: &str = "tok-admin-a-0123456789";
+    let toml = [
+        token("admin", ADMIN, &["admin"], None),
+        token("catalog", CATALOG, &["catalog:write"], None),
+        token("writer", WRITE, &["inventory:write"], None),
+        token("catalog-a", CATALOG_A, &["catalog:write"], Some(&["a"])),
+        token("admin-a", ADMIN_A, &["admin"], Some(&["a"])),
+        token("only-a", ONLY_A, &["inventory:write"], Some(&["a"])),
+    ]
+    .concat();
+    let server = Server::start_with_token(&toml, Some(ADMIN));
+    for w in ["a", "b"] {
+        server.warehouse(w);
+    }
+    let names = |c: &Client| -> Vec<serde_json::Value> {
+        ["a", "b", "w9"]
+            .iter()
+            .map(|w| c.get(&format!("/api/warehouses/{w}")).json()["data"]["name"].clone())
+            .collect()
+    };
+    let before = names(&server);
+    // (token, whether the refusal is for the restriction rather than a missing scope)
+    for (tok, for_restriction) in [(CATALOG_A, true), (ADMIN_A, true), (ONLY_A, false), (WRITE, false)] {
+        let c = server.with_token(Some(tok));
+        for w in ["a", "b", "w9"] {
+            let res = c.put(&format!("/api/warehouses/{w}"), json!({"name": "Renamed"}));
+            res.expect_error(403, "forbidden");
+            let detail = res.json()["detail"].as_str().unwrap_or_default().to_string();
+            if for_restriction {
+                assert!(detail.contains("restricted to warehouses"), "{tok} {w}: {detail}");
+            }
+        }
+    }
+    assert_eq!(names(&server), before, "a 403 changed a warehouse");
+    // Unrestricted catalog and admin credentials may.
+    for (tok, w, status) in [(CATALOG, "b", 200), (CATALOG, "w9", 201), (ADMIN, "a", 200)] {
+        server
+            .with_token(Some(tok))
+            .put(&format!("/api/warehouses/{w}"), json!({"name": "Renamed"}))
+            .expect(status);
+    }
+    // The restricted credentials keep what they may do: use their warehouse.
+    server.product("p1");
+    server
+        .with_token(Some(CATALOG_A))
+        .put("/api/products/p2", json!({"sku": "S2", "name": "n"}))
+        .expect(201);
+    server.with_token(Some(ADMIN_A)).stock("p1", "a", 1);
+}

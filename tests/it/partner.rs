@@ -29,26 +29,33 @@ scopes = ["admin"]
 const PARTNERS: &str = r#"
 [[partners]]
 id = "mp"
-secrets = ["new-secret", "old-secret"]
+secrets = ["new-secret-0123456789", "old-secret-0123456789"]
 scopes = ["inventory:write"]
 
 [[partners]]
 id = "reader"
-secrets = ["r"]
+secrets = ["reader-secret-0123456789"]
 scopes = ["inventory:read"]
 
 [[partners]]
 id = "outlet-only"
-secrets = ["o"]
+secrets = ["outlet-secret-0123456789"]
 scopes = ["inventory:write"]
 warehouses = ["outlet"]
 
 [[partners]]
 id = "old"
-secrets = ["legacy"]
+secrets = ["legacy-secret-0123456789"]
 scopes = ["inventory:write"]
 legacy_signature = true
 "#;
+
+/// The secrets of `PARTNERS` (at least 16 bytes: shorter ones are refused at start).
+const MP_NEW: &str = "new-secret-0123456789";
+const MP_OLD: &str = "old-secret-0123456789";
+const READER: &str = "reader-secret-0123456789";
+const OUTLET: &str = "outlet-secret-0123456789";
+const LEGACY: &str = "legacy-secret-0123456789";
 
 /// A daemon on a data file that outlives it, so a test can restart on the same file.
 struct Daemon {
@@ -179,7 +186,7 @@ fn the_documents_update_and_history_examples() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = Daemon::start(PARTNERS, &dir.path().join("d.redb"));
     d.seed();
-    let r = d.signed("mp", "new-secret", "POST", UPDATE, EXAMPLE, &nonce(1));
+    let r = d.signed("mp", MP_NEW, "POST", UPDATE, EXAMPLE, &nonce(1));
     r.expect(200);
     let code = r.json()["transaction_code"]
         .as_str()
@@ -228,8 +235,7 @@ fn the_documents_update_and_history_examples() {
     // sync_stock as the document's string form, an array as one batch, buffer counted in.
     let body = r#"[{"sku":"sku1","sync_stock":"true","warehouse":"default","available_stock":40,"buffer_stock":5,"channel_stock":[]},
                    {"sku":"sku1","warehouse":"outlet","available_stock":3,"buffer_stock":0,"channel_stock":[{"code":"shpe","qty":3}]}]"#;
-    d.signed("mp", "new-secret", "POST", UPDATE, body, &nonce(2))
-        .expect(200);
+    d.signed("mp", MP_NEW, "POST", UPDATE, body, &nonce(2)).expect(200);
     let level = d.level("1031046355");
     assert_eq!(
         (level["quantity_on_hand"].clone(), level["quantity_buffer"].clone()),
@@ -257,17 +263,39 @@ fn every_401_and_the_nonce_survives_a_restart() {
         r.expect_error(401, "unauthenticated");
         assert!(r.header("www-authenticate").is_some());
     };
-    unauth(d.signed("nobody", "new-secret", "POST", UPDATE, body, &nonce(1)));
-    unauth(d.signed("mp", "wrong", "POST", UPDATE, body, &nonce(2)));
+    // An unknown partner and a bad signature answer alike: the answer does not tell which
+    // partner ids exist (v1, and the legacy form whoever may use it).
+    let alike = |answers: [Response; 3]| {
+        let shown: Vec<Value> = answers
+            .iter()
+            .map(|r| {
+                let mut v = r.json();
+                v.as_object_mut().map(|o| o.remove("request_id"));
+                json!([r.status, v])
+            })
+            .collect();
+        assert!(shown.iter().all(|s| *s == shown[0]), "{shown:#?}");
+        answers.into_iter().for_each(unauth);
+    };
+    alike([
+        d.signed("nobody", MP_NEW, "POST", UPDATE, body, &nonce(1)),
+        d.signed("mp", "wrong-secret-0123456789", "POST", UPDATE, body, &nonce(2)),
+        d.signed("old", "wrong-secret-0123456789", "POST", UPDATE, body, &nonce(2)),
+    ]);
+    alike([
+        d.legacy("nobody", MP_NEW, UPDATE, body),
+        d.legacy("mp", MP_NEW, UPDATE, body), // not configured for the legacy form
+        d.legacy("old", "wrong-secret-0123456789", UPDATE, body),
+    ]);
     let stale = (stockd::clock::now_ms() / 1000 - 301).to_string();
-    unauth(d.signed_at("mp", "new-secret", "POST", UPDATE, body, &nonce(3), &stale));
+    unauth(d.signed_at("mp", MP_NEW, "POST", UPDATE, body, &nonce(3), &stale));
     let future = (stockd::clock::now_ms() / 1000 + 301).to_string();
-    unauth(d.signed_at("mp", "new-secret", "POST", UPDATE, body, &nonce(4), &future));
-    unauth(d.signed("mp", "new-secret", "POST", UPDATE, body, &"x".repeat(65)));
+    unauth(d.signed_at("mp", MP_NEW, "POST", UPDATE, body, &nonce(4), &future));
+    unauth(d.signed("mp", MP_NEW, "POST", UPDATE, body, &"x".repeat(65)));
     // A body other than the signed one.
     let ts = (stockd::clock::now_ms() / 1000).to_string();
     let sig = sign(
-        "new-secret",
+        MP_NEW,
         v1_message("POST", UPDATE, &ts, "tamper", body.as_bytes()).as_bytes(),
     );
     let tampered = Request::new("POST", UPDATE)
@@ -277,24 +305,24 @@ fn every_401_and_the_nonce_survives_a_restart() {
         .header("secret", &sig)
         .body(body.replace('5', "9"));
     unauth(send(d.addr, &tampered).expect("request"));
-    // The legacy form is refused for a partner without `legacy_signature`.
-    unauth(d.legacy("mp", "new-secret", UPDATE, body));
     assert_eq!(d.journal_len(), before, "no 401 wrote anything");
 
     // Both secrets of a rotation verify; a nonce is good once.
-    d.signed("mp", "old-secret", "POST", UPDATE, body, "once").expect(200);
-    unauth(d.signed("mp", "old-secret", "POST", UPDATE, body, "once"));
-    d.signed("mp", "new-secret", "POST", UPDATE, body, "twice").expect(200);
+    d.signed("mp", MP_OLD, "POST", UPDATE, body, "once").expect(200);
+    unauth(d.signed("mp", MP_OLD, "POST", UPDATE, body, "once"));
+    d.signed("mp", MP_NEW, "POST", UPDATE, body, "twice").expect(200);
     d.stop();
 
     // After a restart the nonce is still remembered; with the old secret removed from the
     // config, it no longer verifies.
-    let rotated = PARTNERS.replace(r#"["new-secret", "old-secret"]"#, r#"["new-secret"]"#);
+    let rotated = PARTNERS.replace(
+        r#"["new-secret-0123456789", "old-secret-0123456789"]"#,
+        r#"["new-secret-0123456789"]"#,
+    );
     let d = Daemon::start(&rotated, &data);
-    unauth(d.signed("mp", "new-secret", "POST", UPDATE, body, "once"));
-    unauth(d.signed("mp", "old-secret", "POST", UPDATE, body, &nonce(5)));
-    d.signed("mp", "new-secret", "POST", UPDATE, body, &nonce(6))
-        .expect(200);
+    unauth(d.signed("mp", MP_NEW, "POST", UPDATE, body, "once"));
+    unauth(d.signed("mp", MP_OLD, "POST", UPDATE, body, &nonce(5)));
+    d.signed("mp", MP_NEW, "POST", UPDATE, body, &nonce(6)).expect(200);
     d.stop();
 }
 
@@ -304,9 +332,9 @@ fn a_signature_works_on_native_routes_too() {
     let d = Daemon::start(PARTNERS, &dir.path().join("d.redb"));
     d.seed();
     let path = "/api/inventory?product_id=1031046355";
-    d.signed("reader", "r", "GET", path, "", &nonce(1)).expect(200);
+    d.signed("reader", READER, "GET", path, "", &nonce(1)).expect(200);
     let mv = r#"{"product_id":"1031046355","movement_type":"in","quantity":3}"#;
-    let r = d.signed("mp", "new-secret", "POST", "/api/inventory/movements", mv, &nonce(2));
+    let r = d.signed("mp", MP_NEW, "POST", "/api/inventory/movements", mv, &nonce(2));
     r.expect(201);
     assert_eq!(r.json()["data"]["created_by"]["name"], "mp");
     d.stop();
@@ -318,7 +346,7 @@ fn legacy_replay_answers_the_first_response_and_applies_once() {
     let d = Daemon::start(PARTNERS, &dir.path().join("d.redb"));
     d.seed();
     let body = r#"{"sku":"sku1","warehouse":"default","available_stock":7,"buffer_stock":1,"channel_stock":[]}"#;
-    let first = d.legacy("old", "legacy", UPDATE, body);
+    let first = d.legacy("old", LEGACY, UPDATE, body);
     first.expect(200);
     let after_first = d.journal_len();
     // Stock changes in between; the replay must not set it back.
@@ -328,7 +356,7 @@ fn legacy_replay_answers_the_first_response_and_applies_once() {
         Some(json!({"product_id": "1031046355", "movement_type": "in", "quantity": 10})),
     )
     .expect(201);
-    let again = d.legacy("old", "legacy", UPDATE, body);
+    let again = d.legacy("old", LEGACY, UPDATE, body);
     again.expect(200);
     assert_eq!(again.body, first.body, "the first answer, byte for byte");
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
@@ -336,9 +364,9 @@ fn legacy_replay_answers_the_first_response_and_applies_once() {
     assert_eq!(d.level("1031046355")["quantity_on_hand"], 17);
     // A refused legacy write is refused again, even once it would pass.
     let too_much = r#"{"sku":"sku1","warehouse":"default","available_stock":1,"buffer_stock":2,"channel_stock":[]}"#;
-    let r = d.legacy("old", "legacy", UPDATE, too_much);
+    let r = d.legacy("old", LEGACY, UPDATE, too_much);
     r.expect_error(422, "invalid_field");
-    assert_eq!(d.legacy("old", "legacy", UPDATE, too_much).body, r.body);
+    assert_eq!(d.legacy("old", LEGACY, UPDATE, too_much).body, r.body);
     d.stop();
 }
 
@@ -348,12 +376,12 @@ fn partner_scopes_and_warehouses() {
     let d = Daemon::start(PARTNERS, &dir.path().join("d.redb"));
     d.seed();
     let body = r#"{"sku":"sku1","warehouse":"default","available_stock":5,"buffer_stock":0,"channel_stock":[]}"#;
-    d.signed("reader", "r", "POST", UPDATE, body, &nonce(1))
+    d.signed("reader", READER, "POST", UPDATE, body, &nonce(1))
         .expect_error(403, "forbidden");
-    d.signed("outlet-only", "o", "POST", UPDATE, body, &nonce(2))
+    d.signed("outlet-only", OUTLET, "POST", UPDATE, body, &nonce(2))
         .expect_error(403, "forbidden");
     let outlet = body.replace("\"default\"", "\"outlet\"");
-    d.signed("outlet-only", "o", "POST", UPDATE, &outlet, &nonce(3))
+    d.signed("outlet-only", OUTLET, "POST", UPDATE, &outlet, &nonce(3))
         .expect(200);
     assert_eq!(
         d.level("1031046355")["quantity_on_hand"],
@@ -415,7 +443,7 @@ fn bad_updates_are_refused_and_change_nothing() {
         ("{not json".to_string(), 400, "invalid_json"),
     ];
     for (i, (body, status, code)) in cases.iter().enumerate() {
-        let r = d.signed("mp", "new-secret", "POST", UPDATE, body, &nonce(i as u32));
+        let r = d.signed("mp", MP_NEW, "POST", UPDATE, body, &nonce(i as u32));
         assert_eq!(r.status, *status, "case {i}: {body}: {}", r.body);
         assert_eq!(r.code(), *code, "case {i}");
     }
@@ -456,7 +484,7 @@ fn the_python_example_computes_the_documented_vector() {
     let d = Daemon::start(PARTNERS, &dir.path().join("d.redb"));
     d.seed();
     let call = format!(
-        "{script}\nprint(update_stocks('http://{}', 'mp', 'new-secret', {{'sku': 'sku1', 'warehouse': 'default', \
+        "{script}\nprint(update_stocks('http://{}', 'mp', '{MP_NEW}', {{'sku': 'sku1', 'warehouse': 'default', \
          'available_stock': 12, 'buffer_stock': 2, 'channel_stock': [{{'code': 'bklp', 'qty': 10}}]}})['transaction_code'])",
         d.addr
     );
