@@ -1449,12 +1449,14 @@ fn print_side_by_side(
                 run.description
             );
             for (conns, out) in &run.phases {
-                if out.failed > 0 {
-                    println!(
-                        "- PostgreSQL at {conns} connections: {} failed transactions",
-                        out.failed
-                    );
-                }
+                let cores = |x: Option<f64>| x.map(|c| format!("{c:.2}")).unwrap_or_else(|| "–".into());
+                println!(
+                    "- PostgreSQL at {conns} connections: server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
+                    cores(out.cpu.server),
+                    cores(out.cpu.client),
+                    cores(out.rest_of_machine()),
+                    out.failed
+                );
                 inputs.pg.push(compare::Movements {
                     conns: *conns,
                     rate: out.rate(),

@@ -372,10 +372,16 @@ impl Cluster {
             .map_err(|e| format!("cannot run pgbench: {e}"))?;
         let measure_from = start + warmup;
         let end = measure_from + measure;
+        let client_stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
+        let sample = || Ticks {
+            server: self.server_ticks(),
+            client: super::proc_ticks(&client_stat),
+            machine: super::machine_busy_ticks(),
+        };
         sleep_until(measure_from);
-        let before = self.server_ticks();
+        let before = sample();
         sleep_until(end);
-        let after = self.server_ticks();
+        let after = sample();
         let status = wait_bounded(&mut child, Duration::from_secs(secs) + PGBENCH_GRACE, "pgbench")?;
         let report = std::fs::read_to_string(&out_path).unwrap_or_default();
         if !status.success() {
@@ -386,9 +392,11 @@ impl Cluster {
         let to_us = from_us + measure.as_micros() as u64;
         let mut outcome = read_tx_logs(&logs, from_us, to_us)?;
         outcome.window = measure;
-        outcome.cpu_secs = match (before, after) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / tck),
-            _ => None,
+        let cores = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / tck / measure.as_secs_f64());
+        outcome.cpu = PgCpu {
+            server: cores(before.server, after.server),
+            client: cores(before.client, after.client),
+            machine: cores(before.machine, after.machine),
         };
         let _ = std::fs::remove_dir_all(&logs);
         Ok(outcome)
@@ -468,6 +476,24 @@ fn stat_fields(pid: u32) -> Option<StatFields> {
     })
 }
 
+/// CPU ticks at one end of the measured window.
+struct Ticks {
+    server: Option<u64>,
+    client: Option<u64>,
+    machine: Option<u64>,
+}
+
+/// Cores busy over the measured window.
+#[derive(Default)]
+pub struct PgCpu {
+    /// The server: postmaster and all its processes.
+    pub server: Option<f64>,
+    /// pgbench.
+    pub client: Option<f64>,
+    /// All CPUs (/proc/stat), to see what else ran.
+    pub machine: Option<f64>,
+}
+
 /// What pgbench did in the measured window.
 pub struct PgOutcome {
     pub ok: u64,
@@ -475,8 +501,7 @@ pub struct PgOutcome {
     /// Sorted.
     pub latencies_us: Vec<u32>,
     pub window: Duration,
-    /// Server CPU (all its processes) over the measured window, in seconds.
-    pub cpu_secs: Option<f64>,
+    pub cpu: PgCpu,
 }
 
 impl PgOutcome {
@@ -490,7 +515,13 @@ impl PgOutcome {
 
     /// Server CPU per movement in µs.
     pub fn cpu_us_per_movement(&self) -> Option<f64> {
-        self.cpu_secs.filter(|_| self.ok > 0).map(|s| s * 1e6 / self.ok as f64)
+        let cores = self.cpu.server.filter(|_| self.ok > 0)?;
+        Some(cores * self.window.as_secs_f64() * 1e6 / self.ok as f64)
+    }
+
+    /// Busy cores that were neither the server nor pgbench.
+    pub fn rest_of_machine(&self) -> Option<f64> {
+        Some((self.cpu.machine? - self.cpu.server? - self.cpu.client?).max(0.0))
     }
 }
 
@@ -502,7 +533,7 @@ fn read_tx_logs(dir: &Path, from_us: u64, to_us: u64) -> Res<PgOutcome> {
         failed: 0,
         latencies_us: Vec::new(),
         window: Duration::ZERO,
-        cpu_secs: None,
+        cpu: PgCpu::default(),
     };
     let mut files = 0;
     for entry in std::fs::read_dir(dir)
