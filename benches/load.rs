@@ -1451,7 +1451,8 @@ fn print_side_by_side(
             for (conns, out) in &run.phases {
                 let cores = |x: Option<f64>| x.map(|c| format!("{c:.2}")).unwrap_or_else(|| "–".into());
                 println!(
-                    "- PostgreSQL at {conns} connections: server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
+                    "- PostgreSQL at {conns} connection{}: server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
+                    if *conns == 1 { "" } else { "s" },
                     cores(out.cpu.server),
                     cores(out.cpu.client),
                     cores(out.rest_of_machine()),
