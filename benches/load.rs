@@ -1,25 +1,38 @@
-//! Load benchmark of the real `stockd` binary over keep-alive HTTP/1.1 (issue 3).
+//! Load benchmark of the real `stockd` binary over keep-alive HTTP/1.1 (issues 3 and 11).
 //!
 //! ```text
 //! CARGO_TARGET_DIR=target-bench cargo bench --bench load
 //! ```
 //!
-//! It starts `stockd serve` on a fresh temp data file (loopback, open mode), seeds 10,000
-//! products × 4 warehouses with opening stock, then drives closed-loop phases from a
-//! single-threaded tokio runtime in this process (one core for the load, one for the
-//! daemon on a 2-core box): the `/healthz` ceiling, single durable movements at 1, 16 and
-//! 64 connections, level reads and 1000-line bulk counts. It prints two markdown tables: the
-//! figures with the targets of issue 3 next to them, and where the time went (CPU of the
-//! daemon, its writer thread, this process and the rest of the machine from /proc; bytes the
-//! daemon wrote; its fsync/fdatasync calls, counted with `perf stat` when perf is installed).
-//! Then it stops the daemon with SIGTERM and runs `stockd verify` on the file. Everything is
-//! bounded in time and stops by itself.
+//! It starts `stockd serve` on a fresh temp data file (loopback, open mode, 2 HTTP workers),
+//! seeds 10,000 products × 4 warehouses with opening stock, then drives closed-loop phases
+//! from a single-threaded tokio runtime in this process: the `/healthz` ceiling, single
+//! durable movements at 1, 16 and 64 connections, level reads and 1000-line bulk counts. It
+//! prints two markdown tables: the figures with the targets of issue 3 next to them, and
+//! where the time went (CPU of the daemon, its writer thread, this process and the rest of
+//! the machine from /proc; bytes the daemon wrote; its fsync/fdatasync calls, counted with
+//! `perf stat` when perf is installed). Then it stops the daemon with SIGTERM and runs
+//! `stockd verify` on the file.
+//!
+//! Then, for issue 11, it times `stockd import` of the 40,000 stock rows into a fresh file
+//! and, when PostgreSQL is installed, makes a throwaway cluster in a temp directory (its
+//! own port on 127.0.0.1) and runs the same movement as one SQL statement with pgbench at
+//! 1, 16 and 64 connections, with the same warm-up and measured window (`load/postgres.rs`).
+//! The last table puts stockd and PostgreSQL side by side with their ratio and the targets
+//! of issue 11. Without PostgreSQL it says so and shows stockd's figures alone. Everything
+//! is bounded in time and stops by itself.
 //!
 //! Environment (all optional):
-//! - `STOCKD_BENCH_WORKERS`: `[server] workers` of the daemon (default 1);
+//! - `STOCKD_BENCH_WORKERS`: `[server] workers` of the daemon (default 2, the daemon's own
+//!   default on a 2-core machine);
 //! - `STOCKD_BENCH_SECS`: measured seconds per phase (default 5);
 //! - `STOCKD_BENCH_WARMUP_SECS`: warm-up seconds before each measured window (default 1);
-//! - `STOCKD_BENCH_DIR`: where the temp data directory goes (default the system temp dir);
+//! - `STOCKD_BENCH_DIR`: where the temp data directories go (default the system temp dir;
+//!   as root it must be traversable by the PostgreSQL user);
+//! - `STOCKD_BENCH_PG=0`: skip PostgreSQL; `STOCKD_BENCH_PG_BIN`: the directory holding
+//!   `postgres`, `initdb`, `pg_ctl`, `psql` and `pgbench` (default: found on PATH, else the
+//!   newest `/usr/lib/postgresql/*/bin`); `STOCKD_BENCH_PG_USER`: the user the server runs as
+//!   when the bench runs as root (default `postgres`, through `runuser`);
 //! - `STOCKD_BENCH_PERF=FILE`: after the measured phases, run the 64-connection movement
 //!   phase once more under `perf record` of the daemon, writing FILE (those figures are
 //!   printed apart: perf slows the daemon down);
@@ -27,6 +40,14 @@
 //! - `STOCKD_BENCH_PERF_CONNS`: connections of that profiled phase (default 64);
 //! - `RUST_LOG` is passed on to the daemon (unset: `info`, one log line per request); its
 //!   stderr goes to a file in the temp directory, and the bench counts its WARN/ERROR lines.
+
+// Modules of this bench target (a crate root looks for modules beside it, in benches/).
+#[path = "load/compare.rs"]
+mod compare;
+#[path = "load/import.rs"]
+mod import;
+#[path = "load/postgres.rs"]
+mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -53,6 +74,14 @@ const SEED_TIMEOUT: Duration = Duration::from_secs(600);
 const RESPONSE_GRACE: Duration = Duration::from_secs(10);
 /// Largest response head accepted.
 const HEAD_MAX: usize = 64 * 1024;
+/// HTTP workers of the daemon: its own default on the 2-core machine the targets are for.
+const DEFAULT_WORKERS: usize = 2;
+/// Phase names, also used to find the phases the side-by-side table compares.
+const MOVEMENT_CASE: &str = "movement (durable, single)";
+const LEVEL_READ_CASE: &str = "level read (product_id + warehouse_id)";
+const BULK_CASE: &str = "bulk count (1000 lines/request)";
+/// Connections of the phase whose daemon CPU per movement issue 11 targets.
+const CPU_TARGET_CONNS: usize = 64;
 
 type Res<T> = Result<T, String>;
 
@@ -87,7 +116,7 @@ fn env_f64(name: &str, default: f64) -> Res<f64> {
 
 impl Settings {
     fn from_env() -> Res<Settings> {
-        let workers = env_f64("STOCKD_BENCH_WORKERS", 1.0)?;
+        let workers = env_f64("STOCKD_BENCH_WORKERS", DEFAULT_WORKERS as f64)?;
         if workers < 1.0 || workers.fract() != 0.0 || workers > 64.0 {
             return Err("STOCKD_BENCH_WORKERS: expected a whole number from 1 to 64".into());
         }
@@ -696,12 +725,23 @@ impl Outcome {
     }
 
     fn percentile(&self, q: f64) -> Option<u32> {
-        if self.latencies_us.is_empty() {
-            return None;
-        }
-        let rank = ((q * self.latencies_us.len() as f64).ceil() as usize).clamp(1, self.latencies_us.len());
-        Some(self.latencies_us[rank - 1])
+        percentile(&self.latencies_us, q)
     }
+
+    /// Daemon CPU time per 2xx answer over the measured window, in µs.
+    fn daemon_cpu_us_per_ok(&self, tck: f64) -> Option<f64> {
+        let (a, b) = self.cpu;
+        (self.ok > 0 && b.daemon > 0).then(|| b.daemon.saturating_sub(a.daemon) as f64 / tck * 1e6 / self.ok as f64)
+    }
+}
+
+/// The `q` quantile of sorted latencies (nearest rank).
+fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
 }
 
 struct Phase<'a> {
@@ -1144,37 +1184,13 @@ fn run() -> Res<()> {
     let target = |rate: f64, p99_ms: Option<f64>| Some(Target { rate, p99_ms });
     let plan = vec![
         Case::new("GET /healthz (HTTP ceiling)", 64, healthz(), "req/s", None),
-        Case::new(
-            "movement (durable, single)",
-            1,
-            movement(),
-            "mov/s",
-            target(2_500.0, None),
-        ),
-        Case::new("movement (durable, single)", 16, movement(), "mov/s", None),
-        Case::new(
-            "movement (durable, single)",
-            64,
-            movement(),
-            "mov/s",
-            target(40_000.0, Some(10.0)),
-        ),
-        Case::new(
-            "level read (product_id + warehouse_id)",
-            64,
-            level_read(),
-            "reads/s",
-            target(60_000.0, None),
-        ),
+        Case::new(MOVEMENT_CASE, 1, movement(), "mov/s", target(2_500.0, None)),
+        Case::new(MOVEMENT_CASE, 16, movement(), "mov/s", None),
+        Case::new(MOVEMENT_CASE, 64, movement(), "mov/s", target(40_000.0, Some(10.0))),
+        Case::new(LEVEL_READ_CASE, 64, level_read(), "reads/s", target(60_000.0, None)),
         Case {
             per_request: BULK_LINES as f64,
-            ..Case::new(
-                "bulk count (1000 lines/request)",
-                4,
-                bulk_count(),
-                "lines/s",
-                target(150_000.0, None),
-            )
+            ..Case::new(BULK_CASE, 4, bulk_count(), "lines/s", target(150_000.0, None))
         },
     ];
     let mut rows = Vec::new();
@@ -1205,6 +1221,7 @@ fn run() -> Res<()> {
         None => None,
     };
 
+    let rss_peak_mib = rss_peak_mib(daemon.pid);
     let (status, stop_took) = daemon.stop()?;
     let verify = Command::new(env!("CARGO_BIN_EXE_stockd"))
         .arg("verify")
@@ -1215,6 +1232,12 @@ fn run() -> Res<()> {
     let file_mib = std::fs::metadata(&daemon.data)
         .map(|m| m.len() as f64 / 1048576.0)
         .unwrap_or(0.0);
+
+    // Issue 11: import, then PostgreSQL, each alone on the machine (the daemon is stopped).
+    let work_dir = daemon.data.parent().map(Path::to_path_buf).unwrap_or_default();
+    eprintln!("load bench: stockd import of {LEVELS} stock rows into a fresh file…");
+    let imported = import::run(&work_dir);
+    let pg = run_postgres(&settings, tck);
 
     let baseline = rows.first().map(|r| r.out.rate()).filter(|r| *r > 0.0).unwrap_or(1.0);
     println!("## stockd load benchmark");
@@ -1293,6 +1316,8 @@ fn run() -> Res<()> {
     let text = String::from_utf8_lossy(&verify.stdout);
     let err = String::from_utf8_lossy(&verify.stderr);
     println!("stockd verify: {}{}", text.trim(), err.trim());
+    println!();
+    print_side_by_side(&settings, &rows, tck, rss_peak_mib, &imported, &pg);
     if !status.success() {
         return Err(format!(
             "the daemon exited with {status} after SIGTERM; the end of its log:\n{}",
@@ -1332,4 +1357,125 @@ fn check_seed(rt: &tokio::runtime::Runtime, daemon: &Daemon) -> Res<()> {
         ));
     }
     Ok(())
+}
+
+// ---- issue 11: side by side with PostgreSQL ----
+
+/// The daemon's peak resident set (VmHWM), in MiB.
+fn rss_peak_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Connection counts of the movement phases compared with PostgreSQL.
+const PG_CONNS: [usize; 3] = [1, 16, 64];
+
+struct PgRun {
+    description: String,
+    phases: Vec<(usize, postgres::PgOutcome)>,
+}
+
+/// PostgreSQL's movement phases, or why there are none.
+fn run_postgres(settings: &Settings, tck: f64) -> Result<PgRun, String> {
+    let install = postgres::find().map_err(|e| format!("not run: {e}"))?;
+    eprintln!("load bench: PostgreSQL: initdb and start of a throwaway cluster…");
+    let mut cluster = postgres::Cluster::start(install, settings.dir.as_deref())?;
+    let mut phases = Vec::new();
+    for conns in PG_CONNS {
+        eprintln!("load bench: PostgreSQL movement (one statement, pgbench), {conns} connections…");
+        phases.push((conns, cluster.movements(conns, settings.warmup, settings.measure, tck)?));
+    }
+    cluster.stop()?;
+    Ok(PgRun {
+        description: cluster.description.clone(),
+        phases,
+    })
+}
+
+fn print_side_by_side(
+    settings: &Settings,
+    rows: &[Row],
+    tck: f64,
+    rss_peak_mib: Option<f64>,
+    imported: &Res<import::Imported>,
+    pg: &Result<PgRun, String>,
+) {
+    let find = |case: &str, conns: usize| rows.iter().find(|r| r.case == case && r.conns == conns);
+    let movements: Vec<&Row> = PG_CONNS.iter().filter_map(|c| find(MOVEMENT_CASE, *c)).collect();
+    let mut inputs = compare::Inputs {
+        stockd: movements
+            .iter()
+            .map(|r| compare::Movements {
+                conns: r.conns,
+                rate: r.out.rate(),
+                p50_us: r.out.percentile(0.50),
+                p99_us: r.out.percentile(0.99),
+            })
+            .collect(),
+        pg: Vec::new(),
+        stockd_cpu_us: find(MOVEMENT_CASE, CPU_TARGET_CONNS).and_then(|r| r.out.daemon_cpu_us_per_ok(tck)),
+        pg_cpu_us: None,
+        reads: find(LEVEL_READ_CASE, 64).map(|r| r.out.rate()),
+        bulk_lines: find(BULK_CASE, 4).map(|r| r.out.rate() * r.per_request),
+        import_rows: imported.as_ref().ok().map(import::Imported::rate),
+        rss_mib: rss_peak_mib,
+    };
+    println!("## Side by side with PostgreSQL (issue 11)");
+    println!();
+    println!(
+        "- stockd: the phases above ({} HTTP workers, {:.1} s warm-up + {:.1} s measured); server CPU = the daemon's \
+         /proc utime+stime over the measured window / movements answered in it",
+        settings.workers,
+        settings.warmup.as_secs_f64(),
+        settings.measure.as_secs_f64()
+    );
+    match imported {
+        Ok(i) => println!(
+            "- import: `stockd import --kind stock` of {} rows into a fresh file (products and warehouses imported first) in {:.2} s, wall time of the process",
+            i.rows,
+            i.took.as_secs_f64()
+        ),
+        Err(e) => println!("- import: failed: {e}"),
+    }
+    match pg {
+        Ok(run) => {
+            println!(
+                "- PostgreSQL: {}; throwaway cluster (initdb) on 127.0.0.1, shared/peers/pg schema (10,000 products × 4 \
+                 warehouses), the movement as one statement (movement_cte.sql), pgbench -M prepared, -j 2 (-j 1 at 1 \
+                 connection), same warm-up and measured window, after TRUNCATE + VACUUM + CHECKPOINT; latencies from \
+                 pgbench's per-transaction log; server CPU = postmaster and all its processes",
+                run.description
+            );
+            for (conns, out) in &run.phases {
+                let cores = |x: Option<f64>| x.map(|c| format!("{c:.2}")).unwrap_or_else(|| "–".into());
+                println!(
+                    "- PostgreSQL at {conns} connection{}: server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
+                    if *conns == 1 { "" } else { "s" },
+                    cores(out.cpu.server),
+                    cores(out.cpu.client),
+                    cores(out.rest_of_machine()),
+                    out.failed
+                );
+                inputs.pg.push(compare::Movements {
+                    conns: *conns,
+                    rate: out.rate(),
+                    p50_us: out.percentile(0.50),
+                    p99_us: out.percentile(0.99),
+                });
+                if *conns == CPU_TARGET_CONNS {
+                    inputs.pg_cpu_us = out.cpu_us_per_movement();
+                }
+            }
+        }
+        Err(e) => println!("- PostgreSQL: {e}; stockd's figures alone"),
+    }
+    println!();
+    compare::print(&inputs);
+    println!();
+    println!(
+        "Ratios are stockd / PostgreSQL (throughput: higher is better; latency and CPU: lower is better). \
+         Figures move ±30% between runs on this machine; only ratios from one run compare."
+    );
 }
