@@ -81,7 +81,9 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         );
         return Err(StartError::Config(config.error_at("server.listen", &why).0));
     }
-    // Configuration problems first (exit 2), before the data file is touched.
+    // Configuration problems first (exit 2), before the data file is touched. The data
+    // file's directory first: the backup dir may lie under it and would create it.
+    config.check_storage_dir().map_err(|e| StartError::Config(e.0))?;
     let certificates = config
         .server
         .tls
@@ -94,7 +96,6 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
     for p in stale {
         tracing::info!(file = %p.display(), "removed a snapshot a crash left half-written");
     }
-    config.check_storage_dir().map_err(|e| StartError::Config(e.0))?;
     let store = Store::open_with_options(
         &config.storage.path,
         config.rules(),

@@ -101,7 +101,8 @@ mod tests {
     /// A value shown as a placeholder or a variable (`<token>`, `$TOKEN`, `TOKEN`), not a
     /// credential.
     fn is_placeholder(value: &str) -> bool {
-        value.contains(['<', '$', '{']) || value.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        // `<token>`, `$STOCKD_TOKEN`, `{token}`, `stk_…` (elided): nothing a client could send.
+        value.contains(['<', '$', '{', '…']) || value.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
     }
 
     /// What a line shows as a bearer token: after `Authorization:` (with or without

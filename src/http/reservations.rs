@@ -108,7 +108,12 @@ fn not_found(id: &str) -> ApiError {
 /// The reservation, if the caller may see its warehouse: one in a warehouse it may not use
 /// answers exactly as an unknown id (API.md), so ids do not reveal other warehouses.
 async fn load(state: &State, identity: &crate::auth::Identity, id: &str) -> Result<Reservation, ApiError> {
-    let r = state.store.reader().await?.reservation(id)?.ok_or_else(|| not_found(id))?;
+    let r = state
+        .store
+        .reader()
+        .await?
+        .reservation(id)?
+        .ok_or_else(|| not_found(id))?;
     if !identity.may_use(&r.warehouse) {
         return Err(not_found(id));
     }
