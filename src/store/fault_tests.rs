@@ -130,3 +130,39 @@ async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
     assert_eq!(report.movements, 2);
     store.shutdown();
 }
+
+/// A job that panics on the writer (a bug, never input) gets 500 `internal`; the jobs of
+/// its group are committed without it and the writer goes on (issue 10, item 9).
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_job_gets_500_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("panic.redb"), Rules::default(), "default").expect("open");
+    let ctx = WriteCtx {
+        actor: "test".into(),
+        ..WriteCtx::default()
+    };
+    let product = Product {
+        id: "p".into(),
+        sku: "p".into(),
+        name: "P".into(),
+        ..Product::default()
+    };
+    store.execute(Command::PutProduct(product), ctx.clone()).await.expect("product");
+    for _ in 0..3 {
+        // Queued together, they usually share a group with the panicking job.
+        let (a, b, c) = tokio::join!(
+            store.execute(movement(Op::In(1)), ctx.clone()),
+            store.submit(super::writer::Work::Panic, ctx.clone()),
+            store.execute(movement(Op::In(2)), ctx.clone()),
+        );
+        a.expect("the job before the panic");
+        assert_eq!(b.err().map(|e| e.code), Some(Code::Internal));
+        c.expect("the job after the panic");
+    }
+    assert!(store.is_ready(), "the writer survived");
+    let reader = store.reader().await.expect("reader");
+    assert_eq!(reader.level("p", "default").expect("read").map(|l| l.buckets.on_hand), Some(9));
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report}");
+    store.shutdown();
+}

@@ -102,6 +102,9 @@ pub struct NonceClaim {
 pub enum Work {
     Ledger(Command),
     ClaimNonce(NonceClaim),
+    /// Panics on the writer thread: tests of panic containment.
+    #[cfg(test)]
+    Panic,
 }
 
 impl Work {
@@ -109,6 +112,8 @@ impl Work {
         match self {
             Work::Ledger(cmd) => cmd.weight(),
             Work::ClaimNonce(_) => 1,
+            #[cfg(test)]
+            Work::Panic => 1,
         }
     }
 }
@@ -406,6 +411,8 @@ impl Writer {
         let cmd = match &job.work {
             Work::Ledger(cmd) => cmd,
             Work::ClaimNonce(claim) => return tables.claim_nonce(claim).map_err(|e| e.to_string()),
+            #[cfg(test)]
+            Work::Panic => panic!("a job that panics (test)"),
         };
         let now_ms = crate::clock::now_ms().max(self.chain.at_ms_last);
         if let Some(claim) = &job.ctx.replay {
