@@ -100,7 +100,14 @@ tokio::task_local! {
 
 /// The current request's id, when there is one.
 pub fn request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID.try_with(Clone::clone).ok().filter(|id| !id.is_empty())
+}
+
+/// Runs `f` as if no request were being served: what it renders names no request id. The
+/// answer of a write with a replay claim is rendered so, since every repeat must answer the
+/// same bytes (each still gets its own `x-request-id` header).
+pub fn without_request_id<T>(f: impl FnOnce() -> T) -> T {
+    REQUEST_ID.sync_scope(String::new(), f)
 }
 
 /// Who made the request, once authenticated (put in the request by the auth guard).

@@ -14,12 +14,13 @@ use serde_json::value::RawValue;
 
 use super::native::check_id;
 use super::render::{dialect_id, money_micros};
+use super::write::Render;
 use super::{int_param, raw_id, write, Json, State};
 use crate::auth::{Guard, Policy, ReadInventory, WriteInventory};
 use crate::clock::rfc3339_ms;
 use crate::error::{ApiError, Code};
 use crate::ledger::{Batch, Command, Decimal, Meta, MoveCmd, Op, NOTE_CHARS_MAX, TEXT_CHARS_MAX};
-use crate::store::{Answer, Applied, BatchHeader, BatchQuery, Render};
+use crate::store::{Answer, Applied, BatchHeader, BatchQuery};
 
 /// The document: "Best supports 200 items for a request."
 pub const LINE_ITEMS_MAX: usize = 200;

@@ -66,7 +66,7 @@ struct CreateBody {
     reference_id: Option<String>,
 }
 
-fn answer(status: fn(&Applied) -> StatusCode) -> crate::store::Render {
+fn answer(status: fn(&Applied) -> StatusCode) -> write::Render {
     write::native(status, |a: &Applied| {
         let r = a
             .reservations

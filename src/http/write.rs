@@ -1,7 +1,7 @@
 //! The one way handlers write: the request's replay protection (Idempotency-Key, or a
-//! legacy signature) goes with the command to the writer, and the answer is rendered from
-//! the outcome by the route's `Render` — by the writer when it must be stored for replay,
-//! else here.
+//! legacy signature) goes with the command to the writer, which stores the outcome as data
+//! beside the write; the answer is rendered here, from the outcome, by the route's `Render`
+//! — for a repeat, from the stored outcome, so it answers the same bytes again.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,11 @@ use super::State;
 use crate::auth::Identity;
 use crate::error::{error_headers, ApiError, Code, PROBLEM_CONTENT_TYPE};
 use crate::ledger::Command;
-use crate::store::{Answer, Applied, BatchHeader, Render, ReplayClaim, WriteCtx};
+use crate::store::{Answer, Applied, BatchHeader, ReplayClaim, WriteCtx};
+
+/// Renders the answer of a write from its outcome alone (plus what the handler captured
+/// before writing): a function of the outcome, so a repeat answers identically.
+pub type Render = Arc<dyn Fn(Result<&Applied, &ApiError>) -> Answer + Send + Sync>;
 
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -81,13 +85,12 @@ fn fingerprint(req: &HttpRequest) -> [u8; 32] {
 }
 
 /// The replay claim of this request, if it has one.
-fn replay_claim(req: &HttpRequest, identity: &Identity, render: &Render) -> Result<Option<ReplayClaim>, ApiError> {
+fn replay_claim(req: &HttpRequest, identity: &Identity) -> Result<Option<ReplayClaim>, ApiError> {
     if let Some(replay) = &identity.replay {
         return Ok(Some(ReplayClaim {
             key: replay.key.clone(),
             fingerprint: fingerprint(req),
             ttl_ms: replay.ttl_ms,
-            render: render.clone(),
         }));
     }
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY_HEADER) else {
@@ -102,7 +105,6 @@ fn replay_claim(req: &HttpRequest, identity: &Identity, render: &Render) -> Resu
         key: format!("idem\u{0}{}\u{0}{key}", identity.name),
         fingerprint: fingerprint(req),
         ttl_ms: IDEMPOTENCY_TTL_MS,
-        render: render.clone(),
     }))
 }
 
@@ -126,7 +128,7 @@ pub async fn write_batch(
     batch: Option<BatchHeader>,
     render: Render,
 ) -> HttpResponse {
-    let claim = match replay_claim(req, identity, &render) {
+    let claim = match replay_claim(req, identity) {
         Ok(c) => c,
         Err(e) => return respond(render(Err(&e)), false),
     };
@@ -153,13 +155,28 @@ pub async fn write_batch(
         replay: claim,
         batch,
     };
-    match state.store.execute(cmd, ctx).await {
+    let stored = ctx.replay.is_some();
+    let outcome = state.store.execute(cmd, ctx).await;
+    // An outcome kept for repeats is rendered the same way for the first answer and every
+    // repeat: byte for byte, so without the request's id (it is in the header).
+    let render_outcome = |outcome: Result<&Applied, &ApiError>| match stored {
+        true => crate::telemetry::without_request_id(|| render(outcome)),
+        false => render(outcome),
+    };
+    match outcome {
+        // A first answer an older version stored as bytes.
         Ok(Applied {
             answer: Some(answer),
             replayed,
             ..
         }) => respond(answer, replayed),
-        Ok(applied) => respond(render(Ok(&applied)), false),
+        Ok(Applied {
+            refused: Some(e),
+            replayed,
+            ..
+        }) => respond(render_outcome(Err(&e)), replayed),
+        Ok(applied) => respond(render_outcome(Ok(&applied)), applied.replayed),
+        // Not stored (the queue was full, the storage failed): a retry may apply it.
         Err(e) => respond(render(Err(&e)), false),
     }
 }

@@ -402,6 +402,9 @@ pub fn decode_transfer(buf: &[u8]) -> Result<Transfer, CodecError> {
 }
 
 /// A stored answer: fingerprint of the request, expiry, status, content type, body.
+/// A stored first answer as an older version wrote it: the HTTP answer's bytes (read
+/// back for replays until it expires; never written any more).
+#[cfg(test)]
 pub fn answer(fingerprint: &[u8; 32], expires_ms: i64, a: &crate::store::Answer) -> Vec<u8> {
     let mut e = Enc(Vec::with_capacity(64 + a.body.len()));
     e.u8(V1);
@@ -413,7 +416,7 @@ pub fn answer(fingerprint: &[u8; 32], expires_ms: i64, a: &crate::store::Answer)
     e.0
 }
 
-pub fn decode_answer(buf: &[u8]) -> Result<([u8; 32], i64, crate::store::Answer), CodecError> {
+fn decode_answer(buf: &[u8]) -> Result<([u8; 32], i64, crate::store::Answer), CodecError> {
     let mut d = Dec::new(buf, "answer")?;
     let fingerprint: [u8; 32] = d.take(32)?.try_into().map_err(|_| CodecError("fingerprint".into()))?;
     let expires_ms = d.i64()?;
@@ -429,6 +432,123 @@ pub fn decode_answer(buf: &[u8]) -> Result<([u8; 32], i64, crate::store::Answer)
             body,
         },
     ))
+}
+
+/// Stored outcomes (replays table, version 2): what a write did, as data; the edge renders
+/// it again, identically, for a repeat of the request.
+const V2_OUTCOME: u8 = 2;
+
+impl Enc {
+    fn bytes(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(v);
+    }
+}
+
+impl<'a> Dec<'a> {
+    fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        let len = u32::from_le_bytes(b) as usize;
+        self.take(len)
+    }
+    fn count(&mut self) -> Result<usize, CodecError> {
+        usize::try_from(self.u64()?).map_err(|_| CodecError("count".into()))
+    }
+}
+
+/// The first outcome of a request under a replay key: refused (a stable code and its
+/// detail) or what it applied.
+pub fn outcome(fingerprint: &[u8; 32], expires_ms: i64, outcome: &crate::store::Outcome) -> Vec<u8> {
+    use crate::store::Outcome;
+    let mut e = Enc(Vec::with_capacity(256));
+    e.u8(V2_OUTCOME);
+    e.0.extend_from_slice(fingerprint);
+    e.i64(expires_ms);
+    match outcome {
+        Outcome::Refused { code, detail } => {
+            e.u8(1);
+            e.str(code);
+            e.str(detail);
+        }
+        Outcome::Applied(a) => {
+            e.u8(0);
+            e.u8(u8::from(a.created));
+            e.u64(a.movements.len() as u64);
+            for m in &a.movements {
+                e.bytes(&movement(m));
+            }
+            e.opt_str(a.batch.as_deref());
+            e.u8(u8::from(a.transfer.is_some()));
+            if let Some(t) = &a.transfer {
+                e.bytes(&transfer(t));
+            }
+            e.u64(a.levels.len() as u64);
+            for ((p, w), l) in &a.levels {
+                e.str(p);
+                e.str(w);
+                e.bytes(&level(l));
+            }
+            e.u8(u8::from(a.product.is_some()));
+            if let Some(p) = &a.product {
+                e.bytes(&product(p));
+            }
+            e.u8(u8::from(a.warehouse.is_some()));
+            if let Some(w) = &a.warehouse {
+                e.bytes(&warehouse(w));
+            }
+            e.u64(a.reservations.len() as u64);
+            for r in &a.reservations {
+                e.bytes(&reservation(r));
+            }
+        }
+    }
+    e.0
+}
+
+/// What a replays row holds: the request's fingerprint, its expiry, and the first outcome
+/// (or, in rows of an older version, the first answer's bytes).
+pub fn decode_replay(buf: &[u8]) -> Result<([u8; 32], i64, crate::store::Stored), CodecError> {
+    use crate::store::{Applied, Outcome, Stored};
+    if buf.first() != Some(&V2_OUTCOME) {
+        return decode_answer(buf).map(|(f, at, a)| (f, at, Stored::Answer(a)));
+    }
+    let mut d = Dec { buf, pos: 1 };
+    let fingerprint: [u8; 32] = d.take(32)?.try_into().map_err(|_| CodecError("fingerprint".into()))?;
+    let expires_ms = d.i64()?;
+    let outcome = if d.u8()? == 1 {
+        Outcome::Refused {
+            code: d.str()?,
+            detail: d.str()?,
+        }
+    } else {
+        let mut a = Applied {
+            created: d.u8()? != 0,
+            ..Applied::default()
+        };
+        for _ in 0..d.count()? {
+            a.movements.push(decode_movement(d.bytes()?)?);
+        }
+        a.batch = d.opt_str()?;
+        if d.u8()? != 0 {
+            a.transfer = Some(decode_transfer(d.bytes()?)?);
+        }
+        for _ in 0..d.count()? {
+            let (p, w) = (d.str()?, d.str()?);
+            a.levels.push(((p, w), decode_level(d.bytes()?)?));
+        }
+        if d.u8()? != 0 {
+            a.product = Some(decode_product(d.bytes()?)?);
+        }
+        if d.u8()? != 0 {
+            a.warehouse = Some(decode_warehouse(d.bytes()?)?);
+        }
+        for _ in 0..d.count()? {
+            a.reservations.push(decode_reservation(d.bytes()?)?);
+        }
+        Outcome::Applied(Box::new(a))
+    };
+    Ok((fingerprint, expires_ms, Stored::Outcome(outcome)))
 }
 
 #[cfg(test)]
@@ -469,5 +589,70 @@ mod tests {
         assert_eq!(decode_movement(&bytes), Ok(m.clone()));
         assert_eq!(movement_at_ms(&bytes), Ok(m.at_ms));
         assert!(decode_movement(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn stored_outcomes_round_trip_and_old_answers_still_read() {
+        use crate::store::{Answer, Applied, Outcome, Stored};
+        let m = Movement {
+            seq: 7,
+            at_ms: 1_700_000_000_000,
+            draft: Draft {
+                product: "p".into(),
+                warehouse: "w".into(),
+                kind: Kind::In,
+                quantity: 3,
+                before: Buckets::default(),
+                delta: Buckets {
+                    on_hand: 3,
+                    ..Buckets::default()
+                },
+                reason: None,
+                reference_type: None,
+                reference_id: None,
+                note: None,
+                cost_per_unit: None,
+                transfer: None,
+            },
+            actor: "pos".into(),
+            batch: Some("bat_7".into()),
+            idempotency_key: Some("k".into()),
+            hash: [9; 32],
+        };
+        let applied = Applied {
+            created: true,
+            movements: vec![m.clone()],
+            batch: Some("bat_7".into()),
+            levels: vec![(("p".into(), "w".into()), Level::default())],
+            warehouse: Some(Warehouse {
+                id: "w".into(),
+                name: "W".into(),
+            }),
+            ..Applied::default()
+        };
+        let bytes = outcome(&[1; 32], 99, &Outcome::Applied(Box::new(applied)));
+        let (f, at, stored) = decode_replay(&bytes).expect("decode");
+        assert_eq!((f, at), ([1; 32], 99));
+        let Stored::Outcome(Outcome::Applied(a)) = stored else {
+            panic!("{stored:?}")
+        };
+        assert!(a.created);
+        assert_eq!(a.movements, vec![m]);
+        assert_eq!(a.batch.as_deref(), Some("bat_7"));
+        assert_eq!(a.levels.len(), 1);
+        assert_eq!(a.warehouse.map(|w| w.name), Some("W".into()));
+        let refused = Outcome::Refused {
+            code: "insufficient_stock".into(),
+            detail: "only 2".into(),
+        };
+        let (_, _, stored) = decode_replay(&outcome(&[2; 32], 5, &refused)).expect("decode");
+        assert!(matches!(stored, Stored::Outcome(Outcome::Refused { ref code, .. }) if code == "insufficient_stock"));
+        let old = Answer {
+            status: 201,
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+        };
+        let (_, _, stored) = decode_replay(&answer(&[3; 32], 6, &old)).expect("decode");
+        assert!(matches!(stored, Stored::Answer(a) if a == old));
     }
 }

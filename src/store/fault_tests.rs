@@ -147,7 +147,10 @@ async fn a_panicking_job_gets_500_and_the_writer_goes_on() {
         name: "P".into(),
         ..Product::default()
     };
-    store.execute(Command::PutProduct(product), ctx.clone()).await.expect("product");
+    store
+        .execute(Command::PutProduct(product), ctx.clone())
+        .await
+        .expect("product");
     for _ in 0..3 {
         // Queued together, they usually share a group with the panicking job.
         let (a, b, c) = tokio::join!(
@@ -161,7 +164,10 @@ async fn a_panicking_job_gets_500_and_the_writer_goes_on() {
     }
     assert!(store.is_ready(), "the writer survived");
     let reader = store.reader().await.expect("reader");
-    assert_eq!(reader.level("p", "default").expect("read").map(|l| l.buckets.on_hand), Some(9));
+    assert_eq!(
+        reader.level("p", "default").expect("read").map(|l| l.buckets.on_hand),
+        Some(9)
+    );
     let report = store.verify().expect("verify");
     assert!(report.ok, "{report}");
     store.shutdown();

@@ -26,7 +26,7 @@ use crate::ledger::{Rules, Warehouse};
 pub use apply::{apply_offline, OfflineError};
 pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
 pub use recovery::{new_file_id, settle_file};
-pub use writer::{Answer, Applied, BatchHeader, Limits, NonceClaim, Render, ReplayClaim, WriteCtx};
+pub use writer::{Answer, Applied, BatchHeader, Limits, NonceClaim, Outcome, ReplayClaim, Stored, WriteCtx};
 
 use tables::*;
 

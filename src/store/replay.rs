@@ -5,8 +5,19 @@ use redb::ReadableTable;
 
 use super::apply::Tables;
 use super::codec;
-use super::writer::{Applied, NonceClaim, ReplayClaim};
+use super::writer::{Applied, NonceClaim, Outcome, ReplayClaim, Stored};
 use crate::error::{ApiError, Code};
+
+/// A stored refusal as the error it was; a code this version does not know (a newer file)
+/// is answered as `internal` with the stored detail.
+fn refusal(code: &str, detail: String) -> ApiError {
+    let code = Code::ALL
+        .iter()
+        .copied()
+        .find(|c| c.name() == code)
+        .unwrap_or(Code::Internal);
+    ApiError::new(code, detail)
+}
 
 /// Expired replay answers deleted per write that stores one.
 const REPLAY_PRUNE_BATCH: usize = 16;
@@ -14,7 +25,7 @@ const REPLAY_PRUNE_BATCH: usize = 16;
 const NONCE_PRUNE_BATCH: usize = 16;
 
 impl Tables<'_> {
-    /// The stored answer of an earlier request under the same key, if it has not expired:
+    /// The stored outcome of an earlier request under the same key, if it has not expired:
     /// replayed when the request is the same, 422 `idempotency_key_reused` when it is not.
     pub(super) fn replay_lookup(
         &mut self,
@@ -24,8 +35,8 @@ impl Tables<'_> {
         let Some(row) = self.replays.get(claim.key.as_str())? else {
             return Ok(None);
         };
-        let (fingerprint, expires_ms, answer) =
-            codec::decode_answer(row.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+        let (fingerprint, expires_ms, stored) =
+            codec::decode_replay(row.value()).map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
         if expires_ms <= now_ms {
             return Ok(None);
         }
@@ -35,22 +46,37 @@ impl Tables<'_> {
                 "this Idempotency-Key was used with another request",
             ))));
         }
-        Ok(Some(Ok(Applied {
-            answer: Some(answer),
-            replayed: true,
-            ..Applied::default()
-        })))
+        let replayed = match stored {
+            Stored::Outcome(Outcome::Applied(a)) => Applied { replayed: true, ..*a },
+            Stored::Outcome(Outcome::Refused { code, detail }) => Applied {
+                replayed: true,
+                refused: Some(refusal(&code, detail)),
+                ..Applied::default()
+            },
+            Stored::Answer(answer) => Applied {
+                replayed: true,
+                answer: Some(answer),
+                ..Applied::default()
+            },
+        };
+        Ok(Some(Ok(replayed)))
     }
 
-    /// Renders the outcome, stores the answer beside the write (a refusal too: a repeat
-    /// must not apply later what was refused once) and prunes a few expired answers.
+    /// Stores the outcome beside the write (a refusal too: a repeat must not apply later
+    /// what was refused once) and prunes a few expired ones.
     pub(super) fn replay_store(
         &mut self,
         claim: &ReplayClaim,
-        result: Result<Applied, ApiError>,
+        result: &Result<Applied, ApiError>,
         now_ms: i64,
-    ) -> Result<Applied, redb::StorageError> {
-        let answer = (claim.render)(result.as_ref());
+    ) -> Result<(), redb::StorageError> {
+        let outcome = match result {
+            Ok(a) => Outcome::Applied(Box::new(a.clone())),
+            Err(e) => Outcome::Refused {
+                code: e.code.name().to_string(),
+                detail: e.detail.clone(),
+            },
+        };
         let mut expired = Vec::new();
         for row in self.replays_by_expiry.range(..(now_ms, ""))?.take(REPLAY_PRUNE_BATCH) {
             let (k, _) = row?;
@@ -66,16 +92,14 @@ impl Tables<'_> {
             .replays
             .insert(
                 claim.key.as_str(),
-                codec::answer(&claim.fingerprint, expires_ms, &answer).as_slice(),
+                codec::outcome(&claim.fingerprint, expires_ms, &outcome).as_slice(),
             )?
-            .map(|v| codec::decode_answer(v.value()).map(|(_, at, _)| at));
+            .map(|v| codec::decode_replay(v.value()).map(|(_, at, _)| at));
         if let Some(Ok(old_expiry)) = old {
             self.replays_by_expiry.remove((old_expiry, claim.key.as_str()))?;
         }
         self.replays_by_expiry.insert((expires_ms, claim.key.as_str()), ())?;
-        let mut applied = result.unwrap_or_default();
-        applied.answer = Some(answer);
-        Ok(applied)
+        Ok(())
     }
 
     /// Refuses a nonce seen before (and not yet expired), else remembers it; prunes a few

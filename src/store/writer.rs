@@ -66,7 +66,8 @@ pub struct BatchHeader {
     pub header: Vec<u8>,
 }
 
-/// An HTTP answer as stored for replay: status, content type and body bytes.
+/// A first answer as an older version stored it (status, content type, body bytes): still
+/// answered to repeats until it expires; new rows store the [`Outcome`] instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
@@ -74,9 +75,24 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Renders the answer of a write from its outcome alone (plus what the handler captured
-/// before writing), so the writer can store it in the same transaction as the write.
-pub type Render = Arc<dyn Fn(Result<&Applied, &ApiError>) -> Answer + Send + Sync>;
+/// What a write did, kept as data for its repeats: the edge renders it again (identically,
+/// since a repeat is the same request).
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Applied(Box<Applied>),
+    /// Refused with a stable error code (the one table in `error.rs`) and its detail.
+    Refused {
+        code: String,
+        detail: String,
+    },
+}
+
+/// What a replays row holds.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    Answer(Answer),
+    Outcome(Outcome),
+}
 
 /// The replay protection of one write (Idempotency-Key, or a legacy signature).
 #[derive(Clone)]
@@ -86,7 +102,6 @@ pub struct ReplayClaim {
     /// SHA-256 of method, path and body: a reused key with another request is refused.
     pub fingerprint: [u8; 32],
     pub ttl_ms: i64,
-    pub render: Render,
 }
 
 /// A v1 signature's (partner, nonce), remembered until `expires_ms`.
@@ -142,10 +157,12 @@ pub struct Applied {
     pub warehouse: Option<Warehouse>,
     /// Reservations the command opened or closed, as they now stand.
     pub reservations: Vec<ledger::Reservation>,
-    /// The answer, when the write carried a replay claim (rendered by the writer).
-    pub answer: Option<Answer>,
-    /// The answer is the stored one of an earlier identical request: nothing was applied.
+    /// This is the stored outcome of an earlier identical request: nothing was applied.
     pub replayed: bool,
+    /// A replayed refusal (the first request was refused, so is every repeat).
+    pub refused: Option<ApiError>,
+    /// A replayed first answer stored by an older version, as it was sent.
+    pub answer: Option<Answer>,
 }
 
 /// When the writer commits a group durably to redb, after which the log starts over.
@@ -427,10 +444,10 @@ impl Writer {
             Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
             Err(refused) => Err(ApiError::from(refused)),
         };
-        Ok(match &job.ctx.replay {
-            Some(claim) => Ok(tables.replay_store(claim, result, now_ms).map_err(|e| e.to_string())?),
-            None => result,
-        })
+        if let Some(claim) = &job.ctx.replay {
+            tables.replay_store(claim, &result, now_ms).map_err(|e| e.to_string())?;
+        }
+        Ok(result)
     }
 
     /// Commits the group: without fsync (the log makes it durable), or as a checkpoint.
