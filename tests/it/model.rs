@@ -17,7 +17,7 @@ const PRODUCTS: [&str; 4] = ["p0", "p1", "p2", "ghost"]; // `ghost` never exists
 const WAREHOUSES: [&str; 4] = ["default", "w1", "neg", "nowhere"]; // `nowhere` never exists
 
 /// The ledger's view of an in-memory "store".
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq)]
 struct Mem {
     levels: BTreeMap<(String, String), Level>,
     transfers: BTreeMap<String, Transfer>,
@@ -305,7 +305,9 @@ proptest! {
             let before = mem.buckets();
             let journal_before = mem.journal.len();
             let expected = model.apply(cmd);
-            match ledger::apply(cmd, &mut mem.clone(), &rules, i as i64) {
+            // The very state the writer would read, not a copy: a refusal must leave it as it was.
+            let before_all = mem.clone();
+            match ledger::apply(cmd, &mut mem, &rules, i as i64) {
                 Ok(effects) => {
                     prop_assert!(expected.is_some(), "ledger accepted what the model refuses: {cmd:?}");
                     mem.persist(effects);
@@ -314,6 +316,7 @@ proptest! {
                     prop_assert!(expected.is_none(), "ledger refused what the model accepts: {cmd:?}: {e}");
                     prop_assert_eq!(&mem.buckets(), &before);
                     prop_assert_eq!(mem.journal.len(), journal_before);
+                    prop_assert!(mem == before_all, "a refused command changed the state: {cmd:?}");
                 }
             }
             prop_assert_eq!(mem.buckets(), model.buckets(), "after {:?}", cmd);
