@@ -258,32 +258,7 @@ impl Writer {
 
     pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut group: Vec<Job> = Vec::with_capacity(GROUP_JOBS_MAX);
-        loop {
-            let first = if let Some(r) = &self.recovery {
-                match rx.recv_timeout(r.next_at.saturating_duration_since(Instant::now())) {
-                    Ok(msg) => msg,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.try_recover();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else if self.dirty {
-                let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
-                match rx.recv_timeout(interval.saturating_sub(self.checkpoint_at.elapsed())) {
-                    Ok(msg) => msg,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.checkpoint_idle();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(msg) => msg,
-                    Err(_) => break,
-                }
-            };
+        while let Some(first) = self.wait(&rx) {
             let mut stop = false;
             let mut weight = 0;
             let mut next = Some(first);
@@ -311,6 +286,30 @@ impl Writer {
             }
         }
         self.close();
+    }
+
+    /// The next message; meanwhile, a due checkpoint or recovery attempt. `None`: every
+    /// sender is gone.
+    fn wait(&mut self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+        loop {
+            let due = match &self.recovery {
+                Some(r) => Some(r.next_at.saturating_duration_since(Instant::now())),
+                None if self.dirty => {
+                    let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
+                    Some(interval.saturating_sub(self.checkpoint_at.elapsed()))
+                }
+                None => None,
+            };
+            let Some(timeout) = due else { return rx.recv().ok() };
+            match rx.recv_timeout(timeout) {
+                Ok(msg) => return Some(msg),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) if self.recovery.is_some() => {
+                    self.try_recover();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => self.checkpoint_idle(),
+            }
+        }
     }
 
     /// A clean stop: a last durable commit, then the log is marked clean.
