@@ -45,22 +45,24 @@ pub(crate) use route_table;
 route_table! {
     /// Every native route: (method, full path).
     NATIVE_ROUTES, register;
+    // Static paths first, the hottest on top: actix tries resources in order, and each
+    // one with path parameters before a match costs a regex match per request.
+    POST "/api/inventory/movements" => post_movement,
+    GET "/api/inventory" => list_levels,
+    GET "/api/inventory/movements" => list_movements,
     GET "/api/warehouses" => list_warehouses,
+    GET "/api/products" => list_products,
+    POST "/api/inventory/adjustments" => post_adjustments,
+    GET "/api/inventory/analytics" => analytics,
     PUT "/api/warehouses/{id}" => put_warehouse,
     GET "/api/warehouses/{id}" => get_warehouse,
-    GET "/api/products" => list_products,
     PUT "/api/products/{id}" => put_product,
     GET "/api/products/{id}" => get_product,
     GET "/api/products/{id}/inventory" => product_inventory,
-    GET "/api/inventory" => list_levels,
     PATCH "/api/inventory/levels/{product_id}/{warehouse_id}" => patch_level,
-    POST "/api/inventory/movements" => post_movement,
-    GET "/api/inventory/movements" => list_movements,
     GET "/api/inventory/movements/{id}" => get_movement,
     GET "/api/inventory/transfers/{id}" => get_transfer,
     POST "/api/inventory/transfers/{id}/receive" => receive_transfer,
-    POST "/api/inventory/adjustments" => post_adjustments,
-    GET "/api/inventory/analytics" => analytics,
 }
 
 pub fn config_native_api(cfg: &mut web::ServiceConfig) {
