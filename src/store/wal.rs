@@ -18,7 +18,7 @@
 //! which stops the start and changes nothing.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -247,13 +247,21 @@ pub fn scan(path: &Path, bytes: &[u8], gen_durable: u64) -> Result<(Vec<Record>,
 /// writes to the data file): a damaged record among valid ones stops the start here, with
 /// both files untouched. What needs the data file's gen is checked later by [`scan`].
 pub fn precheck(path: &Path) -> Result<(), WalError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) if !b.is_empty() => b,
-        Ok(_) => return Ok(()),
+    let io = |e| WalError::Io(path.to_path_buf(), e);
+    let mut file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(WalError::Io(path.to_path_buf(), e)),
+        Err(e) => return Err(io(e)),
     };
-    read_header(path, &bytes)?;
+    let head = head_of(&mut file).map_err(io)?;
+    if head.is_empty() || read_header(path, &head)?.1 {
+        return Ok(()); // empty, or clean: every record is in the data file
+    }
+    let mut bytes = head;
+    file.read_to_end(&mut bytes).map_err(io)?;
+    if read_header(path, &bytes)?.1 {
+        return Ok(()); // clean: every record is in the data file
+    }
     let mut offset = HEADER_BYTES;
     let mut gen_next = None::<u64>;
     loop {
@@ -319,9 +327,7 @@ impl Wal {
             return Ok((wal, Vec::new()));
         }
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let (id, clean) = read_header(path, &bytes)?;
+        let (id, clean) = read_header(path, &head_of(&mut file).map_err(io)?)?;
         if id != file_id {
             if !clean {
                 return Err(WalError::Foreign(path.to_path_buf()));
@@ -330,10 +336,17 @@ impl Wal {
             let wal = Wal::create(path, file_id, capacity_bytes)?;
             return Ok((wal, Vec::new()));
         }
+        // A clean log holds nothing the data file lacks: no need to read it.
+        let mut bytes = Vec::new();
+        if !clean {
+            file.seek(io::SeekFrom::Start(0)).map_err(io)?;
+            file.read_to_end(&mut bytes).map_err(io)?;
+        }
+        let size = file.metadata().map_err(io)?.len();
         let wal = Wal {
             path: path.to_path_buf(),
             file,
-            capacity_bytes: (bytes.len() as u64).max(capacity_bytes),
+            capacity_bytes: size.max(capacity_bytes),
             file_id,
         };
         Ok((wal, bytes))
@@ -424,6 +437,13 @@ impl Wal {
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+}
+
+/// The header block (or less, for a short file), leaving the file positioned after it.
+fn head_of(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEADER_BYTES as usize);
+    Read::by_ref(file).take(HEADER_BYTES).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// The log's file id, and whether it was marked clean (all of it checkpointed).
