@@ -67,6 +67,23 @@ fn opener(path: &Path, failing: Arc<AtomicBool>) -> Opener {
     })
 }
 
+fn test_ctx() -> WriteCtx {
+    WriteCtx {
+        actor: "test".into(),
+        ..WriteCtx::default()
+    }
+}
+
+/// Product `p`, which `movement` moves.
+fn put_product() -> Command {
+    Command::PutProduct(Product {
+        id: "p".into(),
+        sku: "p".into(),
+        name: "P".into(),
+        ..Product::default()
+    })
+}
+
 fn movement(op: Op) -> Command {
     Command::Move(MoveCmd {
         product: "p".into(),
@@ -83,20 +100,8 @@ async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
     let path = dir.path().join("faulty.redb");
     let failing = Arc::new(AtomicBool::new(false));
     let store = Store::open_with(&path, opener(&path, failing.clone()), Rules::default(), "default").expect("open");
-    let ctx = WriteCtx {
-        actor: "test".into(),
-        ..WriteCtx::default()
-    };
-    let product = Product {
-        id: "p".into(),
-        sku: "p".into(),
-        name: "P".into(),
-        ..Product::default()
-    };
-    store
-        .execute(Command::PutProduct(product), ctx.clone())
-        .await
-        .expect("product");
+    let ctx = test_ctx();
+    store.execute(put_product(), ctx.clone()).await.expect("product");
     store.execute(movement(Op::In(10)), ctx.clone()).await.expect("in 10");
 
     failing.store(true, Ordering::Release);
@@ -137,20 +142,8 @@ async fn a_failed_commit_answers_503_writes_nothing_and_writes_resume() {
 async fn a_panicking_job_gets_500_and_the_writer_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("panic.redb"), Rules::default(), "default").expect("open");
-    let ctx = WriteCtx {
-        actor: "test".into(),
-        ..WriteCtx::default()
-    };
-    let product = Product {
-        id: "p".into(),
-        sku: "p".into(),
-        name: "P".into(),
-        ..Product::default()
-    };
-    store
-        .execute(Command::PutProduct(product), ctx.clone())
-        .await
-        .expect("product");
+    let ctx = test_ctx();
+    store.execute(put_product(), ctx.clone()).await.expect("product");
     for _ in 0..3 {
         // Queued together, they usually share a group with the panicking job.
         let (a, b, c) = tokio::join!(

@@ -173,27 +173,27 @@ fn slot_at(bytes: &[u8], offset: u64) -> Slot {
 /// The records to apply after redb's checkpointed `gen_durable`, in order, and the offset
 /// where the next record goes. `bytes` is the whole file.
 pub fn scan(path: &Path, bytes: &[u8], gen_durable: u64) -> Result<(Vec<Record>, u64), WalError> {
+    let damaged = |offset, why: String| WalError::Damaged {
+        path: path.to_path_buf(),
+        offset,
+        why,
+    };
     let mut offset = HEADER_BYTES;
     let mut records = Vec::new();
-    let mut gen_expected = None::<u64>;
+    // The gen the next record must have, once the first is read.
+    let mut gen_next = None::<u64>;
+    let mut end_why = String::from("unreadable record header");
     loop {
         match slot_at(bytes, offset) {
             Slot::Record(r, next) => {
-                let (gen_next, first) = match gen_expected {
-                    None => (gen_durable + 1, true),
-                    Some(g) => (g, false),
-                };
-                if r.gen > gen_next {
-                    return Err(WalError::Damaged {
-                        path: path.to_path_buf(),
-                        offset,
-                        why: format!("gen {} where gen {gen_next} was due", r.gen),
-                    });
+                let due = gen_next.unwrap_or(gen_durable + 1);
+                if r.gen > due {
+                    return Err(damaged(offset, format!("gen {} where gen {due} was due", r.gen)));
                 }
-                if r.gen < gen_next && !first {
-                    break; // an older epoch's record: the log ends before it
+                if r.gen < due && gen_next.is_some() {
+                    break; // an older pass over the file: the log ends before it
                 }
-                gen_expected = Some(r.gen + 1);
+                gen_next = Some(r.gen + 1);
                 if r.gen > gen_durable {
                     records.push(r);
                 }
@@ -201,46 +201,20 @@ pub fn scan(path: &Path, bytes: &[u8], gen_durable: u64) -> Result<(Vec<Record>,
             }
             Slot::Nothing => break,
             Slot::Bad(why) => {
-                // A torn tail unless a later record follows: then it is damage.
-                let after = gen_expected.unwrap_or(gen_durable + 1);
-                if let Some(later) = find_later(bytes, offset + RECORD_ALIGN_BYTES as u64, after) {
-                    return Err(WalError::Damaged {
-                        path: path.to_path_buf(),
-                        offset,
-                        why: format!("{why}; a record of gen {later} follows"),
-                    });
-                }
+                end_why = why;
                 break;
             }
         }
     }
-    if let Some(g) = gen_expected {
-        if records.is_empty() && g <= gen_durable + 1 {
-            // Only already checkpointed records: the next record starts over.
-            return Ok((records, HEADER_BYTES));
-        }
-        if !records.is_empty() && records[0].gen != gen_durable + 1 {
-            return Err(WalError::Damaged {
-                path: path.to_path_buf(),
-                offset: records[0].offset,
-                why: format!(
-                    "the log continues at gen {} but the data file ends at gen {gen_durable}",
-                    records[0].gen
-                ),
-            });
-        }
+    // The end: a torn tail — unless a valid record the scan should have reached lies beyond
+    // it, which means a record (or its header) before the tail is damaged.
+    let due = gen_next.unwrap_or(gen_durable + 1);
+    if let Some(later) = find_later(bytes, offset + RECORD_ALIGN_BYTES as u64, due) {
+        return Err(damaged(offset, format!("{end_why}; a record of gen {later} follows")));
     }
-    // Damage may also hit a record's header (it then reads as the end): look past the end
-    // for a valid record the scan should have reached.
-    let after = gen_expected.unwrap_or(gen_durable + 1);
-    if let Some(later) = find_later(bytes, offset + RECORD_ALIGN_BYTES as u64, after) {
-        return Err(WalError::Damaged {
-            path: path.to_path_buf(),
-            offset,
-            why: format!("unreadable record header; a record of gen {later} follows"),
-        });
-    }
-    Ok((records, offset))
+    // Only already checkpointed records (or none): the next record starts over.
+    let next = if records.is_empty() { HEADER_BYTES } else { offset };
+    Ok((records, next))
 }
 
 /// Checks a log's structure before anything is opened for writing (redb's crash repair
@@ -259,33 +233,10 @@ pub fn precheck(path: &Path) -> Result<(), WalError> {
     }
     let mut bytes = head;
     file.read_to_end(&mut bytes).map_err(io)?;
-    if read_header(path, &bytes)?.1 {
-        return Ok(()); // clean: every record is in the data file
-    }
-    let mut offset = HEADER_BYTES;
-    let mut gen_next = None::<u64>;
-    loop {
-        match slot_at(&bytes, offset) {
-            Slot::Record(r, next) => {
-                if gen_next.is_some_and(|g| r.gen != g) {
-                    return Ok(()); // an older pass (or a gap, which `scan` reports)
-                }
-                gen_next = Some(r.gen + 1);
-                offset = next;
-            }
-            Slot::Nothing => return Ok(()),
-            Slot::Bad(why) => {
-                let Some(g) = gen_next else { return Ok(()) };
-                return match find_later(&bytes, offset + RECORD_ALIGN_BYTES as u64, g) {
-                    Some(later) => Err(WalError::Damaged {
-                        path: path.to_path_buf(),
-                        offset,
-                        why: format!("{why}; a record of gen {later} follows"),
-                    }),
-                    None => Ok(()),
-                };
-            }
-        }
+    // Without the data file's gen, take the first record's as where the log starts.
+    match slot_at(&bytes, HEADER_BYTES) {
+        Slot::Record(first, _) => scan(path, &bytes, first.gen.saturating_sub(1)).map(|_| ()),
+        Slot::Nothing | Slot::Bad(_) => Ok(()),
     }
 }
 
