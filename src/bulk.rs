@@ -464,7 +464,7 @@ pub fn export(
 
 fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
     header(out, format, &PRODUCT_COLUMNS)?;
-    let mut progress = Progress::new("export products", reader.product_count().map_err(|e| e.detail)?);
+    let mut progress = Progress::new("export products", reader.product_count().map_err(|e| e.to_string())?);
     let mut n = 0u64;
     let mut failed = None;
     reader
@@ -500,7 +500,7 @@ fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Resu
             progress.set(n);
             Ok(true)
         })
-        .map_err(|e| e.detail)?;
+        .map_err(|e: crate::store::StoreError| e.to_string())?;
     if let Some(e) = failed {
         return Err(e);
     }
@@ -511,7 +511,7 @@ pub const WAREHOUSE_COLUMNS: [&str; 2] = ["id", "name"];
 
 fn export_warehouses(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
     header(out, format, &WAREHOUSE_COLUMNS)?;
-    let warehouses = reader.warehouses().map_err(|e| e.detail)?;
+    let warehouses = reader.warehouses().map_err(|e| e.to_string())?;
     let mut progress = Progress::new("export warehouses", warehouses.len() as u64);
     let mut n = 0u64;
     for w in warehouses {
@@ -527,7 +527,7 @@ fn export_warehouses(reader: &Reader, format: Format, out: &mut dyn Write) -> Re
 
 fn export_levels(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
     header(out, format, &LEVEL_COLUMNS)?;
-    let mut progress = Progress::new("export levels", reader.level_count().map_err(|e| e.detail)?);
+    let mut progress = Progress::new("export levels", reader.level_count().map_err(|e| e.to_string())?);
     let mut n = 0u64;
     reader.each_level(&mut |p, w, l| {
         let b = l.buckets;
@@ -560,7 +560,7 @@ fn export_movements(
     range: &ExportRange,
     out: &mut dyn Write,
 ) -> Result<String, String> {
-    let last = reader.seq_last().map_err(|e| e.detail)?;
+    let last = reader.seq_last().map_err(|e| e.to_string())?;
     let date = |text: &String, bound: Bound| {
         parse_date_param(text, bound)
             .ok_or_else(|| format!("`{text}` is not an RFC 3339 date-time or a YYYY-MM-DD date"))
@@ -568,14 +568,18 @@ fn export_movements(
     let mut from = range.from_seq.unwrap_or(1).max(1);
     let mut to = range.to_seq.unwrap_or(last).min(last);
     if let Some(since) = &range.since {
-        from = from.max(reader.seq_since(date(since, Bound::Start)?).map_err(|e| e.detail)?);
+        from = from.max(
+            reader
+                .seq_since(date(since, Bound::Start)?)
+                .map_err(|e| e.to_string())?,
+        );
     }
     if let Some(until) = &range.until {
         let end = date(until, Bound::End)?;
         to = to.min(
             reader
                 .seq_since(end.saturating_add(1))
-                .map_err(|e| e.detail)?
+                .map_err(|e| e.to_string())?
                 .saturating_sub(1),
         );
     }

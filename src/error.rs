@@ -131,6 +131,30 @@ impl From<LedgerError> for ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> ApiError {
+        use crate::store::StoreError;
+        match err {
+            StoreError::Refused(e) => ApiError::from(e),
+            StoreError::Stored { code, detail } => {
+                // A code this version does not know (a newer file) answers as `internal`.
+                let code = Code::ALL
+                    .iter()
+                    .copied()
+                    .find(|c| c.name() == code)
+                    .unwrap_or(Code::Internal);
+                ApiError::new(code, detail)
+            }
+            StoreError::KeyReused => ApiError::new(Code::IdempotencyKeyReused, err.to_string()),
+            StoreError::NonceReused => ApiError::new(Code::Unauthenticated, err.to_string()),
+            StoreError::BadCursor => ApiError::invalid("cursor", "is not a cursor this list gave out"),
+            StoreError::Overloaded => ApiError::new(Code::Overloaded, err.to_string()),
+            StoreError::Unavailable(why) => ApiError::new(Code::StorageUnavailable, why),
+            StoreError::Internal(why) => ApiError::new(Code::Internal, why),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]

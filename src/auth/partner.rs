@@ -15,8 +15,8 @@ use actix_web::{HttpMessage, HttpRequest};
 use super::signature::{self, LEGACY_REPLAY_TTL_SECONDS, NONCE_LEN_MAX, TIMESTAMP_SKEW_SECONDS_MAX};
 use super::{unauth, Authenticator, Identity};
 use crate::body::{self, Buffered};
-use crate::error::{ApiError, Code};
-use crate::store::NonceClaim;
+use crate::error::ApiError;
+use crate::store::{NonceClaim, StoreError};
 
 pub const PARTNER_HEADER: &str = "partner-id";
 pub const SIGNATURE_HEADER: &str = "secret";
@@ -173,10 +173,11 @@ async fn claim_nonce(auth: &Authenticator, partner: &str, v: &V1Headers<'_>, now
         })
         .await
         .inspect_err(|e| {
-            if e.code == Code::Unauthenticated {
+            if *e == StoreError::NonceReused {
                 metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "nonce_replayed").increment(1);
             }
         })
+        .map_err(ApiError::from)
 }
 
 #[cfg(test)]

@@ -486,7 +486,7 @@ async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web:
     let batch = match found {
         Ok(Some(b)) if b.kind == BATCH_KIND => b,
         Ok(_) => return not_found(),
-        Err(e) => return refuse(&e),
+        Err(e) => return refuse(&e.into()),
     };
     let Some(h) = header_of(&batch) else { return not_found() };
     // A location the credential may not use: as if the adjustment did not exist.

@@ -194,7 +194,7 @@ fn visible_batches(
     limit: u64,
 ) -> Result<(Vec<crate::ledger::Batch>, u64), ApiError> {
     let Some(warehouses) = g.warehouses() else {
-        return reader.batches(BATCH_KIND, seq_from, offset, limit);
+        return Ok(reader.batches(BATCH_KIND, seq_from, offset, limit)?);
     };
     reader
         .batches_in(

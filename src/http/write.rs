@@ -14,7 +14,7 @@ use super::State;
 use crate::auth::Identity;
 use crate::error::{error_headers, ApiError, Code, PROBLEM_CONTENT_TYPE};
 use crate::ledger::Command;
-use crate::store::{Answer, Applied, BatchHeader, ReplayClaim, WriteCtx};
+use crate::store::{Answer, Applied, BatchHeader, ReplayClaim, StoreError, WriteCtx};
 
 /// Renders the answer of a write from its outcome alone (plus what the handler captured
 /// before writing): a function of the outcome, so a repeat answers identically.
@@ -174,10 +174,13 @@ pub async fn write_batch(
             refused: Some(e),
             replayed,
             ..
-        }) => respond(render_outcome(Err(&e)), replayed),
+        }) => respond(render_outcome(Err(&ApiError::from(e))), replayed),
         Ok(applied) => respond(render_outcome(Ok(&applied)), applied.replayed),
-        // Not stored (the queue was full, the storage failed): a retry may apply it.
-        Err(e) => respond(render(Err(&e)), false),
+        // A refusal is stored like any outcome: its repeats answer the same bytes.
+        Err(e @ StoreError::Refused(_)) => respond(render_outcome(Err(&ApiError::from(e))), false),
+        // Not stored (the queue was full, the storage failed, the key came with another
+        // request): a retry may be applied.
+        Err(e) => respond(render(Err(&ApiError::from(e))), false),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod apply;
 pub mod codec;
+mod error;
 mod read;
 mod recovery;
 mod redo;
@@ -20,10 +21,10 @@ use std::time::Duration;
 
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
-use crate::error::{ApiError, Code};
 use crate::ledger::{Rules, Warehouse};
 
 pub use apply::{apply_offline, OfflineError};
+pub use error::StoreError;
 pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
 pub use recovery::{new_file_id, settle_file};
 pub use writer::{Answer, Applied, BatchHeader, Limits, NonceClaim, Outcome, ReplayClaim, Stored, WriteCtx};
@@ -358,15 +359,15 @@ impl Store {
     }
 
     /// The database, or 503 while the writer reopens it after a failed commit.
-    fn open_database(&self) -> Result<Arc<Database>, ApiError> {
+    fn open_database(&self) -> Result<Arc<Database>, StoreError> {
         self.database()
-            .ok_or_else(|| ApiError::new(Code::StorageUnavailable, "the data file is being reopened"))
+            .ok_or_else(|| StoreError::unavailable("the data file is being reopened"))
     }
 
     /// A read snapshot of durable state. It never waits for the writer (MVCC), only — when
     /// it sees a group whose log sync is still running — for that sync (DESIGN.md: no read
     /// answers what a crash could undo).
-    pub async fn reader(&self) -> Result<Reader, ApiError> {
+    pub async fn reader(&self) -> Result<Reader, StoreError> {
         let (txn, gen) = self.begin_read()?;
         let mut settled = self.shared.settled.subscribe();
         if *settled.borrow() < gen {
@@ -380,21 +381,21 @@ impl Store {
     }
 
     /// [`Store::reader`] for threads that may block (backups, the sweep, tests).
-    pub fn reader_blocking(&self) -> Result<Reader, ApiError> {
+    pub fn reader_blocking(&self) -> Result<Reader, StoreError> {
         let (txn, gen) = self.begin_read()?;
         self.wait_settled_blocking(gen)?;
         Reader::new(txn)
     }
 
     /// A read transaction and the gen it may see at most.
-    fn begin_read(&self) -> Result<(redb::ReadTransaction, u64), ApiError> {
+    fn begin_read(&self) -> Result<(redb::ReadTransaction, u64), StoreError> {
         let db = self.open_database()?;
         let txn = db.begin_read().map_err(storage_error)?;
         // Read after the transaction began: the writer publishes a gen before committing it.
         Ok((txn, self.shared.visible_gen.load(Ordering::Acquire)))
     }
 
-    fn wait_settled_blocking(&self, gen: u64) -> Result<(), ApiError> {
+    fn wait_settled_blocking(&self, gen: u64) -> Result<(), StoreError> {
         let deadline = std::time::Instant::now() + Duration::from_millis(READ_SETTLE_TIMEOUT_MS);
         while *self.shared.settled.borrow() < gen {
             if std::time::Instant::now() >= deadline {
@@ -406,19 +407,19 @@ impl Store {
     }
 
     /// Queues a command for the writer and waits until it is committed (or refused).
-    pub async fn execute(&self, cmd: crate::ledger::Command, ctx: WriteCtx) -> Result<Applied, ApiError> {
+    pub async fn execute(&self, cmd: crate::ledger::Command, ctx: WriteCtx) -> Result<Applied, StoreError> {
         self.submit(writer::Work::Ledger(cmd), ctx).await
     }
 
     /// Records a v1 signature's nonce durably; 401 when the partner used it before
     /// (within its lifetime). Every signed request claims its nonce before it runs.
-    pub async fn claim_nonce(&self, claim: NonceClaim) -> Result<(), ApiError> {
+    pub async fn claim_nonce(&self, claim: NonceClaim) -> Result<(), StoreError> {
         self.submit(writer::Work::ClaimNonce(claim), WriteCtx::default())
             .await
             .map(|_| ())
     }
 
-    async fn submit(&self, work: writer::Work, ctx: WriteCtx) -> Result<Applied, ApiError> {
+    async fn submit(&self, work: writer::Work, ctx: WriteCtx) -> Result<Applied, StoreError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = writer::Job { work, ctx, reply };
         match self.jobs.try_send(writer::Msg::Job(Box::new(job))) {
@@ -426,21 +427,14 @@ impl Store {
                 self.shared.queued.fetch_add(1, Ordering::Relaxed);
             }
             Err(mpsc::TrySendError::Full(_)) => {
-                return Err(ApiError::new(
-                    Code::Overloaded,
-                    "the write queue is full; retry shortly",
-                ));
+                return Err(StoreError::Overloaded);
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
-                return Err(ApiError::new(Code::StorageUnavailable, "the store is shutting down"));
+                return Err(StoreError::unavailable("the store is shutting down"));
             }
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(ApiError::new(
-                Code::StorageUnavailable,
-                "the writer stopped before answering",
-            ))
-        })
+        rx.await
+            .unwrap_or_else(|_| Err(StoreError::unavailable("the writer stopped before answering")))
     }
 
     /// Stops the writer after it has committed and answered everything queued before this
@@ -461,20 +455,17 @@ impl Store {
 #[cfg(test)]
 mod fault_tests;
 
-fn unsettled() -> ApiError {
-    ApiError::new(
-        Code::StorageUnavailable,
-        "the redo log has not caught up; retry shortly",
-    )
+fn unsettled() -> StoreError {
+    StoreError::unavailable("the redo log has not caught up; retry shortly")
 }
 
-pub(crate) fn storage_error(err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(Code::StorageUnavailable, format!("storage: {err}"))
+pub(crate) fn storage_error(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("storage: {err}"))
 }
 
 impl Store {
     /// Runs `stockd verify`'s checks on one snapshot of the live file.
-    pub fn verify(&self) -> Result<verify::Report, ApiError> {
+    pub fn verify(&self) -> Result<verify::Report, StoreError> {
         let (txn, gen) = self.begin_read()?;
         self.wait_settled_blocking(gen)?;
         Ok(verify::verify(&txn))
@@ -515,7 +506,7 @@ pub fn verify_file(path: &Path) -> Result<verify::Report, OpenError> {
 impl Store {
     /// Takes a snapshot of one consistent state into `dir`, while writes go on, and prunes
     /// the oldest beyond `keep`. Blocking: call it off the async workers.
-    pub fn backup(&self, dir: &Path, keep: usize) -> Result<snapshot::Snapshot, ApiError> {
+    pub fn backup(&self, dir: &Path, keep: usize) -> Result<snapshot::Snapshot, StoreError> {
         let (txn, gen) = self.begin_read()?;
         self.wait_settled_blocking(gen)?;
         let seq = {
@@ -541,7 +532,7 @@ impl Store {
 pub fn read_file(path: &Path) -> Result<Reader, OpenError> {
     settle_file(path)?;
     let (txn, db) = file_snapshot(path)?;
-    let mut reader = Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.detail))?;
+    let mut reader = Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
     reader.owner = db;
     Ok(reader)
 }

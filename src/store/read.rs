@@ -3,8 +3,8 @@
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
+use super::StoreError;
 use super::{codec, storage_error};
-use crate::error::{ApiError, Code};
 use crate::ledger::{Kind, Level, Movement, Product, Transfer, Warehouse};
 
 /// Most warehouses a list answers (they are few; this only bounds a runaway file).
@@ -90,9 +90,9 @@ fn cursor_encode(parts: &[&str]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.join("\u{0}"))
 }
 
-fn cursor_decode(cursor: &str, parts: usize) -> Result<Vec<String>, ApiError> {
+fn cursor_decode(cursor: &str, parts: usize) -> Result<Vec<String>, StoreError> {
     use base64::Engine;
-    let bad = || ApiError::invalid("cursor", "is not a cursor this list gave out");
+    let bad = || StoreError::BadCursor;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| bad())?;
@@ -113,33 +113,33 @@ pub struct Reader {
 fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: &ReadTransaction,
     def: redb::TableDefinition<K, V>,
-) -> Result<ReadOnlyTable<K, V>, ApiError> {
+) -> Result<ReadOnlyTable<K, V>, StoreError> {
     txn.open_table(def).map_err(storage_error)
 }
 
-fn corrupt(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(Code::Internal, format!("undecodable row: {e}"))
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("undecodable row: {e}"))
 }
 
 impl Reader {
-    pub fn new(txn: ReadTransaction) -> Result<Reader, ApiError> {
+    pub fn new(txn: ReadTransaction) -> Result<Reader, StoreError> {
         Ok(Reader { txn, owner: None })
     }
 
-    pub fn level(&self, product: &str, warehouse: &str) -> Result<Option<Level>, ApiError> {
+    pub fn level(&self, product: &str, warehouse: &str) -> Result<Option<Level>, StoreError> {
         let t = table(&self.txn, LEVELS)?;
         let row = t.get((product, warehouse)).map_err(storage_error)?;
         row.map(|v| codec::decode_level(v.value()).map_err(corrupt)).transpose()
     }
 
-    pub fn product(&self, id: &str) -> Result<Option<Product>, ApiError> {
+    pub fn product(&self, id: &str) -> Result<Option<Product>, StoreError> {
         let t = table(&self.txn, PRODUCTS)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_product(v.value()).map_err(corrupt))
             .transpose()
     }
 
-    pub fn product_by_sku(&self, sku: &str) -> Result<Option<Product>, ApiError> {
+    pub fn product_by_sku(&self, sku: &str) -> Result<Option<Product>, StoreError> {
         let t = table(&self.txn, PRODUCTS_BY_SKU)?;
         let id = t.get(sku).map_err(storage_error)?.map(|v| v.value().to_string());
         match id {
@@ -148,14 +148,14 @@ impl Reader {
         }
     }
 
-    pub fn warehouse(&self, id: &str) -> Result<Option<Warehouse>, ApiError> {
+    pub fn warehouse(&self, id: &str) -> Result<Option<Warehouse>, StoreError> {
         let t = table(&self.txn, WAREHOUSES)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_warehouse(v.value()).map_err(corrupt))
             .transpose()
     }
 
-    pub fn warehouses(&self) -> Result<Vec<Warehouse>, ApiError> {
+    pub fn warehouses(&self) -> Result<Vec<Warehouse>, StoreError> {
         let t = table(&self.txn, WAREHOUSES)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
@@ -166,7 +166,7 @@ impl Reader {
     }
 
     /// One page of warehouses, by id (`GET /api/warehouses`).
-    pub fn warehouse_page(&self, paging: &Paging) -> Result<PageOf<Warehouse>, ApiError> {
+    pub fn warehouse_page(&self, paging: &Paging) -> Result<PageOf<Warehouse>, StoreError> {
         let after = match &paging.cursor {
             Some(c) => Some(cursor_decode(c, 1)?.remove(0)),
             None => None,
@@ -186,14 +186,14 @@ impl Reader {
         Ok(acc.finish(|w| cursor_encode(&[&w.id])))
     }
 
-    pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, ApiError> {
+    pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, StoreError> {
         let t = table(&self.txn, TRANSFERS)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_transfer(v.value()).map_err(corrupt))
             .transpose()
     }
 
-    pub fn movement(&self, seq: u64) -> Result<Option<Movement>, ApiError> {
+    pub fn movement(&self, seq: u64) -> Result<Option<Movement>, StoreError> {
         let t = table(&self.txn, JOURNAL)?;
         let row = t.get(seq).map_err(storage_error)?;
         row.map(|v| codec::decode_movement(v.value()).map_err(corrupt))
@@ -201,7 +201,7 @@ impl Reader {
     }
 
     /// Levels of one product in every warehouse where it has one, by warehouse id.
-    pub fn product_levels(&self, product: &str) -> Result<Vec<(String, Level)>, ApiError> {
+    pub fn product_levels(&self, product: &str) -> Result<Vec<(String, Level)>, StoreError> {
         let t = table(&self.txn, LEVELS)?;
         let mut out = Vec::new();
         for row in t.range((product, "")..).map_err(storage_error)? {
@@ -216,7 +216,7 @@ impl Reader {
     }
 
     /// Levels matching `filter`, ordered by (product, warehouse).
-    pub fn levels(&self, filter: &LevelFilter, paging: &Paging) -> Result<PageOf<KeyedLevel>, ApiError> {
+    pub fn levels(&self, filter: &LevelFilter, paging: &Paging) -> Result<PageOf<KeyedLevel>, StoreError> {
         let after = match &paging.cursor {
             Some(c) => {
                 let parts = cursor_decode(c, 2)?;
@@ -307,7 +307,7 @@ impl Reader {
     }
 
     /// Products matching `filter`, ordered by id.
-    pub fn products(&self, filter: &ProductFilter, paging: &Paging) -> Result<PageOf<Product>, ApiError> {
+    pub fn products(&self, filter: &ProductFilter, paging: &Paging) -> Result<PageOf<Product>, StoreError> {
         let after = match &paging.cursor {
             Some(c) => Some(cursor_decode(c, 1)?.remove(0)),
             None => None,
@@ -364,7 +364,7 @@ impl Reader {
         Ok(acc.finish(|p| cursor_encode(&[&p.id])))
     }
 
-    pub fn seq_last(&self) -> Result<u64, ApiError> {
+    pub fn seq_last(&self) -> Result<u64, StoreError> {
         let t = table(&self.txn, JOURNAL)?;
         let last = t.last().map_err(storage_error)?;
         Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
@@ -376,14 +376,14 @@ impl Reader {
         journal: &ReadOnlyTable<u64, &'static [u8]>,
         last: u64,
         at_ms: i64,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<u64, StoreError> {
         let (mut lo, mut hi) = (1u64, last + 1);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let row = journal.get(mid).map_err(storage_error)?;
             let t = match row {
                 Some(v) => codec::movement_at_ms(v.value()).map_err(corrupt)?,
-                None => return Err(ApiError::new(Code::Internal, format!("journal gap at seq {mid}"))),
+                None => return Err(StoreError::Internal(format!("journal gap at seq {mid}"))),
             };
             if t < at_ms {
                 lo = mid + 1;
@@ -395,7 +395,7 @@ impl Reader {
     }
 
     /// Movements matching `filter`, newest first.
-    pub fn movements(&self, filter: &MovementFilter, paging: &Paging) -> Result<MovementPage, ApiError> {
+    pub fn movements(&self, filter: &MovementFilter, paging: &Paging) -> Result<MovementPage, StoreError> {
         let journal = table(&self.txn, JOURNAL)?;
         let last = self.seq_last()?;
         let mut lo = 1u64;
@@ -409,9 +409,7 @@ impl Reader {
                 .saturating_sub(1);
         }
         if let Some(c) = &paging.cursor {
-            let before: u64 = cursor_decode(c, 1)?[0]
-                .parse()
-                .map_err(|_| ApiError::invalid("cursor", "is not a cursor this list gave out"))?;
+            let before: u64 = cursor_decode(c, 1)?[0].parse().map_err(|_| StoreError::BadCursor)?;
             hi = hi.min(before.saturating_sub(1));
         }
         let mut acc = Accumulator::new(paging);
@@ -437,7 +435,7 @@ impl Reader {
             // Seq has no gap: the count of an unfiltered range is its width.
             acc.total_known = Some(hi - lo + 1);
         }
-        let mut visit = |seq: u64| -> Result<bool, ApiError> {
+        let mut visit = |seq: u64| -> Result<bool, StoreError> {
             if !residual && !acc.wants_row() {
                 return Ok(acc.skip_counted());
             }
@@ -528,7 +526,7 @@ impl Reader {
     }
 
     /// Number of journal entries (O(1): redb keeps table lengths).
-    pub fn journal_len(&self) -> Result<u64, ApiError> {
+    pub fn journal_len(&self) -> Result<u64, StoreError> {
         table(&self.txn, JOURNAL)?.len().map_err(storage_error)
     }
 
@@ -538,7 +536,7 @@ impl Reader {
     /// A restricted reader does not walk the journal: it merges the `history_by_warehouse`
     /// ranges of its warehouses, so every entry it examines is one it may see, however
     /// much of the journal belongs to other warehouses (issue 10, item 1).
-    pub fn feed(&self, after: u64, limit: u64, warehouses: Option<&[String]>) -> Result<FeedPage, ApiError> {
+    pub fn feed(&self, after: u64, limit: u64, warehouses: Option<&[String]>) -> Result<FeedPage, StoreError> {
         let limit = limit.clamp(1, FEED_SCAN_ENTRIES_MAX);
         let last = self.seq_last()?;
         let journal = table(&self.txn, JOURNAL)?;
@@ -568,7 +566,7 @@ impl Reader {
 
     /// The first `limit` seqs in `after+1..=last` of any of `warehouses`: a k-way merge of
     /// their index ranges (a credential names a handful of warehouses).
-    fn feed_seqs(&self, after: u64, last: u64, limit: u64, warehouses: &[String]) -> Result<Vec<u64>, ApiError> {
+    fn feed_seqs(&self, after: u64, last: u64, limit: u64, warehouses: &[String]) -> Result<Vec<u64>, StoreError> {
         let mut names: Vec<&str> = warehouses.iter().map(String::as_str).collect();
         names.sort_unstable();
         names.dedup();
@@ -698,7 +696,7 @@ impl<T> Accumulator<T> {
 }
 
 impl Reader {
-    pub fn batch(&self, id: &str) -> Result<Option<crate::ledger::Batch>, ApiError> {
+    pub fn batch(&self, id: &str) -> Result<Option<crate::ledger::Batch>, StoreError> {
         let t = table(&self.txn, BATCHES)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_batch(v.value()).map_err(corrupt)).transpose()
@@ -712,7 +710,7 @@ impl Reader {
         seq_from: u64,
         offset: u64,
         limit: u64,
-    ) -> Result<(Vec<crate::ledger::Batch>, u64), ApiError> {
+    ) -> Result<(Vec<crate::ledger::Batch>, u64), StoreError> {
         let t = table(&self.txn, BATCHES_BY_KIND)?;
         let mut out = Vec::new();
         let mut total = 0u64;
@@ -729,7 +727,7 @@ impl Reader {
     }
 
     /// The first seq written at or after `at_ms` (seq order is time order).
-    pub fn seq_since(&self, at_ms: i64) -> Result<u64, ApiError> {
+    pub fn seq_since(&self, at_ms: i64) -> Result<u64, StoreError> {
         let journal = table(&self.txn, JOURNAL)?;
         let last = self.seq_last()?;
         self.seq_at_or_after(&journal, last, at_ms)
@@ -757,7 +755,7 @@ pub const LOW_STOCK_ALERTS_MAX: usize = 50;
 
 impl Reader {
     /// Analytics of the days `day_from..=day_to`, for one warehouse or all.
-    pub fn analytics(&self, warehouse: Option<&str>, day_from: i64, day_to: i64) -> Result<Analytics, ApiError> {
+    pub fn analytics(&self, warehouse: Option<&str>, day_from: i64, day_to: i64) -> Result<Analytics, StoreError> {
         use super::rollup::{Rollup, Stats};
         let mut a = Analytics::default();
         let in_scope = |w: &str| warehouse.is_none_or(|x| x == w);
@@ -847,7 +845,7 @@ impl Reader {
         &self,
         q: &BatchQuery<'_>,
         keep: impl Fn(&crate::ledger::Batch) -> bool,
-    ) -> Result<(Vec<crate::ledger::Batch>, u64), ApiError> {
+    ) -> Result<(Vec<crate::ledger::Batch>, u64), StoreError> {
         let t = table(&self.txn, BATCHES_BY_KIND)?;
         let range = t
             .range((q.kind, q.after_seq.saturating_add(1))..=(q.kind, u64::MAX))
@@ -874,7 +872,7 @@ impl Reader {
     }
 
     /// The batch whose first movement has this seq.
-    pub fn batch_at(&self, seq: u64) -> Result<Option<crate::ledger::Batch>, ApiError> {
+    pub fn batch_at(&self, seq: u64) -> Result<Option<crate::ledger::Batch>, StoreError> {
         let Some(m) = self.movement(seq)? else { return Ok(None) };
         match m.batch {
             Some(id) => Ok(self.batch(&id)?.filter(|b| b.first_seq == seq)),
@@ -887,12 +885,12 @@ impl Reader {
     /// Visits products in id order — numeric ids numerically, then the others by bytes
     /// (`products_order_key`) — or in reverse, strictly after `after`, until `visit`
     /// answers `false`.
-    pub fn walk_products(
+    pub fn walk_products<E: From<StoreError>>(
         &self,
         after: Option<&str>,
         descending: bool,
-        visit: &mut dyn FnMut(Product) -> Result<bool, ApiError>,
-    ) -> Result<(), ApiError> {
+        visit: &mut dyn FnMut(Product) -> Result<bool, E>,
+    ) -> Result<(), E> {
         use std::ops::Bound;
         let order = table(&self.txn, PRODUCTS_BY_ORDER)?;
         let after_key = after.map(products_order_key);
@@ -921,7 +919,7 @@ impl Reader {
 impl Reader {
     /// Visits every level in (product, warehouse) order.
     pub fn each_level(&self, visit: &mut dyn FnMut(&str, &str, Level) -> Result<(), String>) -> Result<(), String> {
-        let t = table(&self.txn, LEVELS).map_err(|e| e.detail)?;
+        let t = table(&self.txn, LEVELS).map_err(|e| e.to_string())?;
         for row in t.iter().map_err(|e| e.to_string())? {
             let (k, v) = row.map_err(|e| e.to_string())?;
             let (p, w) = k.value();
@@ -937,7 +935,7 @@ impl Reader {
         to: u64,
         visit: &mut dyn FnMut(Movement) -> Result<(), String>,
     ) -> Result<(), String> {
-        let t = table(&self.txn, JOURNAL).map_err(|e| e.detail)?;
+        let t = table(&self.txn, JOURNAL).map_err(|e| e.to_string())?;
         for row in t.range(from..=to).map_err(|e| e.to_string())? {
             let (_, v) = row.map_err(|e| e.to_string())?;
             visit(codec::decode_movement(v.value()).map_err(|e| e.to_string())?)?;
@@ -946,18 +944,18 @@ impl Reader {
     }
 
     /// Levels in the file (O(1)).
-    pub fn level_count(&self) -> Result<u64, ApiError> {
+    pub fn level_count(&self) -> Result<u64, StoreError> {
         table(&self.txn, LEVELS)?.len().map_err(storage_error)
     }
 
     /// Products in the file (O(1)).
-    pub fn product_count(&self) -> Result<u64, ApiError> {
+    pub fn product_count(&self) -> Result<u64, StoreError> {
         table(&self.txn, PRODUCTS)?.len().map_err(storage_error)
     }
 }
 
 impl Reader {
-    pub fn reservation(&self, id: &str) -> Result<Option<crate::ledger::Reservation>, ApiError> {
+    pub fn reservation(&self, id: &str) -> Result<Option<crate::ledger::Reservation>, StoreError> {
         let t = table(&self.txn, RESERVATIONS)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_reservation(v.value()).map_err(corrupt))
@@ -965,7 +963,7 @@ impl Reader {
     }
 
     /// Ids of active reservations whose time ran out by `now_ms`, oldest first.
-    pub fn expired_reservations(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, ApiError> {
+    pub fn expired_reservations(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
         let t = table(&self.txn, RESERVATIONS_BY_EXPIRY)?;
         let mut ids = Vec::new();
         for row in t.range(..=(now_ms, "\u{10FFFF}")).map_err(storage_error)?.take(limit) {
@@ -995,7 +993,7 @@ impl Reader {
         offset: u64,
         limit: u64,
         scan_max: usize,
-    ) -> Result<VisibleBatches, ApiError> {
+    ) -> Result<VisibleBatches, StoreError> {
         let by_kind = table(&self.txn, BATCHES_BY_KIND)?;
         let by_warehouse = table(&self.txn, HISTORY_BY_WAREHOUSE)?;
         let mut rows = by_kind
@@ -1035,7 +1033,7 @@ impl Reader {
         seqs: (u64, u64),
         id: &str,
         warehouses: &[String],
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, StoreError> {
         for w in warehouses {
             let mut hits = by_warehouse
                 .range((w.as_str(), seqs.0)..(w.as_str(), seqs.1))

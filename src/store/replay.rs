@@ -6,18 +6,7 @@ use redb::ReadableTable;
 use super::apply::Tables;
 use super::codec;
 use super::writer::{Applied, NonceClaim, Outcome, ReplayClaim, Stored};
-use crate::error::{ApiError, Code};
-
-/// A stored refusal as the error it was; a code this version does not know (a newer file)
-/// is answered as `internal` with the stored detail.
-fn refusal(code: &str, detail: String) -> ApiError {
-    let code = Code::ALL
-        .iter()
-        .copied()
-        .find(|c| c.name() == code)
-        .unwrap_or(Code::Internal);
-    ApiError::new(code, detail)
-}
+use super::StoreError;
 
 /// Expired replay answers deleted per write that stores one.
 const REPLAY_PRUNE_BATCH: usize = 16;
@@ -31,7 +20,7 @@ impl Tables<'_> {
         &mut self,
         claim: &ReplayClaim,
         now_ms: i64,
-    ) -> Result<Option<Result<Applied, ApiError>>, redb::StorageError> {
+    ) -> Result<Option<Result<Applied, StoreError>>, redb::StorageError> {
         let Some(row) = self.replays.get(claim.key.as_str())? else {
             return Ok(None);
         };
@@ -41,16 +30,13 @@ impl Tables<'_> {
             return Ok(None);
         }
         if fingerprint != claim.fingerprint {
-            return Ok(Some(Err(ApiError::new(
-                Code::IdempotencyKeyReused,
-                "this Idempotency-Key was used with another request",
-            ))));
+            return Ok(Some(Err(StoreError::KeyReused)));
         }
         let replayed = match stored {
             Stored::Outcome(Outcome::Applied(a)) => Applied { replayed: true, ..*a },
             Stored::Outcome(Outcome::Refused { code, detail }) => Applied {
                 replayed: true,
-                refused: Some(refusal(&code, detail)),
+                refused: Some(StoreError::Stored { code, detail }),
                 ..Applied::default()
             },
             Stored::Answer(answer) => Applied {
@@ -67,15 +53,20 @@ impl Tables<'_> {
     pub(super) fn replay_store(
         &mut self,
         claim: &ReplayClaim,
-        result: &Result<Applied, ApiError>,
+        result: &Result<Applied, StoreError>,
         now_ms: i64,
     ) -> Result<(), redb::StorageError> {
         let outcome = match result {
             Ok(a) => Outcome::Applied(Box::new(a.clone())),
-            Err(e) => Outcome::Refused {
-                code: e.code.name().to_string(),
-                detail: e.detail.clone(),
-            },
+            // Kept as its stable code name (the one table of codes) and detail: a repeat
+            // is refused with the same code and words, whatever this version calls it.
+            Err(e) => {
+                let e = crate::error::ApiError::from(e.clone());
+                Outcome::Refused {
+                    code: e.code.name().to_string(),
+                    detail: e.detail,
+                }
+            }
         };
         let mut expired = Vec::new();
         for row in self.replays_by_expiry.range(..(now_ms, ""))?.take(REPLAY_PRUNE_BATCH) {
@@ -104,7 +95,7 @@ impl Tables<'_> {
 
     /// Refuses a nonce seen before (and not yet expired), else remembers it; prunes a few
     /// expired ones on the way so the table stays bounded by the claim rate × TTL.
-    pub(super) fn claim_nonce(&mut self, c: &NonceClaim) -> Result<Result<Applied, ApiError>, redb::StorageError> {
+    pub(super) fn claim_nonce(&mut self, c: &NonceClaim) -> Result<Result<Applied, StoreError>, redb::StorageError> {
         let mut expired = Vec::new();
         for row in self
             .nonces_by_expiry
@@ -124,7 +115,7 @@ impl Tables<'_> {
             .get((c.partner.as_str(), c.nonce.as_str()))?
             .map(|v| v.value());
         if seen.is_some_and(|expires| expires > c.now_ms) {
-            return Ok(Err(ApiError::new(Code::Unauthenticated, "this nonce was already used")));
+            return Ok(Err(StoreError::NonceReused));
         }
         if let Some(old) = seen {
             self.nonces_by_expiry

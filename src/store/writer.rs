@@ -25,7 +25,7 @@ use super::apply::{load_chain, Chain, Tables};
 use super::redo::Redo;
 use super::wal;
 use super::Shared;
-use crate::error::{ApiError, Code};
+use super::StoreError;
 use crate::ledger::{self, Command, Level, Movement, Product, Rules, Transfer, Warehouse};
 
 /// Most commands in one commit.
@@ -136,7 +136,7 @@ impl Work {
 pub struct Job {
     pub work: Work,
     pub ctx: WriteCtx,
-    pub reply: oneshot::Sender<Result<Applied, ApiError>>,
+    pub reply: oneshot::Sender<Result<Applied, StoreError>>,
 }
 
 pub enum Msg {
@@ -160,7 +160,7 @@ pub struct Applied {
     /// This is the stored outcome of an earlier identical request: nothing was applied.
     pub replayed: bool,
     /// A replayed refusal (the first request was refused, so is every repeat).
-    pub refused: Option<ApiError>,
+    pub refused: Option<StoreError>,
     /// A replayed first answer stored by an older version, as it was sent.
     pub answer: Option<Answer>,
 }
@@ -175,7 +175,10 @@ pub struct Limits {
 }
 
 /// A waiting handler and what to tell it once its group is durable.
-type Reply = (oneshot::Sender<Result<Applied, ApiError>>, Result<Applied, ApiError>);
+type Reply = (
+    oneshot::Sender<Result<Applied, StoreError>>,
+    Result<Applied, StoreError>,
+);
 
 /// What the writer hands the syncer, in commit order.
 enum SyncMsg {
@@ -409,7 +412,7 @@ impl Writer {
         group: &[Job],
         gen: u64,
         redo: &Redo,
-    ) -> Result<(WriteTransaction, Vec<Result<Applied, ApiError>>), String> {
+    ) -> Result<(WriteTransaction, Vec<Result<Applied, StoreError>>), String> {
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         let mut results = Vec::with_capacity(group.len());
         {
@@ -423,7 +426,7 @@ impl Writer {
         Ok((txn, results))
     }
 
-    fn apply_job(&mut self, tables: &mut Tables<'_>, job: &Job) -> Result<Result<Applied, ApiError>, String> {
+    fn apply_job(&mut self, tables: &mut Tables<'_>, job: &Job) -> Result<Result<Applied, StoreError>, String> {
         let cmd = match &job.work {
             Work::Ledger(cmd) => cmd,
             Work::ClaimNonce(claim) => return tables.claim_nonce(claim).map_err(|e| e.to_string()),
@@ -441,7 +444,7 @@ impl Writer {
                 .write(effects, &job.ctx, &mut self.chain, now_ms)
                 .map_err(|e| e.to_string())?),
             Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
-            Err(refused) => Err(ApiError::from(refused)),
+            Err(refused) => Err(StoreError::Refused(refused)),
         };
         if let Some(claim) = &job.ctx.replay {
             tables.replay_store(claim, &result, now_ms).map_err(|e| e.to_string())?;
@@ -509,7 +512,7 @@ impl Writer {
             self.sync.send(msg)
         {
             for (tx, _) in replies {
-                let _ = tx.send(Err(ApiError::new(Code::StorageUnavailable, "the log syncer stopped")));
+                let _ = tx.send(Err(StoreError::unavailable("the log syncer stopped")));
             }
         }
     }
@@ -540,9 +543,8 @@ impl Writer {
         if alone {
             tracing::error!("a write panicked; answering 500 and going on");
             for job in group.drain(..) {
-                let _ = job.reply.send(Err(ApiError::new(
-                    Code::Internal,
-                    "the write failed unexpectedly; nothing was written",
+                let _ = job.reply.send(Err(StoreError::Internal(
+                    "the write failed unexpectedly; nothing was written".into(),
                 )));
             }
             return;
@@ -622,7 +624,7 @@ struct Recovery {
 
 fn answer_all(group: &mut Vec<Job>, why: &str) {
     for job in group.drain(..) {
-        let _ = job.reply.send(Err(ApiError::new(Code::StorageUnavailable, why)));
+        let _ = job.reply.send(Err(StoreError::unavailable(why)));
     }
 }
 
@@ -689,8 +691,7 @@ impl Syncer {
             } => {
                 if self.broken {
                     for (tx, _) in replies {
-                        let _ = tx.send(Err(ApiError::new(
-                            Code::StorageUnavailable,
+                        let _ = tx.send(Err(StoreError::unavailable(
                             "the redo log could not be written; the outcome of this write is unknown",
                         )));
                     }
