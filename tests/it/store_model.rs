@@ -25,7 +25,9 @@ use stockd::ledger::{Buckets, Command, Op, Product, ReservationStatus, Warehouse
 use stockd::store::{Applied, Options, Store, WriteCtx};
 
 use crate::common::{enc, send, verify, Binary, Client, Request, Response, BIN};
-use crate::model::{rules, step, Model, Planning, Step, NEGATIVE_WAREHOUSE, PRODUCTS, WAREHOUSES};
+use crate::model::{
+    rules, step, Model, ModelReservation, ModelTransfer, Planning, Step, NEGATIVE_WAREHOUSE, PRODUCTS, WAREHOUSES,
+};
 
 /// Checkpoint limits a case (or a restart) runs with: (interval ms, log bytes).
 const CHECKPOINTS: [(u64, u64); 4] = [
@@ -40,6 +42,8 @@ const KILL_DELAYS_US: [u64; 8] = [0, 300, 1_000, 2_000, 3_000, 5_000, 8_000, 20_
 /// How long a restart runs before a second SIGKILL, in µs: before, while or after it
 /// applies the log.
 const RECOVERY_KILL_DELAYS_US: [u64; 5] = [0, 5_000, 20_000, 50_000, 100_000];
+/// Most requests in flight at a SIGKILL (the outcomes to consider grow as k! · e).
+const CONCURRENT_MAX: usize = 3;
 /// Steps of a case with crashes.
 const STEPS_WITH_KILLS: std::ops::Range<usize> = 8..30;
 /// Most levels a case can have (3 products × 3 warehouses); one list page holds them.
@@ -51,9 +55,8 @@ struct Observed {
     buckets: BTreeMap<(String, String), Buckets>,
     plans: BTreeMap<(String, String), Planning>,
     seq: u64,
-    reservations: BTreeMap<String, ReservationStatus>,
-    /// transfer id → received.
-    transfers: BTreeMap<String, bool>,
+    reservations: BTreeMap<String, ModelReservation>,
+    transfers: BTreeMap<String, ModelTransfer>,
 }
 
 /// What the store should show for `model`.
@@ -62,8 +65,8 @@ fn expected(model: &Model) -> Observed {
         buckets: model.buckets(),
         plans: model.plans(),
         seq: model.seq,
-        reservations: model.reservations.iter().map(|(k, r)| (k.clone(), r.status)).collect(),
-        transfers: model.transfers.iter().map(|(k, t)| (k.clone(), t.received)).collect(),
+        reservations: model.reservations.clone(),
+        transfers: model.transfers.clone(),
     }
 }
 
@@ -167,13 +170,25 @@ async fn observe_store(store: &Store, models: &[&Model]) -> Observed {
     let mut reservations = BTreeMap::new();
     for id in res_ids {
         if let Some(r) = reader.reservation(&id).expect("read a reservation") {
-            reservations.insert(id, r.status);
+            let r = ModelReservation {
+                product: r.product,
+                warehouse: r.warehouse,
+                quantity: r.quantity,
+                status: r.status,
+            };
+            reservations.insert(id, r);
         }
     }
     let mut transfers = BTreeMap::new();
     for id in trf_ids {
         if let Some(t) = reader.transfer(&id).expect("read a transfer") {
-            transfers.insert(id, t.in_seq.is_some());
+            let t = ModelTransfer {
+                received: t.in_seq.is_some(),
+                product: t.product,
+                to: t.to,
+                quantity: t.quantity,
+            };
+            transfers.insert(id, t);
         }
     }
     Observed {
@@ -471,13 +486,20 @@ fn observe_http(client: &Client, models: &[&Model]) -> Observed {
             continue;
         }
         res.expect(200);
-        let status = match res.data()["status"].as_str() {
+        let r = res.data();
+        let status = match r["status"].as_str() {
             Some("active") => ReservationStatus::Active,
             Some("committed") => ReservationStatus::Committed,
             Some("released") => ReservationStatus::Released,
             other => panic!("reservation {id} has status {other:?}"),
         };
-        observed.reservations.insert(id, status);
+        let r = ModelReservation {
+            product: r["product_id"].as_str().unwrap_or_default().to_string(),
+            warehouse: r["warehouse_id"].as_str().unwrap_or_default().to_string(),
+            quantity: int(&r, "quantity"),
+            status,
+        };
+        observed.reservations.insert(id, r);
     }
     for id in trf_ids {
         let res = client.get(&format!("/api/inventory/transfers/{}", enc(&id)));
@@ -485,9 +507,14 @@ fn observe_http(client: &Client, models: &[&Model]) -> Observed {
             continue;
         }
         res.expect(200);
-        observed
-            .transfers
-            .insert(id, res.data()["status"].as_str() == Some("received"));
+        let t = res.data();
+        let t = ModelTransfer {
+            product: t["product_id"].as_str().unwrap_or_default().to_string(),
+            to: t["to_warehouse_id"].as_str().unwrap_or_default().to_string(),
+            quantity: int(&t, "quantity"),
+            received: t["status"].as_str() == Some("received"),
+        };
+        observed.transfers.insert(id, t);
     }
     observed
 }
@@ -532,13 +559,15 @@ fn verified_live(client: &Client) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// A crash point: SIGKILL `delay_us` after a request was sent (it may be answered by
-/// then, or not), optionally a second SIGKILL `recovery_kill_us` into the next start (while
+/// A crash point: SIGKILL `delay_us` after `concurrent` requests were sent at once (each
+/// may be answered by then, or not), optionally a second SIGKILL `recovery_kill_us` into the next start (while
 /// it applies the log), optionally `stockd verify` (offline recovery) before the restart,
 /// which runs with the checkpoint limits `checkpoints`.
 #[derive(Debug, Clone, Copy)]
 struct Kill {
     delay_us: u64,
+    /// Requests in flight together (this step and the next ones).
+    concurrent: usize,
     recovery_kill_us: Option<u64>,
     verify_first: bool,
     checkpoints: usize,
@@ -566,17 +595,59 @@ fn kill_while_starting(data: &Path, checkpoints: usize, delay_us: u64) {
     let _ = child.wait();
 }
 
-/// Sends `cmd`, crashes the daemon as `kill` says, recovers and restarts it. An answered
-/// write must be there; an unanswered one may be there or not, but whole. Returns the new
-/// daemon.
-fn crash_during(daemon: Binary, model: &mut Model, cmd: &Command, kill: Kill) -> Result<Binary, TestCaseError> {
-    let mut done = model.clone();
-    let accepted = done.apply(cmd).is_some();
-    let (client, data, request) = (daemon.client.clone(), daemon.data.clone(), http_call(cmd));
-    let in_flight = std::thread::spawn(move || call(&client, &request));
+/// A state the daemon may be in after a crash with `cmds` in flight: some of them applied,
+/// in some order, each `Some(accepted)`, the others `None`.
+type Candidate = (Model, Vec<Option<bool>>);
+
+/// Every subset of `cmds` in every order, applied to `model` (16 for three commands).
+fn candidates(model: &Model, cmds: &[Command]) -> Vec<Candidate> {
+    fn walk(model: &Model, cmds: &[Command], outcomes: &mut Vec<Option<bool>>, out: &mut Vec<Candidate>) {
+        out.push((model.clone(), outcomes.clone()));
+        for i in 0..cmds.len() {
+            if outcomes[i].is_none() {
+                let mut next = model.clone();
+                outcomes[i] = Some(next.apply(&cmds[i]).is_some());
+                walk(&next, cmds, outcomes, out);
+                outcomes[i] = None;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(model, cmds, &mut vec![None; cmds.len()], &mut out);
+    out
+}
+
+/// Whether a candidate agrees with the answers: an answered write was applied (2xx) or
+/// refused (4xx) at its place in that order; an unanswered one may be either or absent.
+fn agrees(outcomes: &[Option<bool>], answers: &[std::io::Result<Response>]) -> bool {
+    outcomes
+        .iter()
+        .zip(answers)
+        .all(|(o, a)| match a.as_ref().map(|r| r.status) {
+            Ok(200 | 201) => *o == Some(true),
+            Ok(400..=499) => *o == Some(false),
+            _ => true,
+        })
+}
+
+/// Sends `cmds` at once (concurrently), crashes the daemon as `kill` says, recovers and
+/// restarts it. The state must be one the answers allow: every answered write there (or
+/// refused), each unanswered one there whole or not at all. Returns the new daemon.
+fn crash_during(daemon: Binary, model: &mut Model, cmds: &[Command], kill: Kill) -> Result<Binary, TestCaseError> {
+    let in_flight: Vec<_> = cmds
+        .iter()
+        .map(|cmd| {
+            let (client, request) = (daemon.client.clone(), http_call(cmd));
+            std::thread::spawn(move || call(&client, &request))
+        })
+        .collect();
     std::thread::sleep(Duration::from_micros(kill.delay_us));
+    let data = daemon.data.clone();
     daemon.kill9();
-    let answer = in_flight.join().expect("the request thread");
+    let answers: Vec<_> = in_flight
+        .into_iter()
+        .map(|t| t.join().expect("the request thread"))
+        .collect();
     if let Some(delay_us) = kill.recovery_kill_us {
         kill_while_starting(&data, kill.checkpoints, delay_us);
     }
@@ -585,41 +656,48 @@ fn crash_during(daemon: Binary, model: &mut Model, cmd: &Command, kill: Kill) ->
     }
     let daemon = start(&data, kill.checkpoints);
     verified_live(&daemon.client)?;
-    let observed = observe_http(&daemon.client, &[model, &done]);
-    match answer.as_ref().map(|r| r.status) {
-        Ok(200 | 201) => {
-            prop_assert!(accepted, "the daemon accepted what the model refuses: {cmd:?}");
-            prop_assert_eq!(observed, expected(&done), "an acknowledged {:?} after SIGKILL", cmd);
-            *model = done;
-        }
-        Ok(400..=499) => {
-            prop_assert!(!accepted, "the daemon refused what the model accepts: {cmd:?}");
-            prop_assert_eq!(observed, expected(model), "a refused {:?} after SIGKILL", cmd);
-        }
-        _ if observed == expected(&done) => *model = done,
-        _ => prop_assert_eq!(
-            observed,
-            expected(model),
-            "{:?} in flight at SIGKILL ({:?})",
-            cmd,
-            answer
+    let candidates = candidates(model, cmds);
+    let models: Vec<&Model> = candidates.iter().map(|(m, _)| m).collect();
+    let observed = observe_http(&daemon.client, &models);
+    let answered: Vec<_> = answers.iter().map(|a| a.as_ref().map(|r| r.status).ok()).collect();
+    let found = candidates
+        .iter()
+        .find(|(m, outcomes)| agrees(outcomes, &answers) && observed == expected(m));
+    match found {
+        Some((m, _)) => *model = m.clone(),
+        None => prop_assert!(
+            false,
+            "after SIGKILL with {cmds:?} in flight (answers {answered:?}) the state is none the answers allow:\n\
+             observed {observed:?}\nbefore   {:?}",
+            expected(model)
         ),
     }
     Ok(daemon)
 }
 
-/// A case: the steps over HTTP with a crash during each step named in `kills`.
+/// A case: the steps over HTTP with a crash at each step named in `kills` (while that step
+/// and the next `concurrent − 1` are in flight together).
 fn run_with_kills(checkpoints: usize, steps: &[Step], kills: &BTreeMap<usize, Kill>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("crash.redb");
     let mut daemon = start(&data, checkpoints);
     catalog_over_http(&daemon.client);
     let mut model = Model::default();
-    for (i, step) in steps.iter().enumerate() {
-        let cmd = step.resolve(&model);
+    let mut i = 0;
+    while i < steps.len() {
         match kills.get(&i) {
-            Some(kill) => daemon = crash_during(daemon, &mut model, &cmd, *kill)?,
-            None => acknowledged(&daemon.client, &mut model, &cmd)?,
+            Some(kill) => {
+                let together = &steps[i..(i + kill.concurrent).min(steps.len())];
+                // Resolved against the same state: the daemon may run them in any order.
+                let cmds: Vec<Command> = together.iter().map(|s| s.resolve(&model)).collect();
+                daemon = crash_during(daemon, &mut model, &cmds, *kill)?;
+                i += together.len();
+            }
+            None => {
+                let cmd = steps[i].resolve(&model);
+                acknowledged(&daemon.client, &mut model, &cmd)?;
+                i += 1;
+            }
         }
     }
     prop_assert_eq!(
@@ -643,12 +721,14 @@ fn kills(steps: usize) -> impl Strategy<Value = BTreeMap<usize, Kill>> {
     let recovery_kill = prop::option::weighted(0.3, 0..RECOVERY_KILL_DELAYS_US.len());
     let kill = (
         0..KILL_DELAYS_US.len(),
+        1..=CONCURRENT_MAX,
         recovery_kill,
         any::<bool>(),
         0..CHECKPOINTS.len(),
     )
-        .prop_map(|(d, recovery, verify_first, checkpoints)| Kill {
+        .prop_map(|(d, concurrent, recovery, verify_first, checkpoints)| Kill {
             delay_us: KILL_DELAYS_US[d],
+            concurrent,
             recovery_kill_us: recovery.map(|r| RECOVERY_KILL_DELAYS_US[r]),
             verify_first,
             checkpoints,
