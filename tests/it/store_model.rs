@@ -7,10 +7,16 @@
 //!   under other limits in between. Every outcome (accepted or refused, the levels it
 //!   answers, the movements it journaled) and, after each burst, the whole state are
 //!   compared with the model; `stockd verify` must be clean after every stop.
-//! - Through the binary: the same sequences over HTTP, killed with SIGKILL at random
-//!   points (a request in flight, or just answered), sometimes recovered by `stockd verify`
-//!   before the restart. Every acknowledged write must be there after the restart; the one
-//!   in flight may be there or not, whole or not at all; the state equals the model.
+//! - Through the binary: the same sequences over HTTP, killed with SIGKILL at 2–3 random
+//!   points per case (one to three requests in flight at once, each unanswered or just
+//!   answered), sometimes killed again while the restart applies the log, sometimes
+//!   recovered by `stockd verify` first; the restart runs under other checkpoint limits.
+//!   The state after it must be one the answers allow — every answered write there (or
+//!   refused), each unanswered one there whole or not at all, in some order — and every
+//!   later step is compared with the model again; `verify` is clean after each restart.
+//!
+//! Both are bounded (few cases, short sequences, at most 8 shrink steps for the binary,
+//! whose kills are timing) to stay well under a minute in a debug build.
 
 use std::collections::BTreeMap;
 use std::future::Future;
