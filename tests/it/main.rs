@@ -20,5 +20,6 @@ mod partner;
 mod production;
 mod reservations;
 mod slow_bodies;
+mod store_model;
 mod visibility;
 mod wal;
