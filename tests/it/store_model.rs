@@ -212,7 +212,7 @@ fn check_outcome(
     accepted: bool,
     seq_before: u64,
     after: &Model,
-    got: &Result<Applied, stockd::error::ApiError>,
+    got: &Result<Applied, stockd::store::StoreError>,
 ) -> Result<(), TestCaseError> {
     match got {
         Ok(applied) => {
@@ -236,7 +236,7 @@ fn check_outcome(
         }
         Err(e) => {
             prop_assert!(!accepted, "the store refused what the model accepts: {cmd:?}: {e:?}");
-            let status = e.code.status().as_u16();
+            let status = stockd::error::ApiError::from(e.clone()).code.status().as_u16();
             prop_assert!(
                 (400..500).contains(&status),
                 "a refusal is a 4xx, not {status}: {cmd:?}: {e:?}"
