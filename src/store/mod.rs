@@ -281,7 +281,7 @@ impl Store {
         default_warehouse: &str,
         options: Options,
     ) -> Result<Store, OpenError> {
-        wal::precheck(&wal::path_for(path)).map_err(|e| OpenError::Log(e.to_string()))?;
+        recovery::precheck(path)?;
         let db = open_or_create(path, default_warehouse)?;
         let reopen_path = path.to_path_buf();
         let opener: Opener = Arc::new(move || Database::builder().create(&reopen_path));

@@ -120,6 +120,30 @@ fn apply_log(db: &Database, path: &Path, bytes: &[u8], floor: u64) -> Result<u64
     Ok(gen)
 }
 
+/// What can be checked of a data file and its log before anything is opened for writing
+/// (redb's open, and its crash repair, write to the data file): the log's structure, and —
+/// when the data file opens read-only — that the log is this file's. Either failure stops
+/// here with both files untouched.
+pub fn precheck(data: &Path) -> Result<(), super::OpenError> {
+    let path = wal::path_for(data);
+    let log = |e: WalError| super::OpenError::Log(e.to_string());
+    let Some(log_id) = wal::precheck(&path).map_err(log)? else {
+        return Ok(());
+    };
+    let Ok(ro) = redb::ReadOnlyDatabase::open(data) else {
+        return Ok(()); // needs repair, or not there yet: checked again after the open
+    };
+    let id = ro.begin_read().ok().and_then(|txn| {
+        let meta = txn.open_table(META).ok()?;
+        let v = meta.get(FILE_ID_KEY).ok()??;
+        <[u8; 16]>::try_from(v.value()).ok()
+    });
+    match id {
+        Some(id) if id != log_id => Err(log(WalError::Foreign(path))),
+        _ => Ok(()),
+    }
+}
+
 /// Brings a stopped daemon's data file up to date with its log (offline commands: verify,
 /// export, import), then marks the log clean. A file without a log, or whose log holds
 /// nothing new, is not written to.
@@ -136,10 +160,10 @@ pub fn settle_file(data: &Path) -> Result<(), super::OpenError> {
     if clean {
         return Ok(());
     }
-    wal::precheck(&path).map_err(|e| super::OpenError::Log(e.to_string()))?;
+    precheck(data)?;
     let db = super::open_existing(data)?;
     if file_id(&db).map_err(io)? != id {
-        return Err(io(WalError::Foreign(path).to_string()));
+        return Err(super::OpenError::Log(WalError::Foreign(path).to_string()));
     }
     apply_log(&db, &path, &bytes, 0).map_err(|e| super::OpenError::Log(e.to_string()))?;
     let (wal, _) = Wal::open(&path, id, 0).map_err(|e| io(e.to_string()))?;

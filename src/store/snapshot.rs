@@ -140,6 +140,9 @@ pub fn write(src: &ReadTransaction, target: &Path) -> Result<Snapshot, String> {
     let tmp = dir.join(tmp_name(name));
     let _ = fs::remove_file(&tmp);
     let seq = last_seq(src).map_err(|e| err(&e))?;
+    // A snapshot is a data file of its own: a redo log of the file it was taken from must
+    // never be applied to it (say, a snapshot restored beside a crashed daemon's log).
+    let file_id = super::new_file_id().map_err(|e| err(&e))?;
     let result = (|| -> Result<(), redb::Error> {
         let out = Database::builder().create(&tmp)?;
         let mut txn = out.begin_write()?;
@@ -150,8 +153,10 @@ pub fn write(src: &ReadTransaction, target: &Path) -> Result<Snapshot, String> {
             };
         }
         all_tables!(copy_table);
-        txn.open_table(META)?
-            .insert(SNAPSHOT_SEQ_KEY, seq.to_le_bytes().as_slice())?;
+        let mut meta = txn.open_table(META)?;
+        meta.insert(SNAPSHOT_SEQ_KEY, seq.to_le_bytes().as_slice())?;
+        meta.insert(FILE_ID_KEY, file_id.as_slice())?;
+        drop(meta);
         txn.commit()?;
         Ok(())
     })();

@@ -220,24 +220,29 @@ pub fn scan(path: &Path, bytes: &[u8], gen_durable: u64) -> Result<(Vec<Record>,
 /// Checks a log's structure before anything is opened for writing (redb's crash repair
 /// writes to the data file): a damaged record among valid ones stops the start here, with
 /// both files untouched. What needs the data file's gen is checked later by [`scan`].
-pub fn precheck(path: &Path) -> Result<(), WalError> {
+/// Returns the id of the data file the log belongs to when it holds writes to apply.
+pub fn precheck(path: &Path) -> Result<Option<[u8; 16]>, WalError> {
     let io = |e| WalError::Io(path.to_path_buf(), e);
     let mut file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
     let head = head_of(&mut file).map_err(io)?;
-    if head.is_empty() || read_header(path, &head)?.1 {
-        return Ok(()); // empty, or clean: every record is in the data file
+    if head.is_empty() {
+        return Ok(None);
+    }
+    let (id, clean) = read_header(path, &head)?;
+    if clean {
+        return Ok(None); // every record is in the data file
     }
     let mut bytes = head;
     file.read_to_end(&mut bytes).map_err(io)?;
     // Without the data file's gen, take the first record's as where the log starts.
-    match slot_at(&bytes, HEADER_BYTES) {
-        Slot::Record(first, _) => scan(path, &bytes, first.gen.saturating_sub(1)).map(|_| ()),
-        Slot::Nothing | Slot::Bad(_) => Ok(()),
+    if let Slot::Record(first, _) = slot_at(&bytes, HEADER_BYTES) {
+        scan(path, &bytes, first.gen.saturating_sub(1))?;
     }
+    Ok(Some(id))
 }
 
 /// The gen of a valid record at or after `from` (aligned) whose gen is `gen_min` or later.

@@ -186,3 +186,38 @@ fn after_a_clean_stop_the_data_file_alone_is_complete() {
     let daemon = Binary::start(&other);
     assert_eq!(daemon.on_hand("p1", "default"), MOVEMENTS);
 }
+
+#[test]
+fn a_snapshot_restored_over_a_crashed_file_is_not_given_its_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("live.redb");
+    let daemon = start_without_checkpoints(&data);
+    daemon.product("p1");
+    daemon.movement("p1", "default", "in", 5);
+    let res = daemon.post("/admin/backup", serde_json::json!({}));
+    res.expect(201);
+    let snapshot = PathBuf::from(res.data()["file"].as_str().expect("file"));
+    daemon.movement("p1", "default", "in", 7);
+    daemon.kill9();
+
+    // The operator restores the snapshot and leaves the crashed daemon's log beside it.
+    std::fs::copy(&snapshot, &data).expect("restore");
+    let before = digest(&data);
+    let out = run_bin(
+        &[
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    assert!(out.stderr.contains("another data file"), "{}", out.stderr);
+    assert_eq!(digest(&data), before, "the restored file was changed");
+    // Moved away, the log is no longer in the way: the snapshot's state, exactly.
+    std::fs::rename(wal_of(&data), dir.path().join("old.wal")).expect("move the log away");
+    let daemon = Binary::start(&data);
+    assert_eq!(daemon.on_hand("p1", "default"), 5);
+}
