@@ -378,30 +378,35 @@ impl Writer {
         metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
         let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
-        let seq_last = self.chain.seq_next - 1;
-        let msg = if checkpoint {
-            self.checkpointed();
-            SyncMsg::Durable { gen, seq_last, replies }
-        } else {
-            let mut bytes = Vec::with_capacity(record_bytes as usize);
-            wal::encode_record(gen, &payload, &mut bytes);
-            let offset = self.log_offset;
-            self.log_offset += record_bytes;
-            self.log_bytes += record_bytes;
-            self.dirty = true;
-            SyncMsg::Record {
-                gen,
-                offset,
-                bytes,
-                seq_last,
-                replies,
-            }
-        };
-        self.send(msg);
+        self.hand_over(gen, checkpoint, &payload, replies);
         if degraded && self.log_retry_at.elapsed() >= Duration::from_millis(LOG_RETRY_INTERVAL_MS) {
             self.log_retry_at = Instant::now();
             self.send(SyncMsg::Retry);
         }
+    }
+
+    /// Hands a committed group's answers to the syncer: with its log record, or — for a
+    /// checkpoint, durable already — to be answered once the records before it are.
+    fn hand_over(&mut self, gen: u64, checkpoint: bool, payload: &[u8], replies: Vec<Reply>) {
+        let seq_last = self.chain.seq_next - 1;
+        if checkpoint {
+            self.checkpointed();
+            return self.send(SyncMsg::Durable { gen, seq_last, replies });
+        }
+        let record_bytes = wal::record_bytes(payload.len());
+        let mut bytes = Vec::with_capacity(record_bytes as usize);
+        wal::encode_record(gen, payload, &mut bytes);
+        let offset = self.log_offset;
+        self.log_offset += record_bytes;
+        self.log_bytes += record_bytes;
+        self.dirty = true;
+        self.send(SyncMsg::Record {
+            gen,
+            offset,
+            bytes,
+            seq_last,
+            replies,
+        });
     }
 
     /// Applies every job in one transaction (not committed yet); `Err` when storage
@@ -444,7 +449,8 @@ impl Writer {
                 .write(effects, &job.ctx, &mut self.chain, now_ms)
                 .map_err(|e| e.to_string())?),
             Err(ledger::LedgerError::Storage(msg)) => return Err(msg),
-            Err(refused) => Err(StoreError::Refused(refused)),
+            // A refusal (or a read that failed inside a command's line: 503, nothing written).
+            Err(refused) => Err(StoreError::from(refused)),
         };
         if let Some(claim) = &job.ctx.replay {
             tables.replay_store(claim, &result, now_ms).map_err(|e| e.to_string())?;
