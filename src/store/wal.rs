@@ -35,8 +35,12 @@ pub const RECORD_HEADER_BYTES: usize = 24;
 pub const RECORD_ALIGN_BYTES: usize = 8;
 /// A record payload larger than this is refused as damage when read back.
 pub const RECORD_PAYLOAD_MAX_BYTES: usize = 1 << 30;
-/// Zeros written per call while preallocating.
-const PREALLOC_CHUNK_BYTES: usize = 1 << 20;
+/// Zeros written per call while preallocating: one page. The page cache keeps what one
+/// write brings in as one folio, and a sync writes back whole folios: with 1 MiB writes
+/// here, every later 500-byte record made its sync write 1 MiB (measured on ext4, kernel
+/// 6.18: 4.5 KiB written per sync and a steady 5–5.6k syncs/s with page-sized folios,
+/// 1 MiB per sync and 1.7–6.4k/s with 1 MiB ones).
+const PREALLOC_CHUNK_BYTES: usize = 4096;
 
 /// Why the log could not be used.
 #[derive(Debug)]
