@@ -164,3 +164,59 @@ async fn a_panicking_job_gets_500_and_the_writer_goes_on() {
     assert!(report.ok, "{report}");
     store.shutdown();
 }
+
+/// The log's disk fails: the group it carried answers 503 (its outcome unknown), later
+/// groups are committed durably to the data file itself and acknowledged, and once the log
+/// can be written again it is used again. Nothing acknowledged is lost.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_log_answers_503_then_commits_durably_until_it_works_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log.redb");
+    let store = Store::open(&path, Rules::default(), "default").expect("open");
+    let ctx = test_ctx();
+    store.execute(put_product(), ctx.clone()).await.expect("product");
+    store.execute(movement(Op::In(10)), ctx.clone()).await.expect("in 10");
+
+    store.shared.wal.failing.store(true, Ordering::Release);
+    let unknown = store.execute(movement(Op::In(1)), ctx.clone()).await;
+    assert!(matches!(unknown, Err(StoreError::Unavailable(_))), "{unknown:?}");
+    for _ in 0..5 {
+        store
+            .execute(movement(Op::In(1)), ctx.clone())
+            .await
+            .expect("acknowledged through a durable commit while the log is broken");
+    }
+    assert!(store.shared.log_broken.load(Ordering::Acquire));
+
+    store.shared.wal.failing.store(false, Ordering::Release);
+    let mut healed = false;
+    for _ in 0..100 {
+        store.execute(movement(Op::In(1)), ctx.clone()).await.expect("in 1");
+        if !store.shared.log_broken.load(Ordering::Acquire) {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(healed, "the log is used again once it can be written");
+    let acknowledged = {
+        let r = store.reader().await.expect("reader");
+        r.level("p", "default")
+            .expect("read")
+            .map(|l| l.buckets.on_hand)
+            .unwrap_or(0)
+    };
+    store
+        .execute(movement(Op::In(1)), ctx.clone())
+        .await
+        .expect("through the log");
+    store.shutdown();
+
+    let store = Store::open(&path, Rules::default(), "default").expect("reopen");
+    let r = store.reader().await.expect("reader");
+    let on_hand = r.level("p", "default").expect("read").map(|l| l.buckets.on_hand);
+    assert_eq!(on_hand, Some(acknowledged + 1));
+    assert!(store.verify().expect("verify").ok);
+    drop(r);
+    store.shutdown();
+}

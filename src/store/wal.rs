@@ -18,7 +18,7 @@
 //! which stops the start and changes nothing.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -274,6 +274,9 @@ pub struct Wal {
     file: File,
     capacity_bytes: u64,
     file_id: [u8; 16],
+    /// Tests: every write and sync fails while set (a broken disk under the log).
+    #[cfg(test)]
+    pub(crate) failing: std::sync::atomic::AtomicBool,
 }
 
 impl Wal {
@@ -308,6 +311,8 @@ impl Wal {
             file,
             capacity_bytes: size.max(capacity_bytes),
             file_id,
+            #[cfg(test)]
+            failing: Default::default(),
         };
         Ok((wal, bytes))
     }
@@ -340,6 +345,8 @@ impl Wal {
             file,
             capacity_bytes,
             file_id,
+            #[cfg(test)]
+            failing: Default::default(),
         };
         wal.zero_fill(0, capacity_bytes.max(HEADER_BYTES))?;
         wal.write_header(false)?;
@@ -373,9 +380,8 @@ impl Wal {
         h.extend_from_slice(&self.file_id);
         let crc = crc32fast::hash(&h);
         h.extend_from_slice(&crc.to_le_bytes());
-        self.file
-            .write_all_at(&h, 0)
-            .and_then(|()| self.file.sync_data())
+        self.write_at(&h, 0)
+            .and_then(|()| self.sync())
             .map_err(|e| WalError::Io(self.path.clone(), e))
     }
 
@@ -390,12 +396,27 @@ impl Wal {
 
     /// Writes `bytes` (whole records) at `offset`; not yet durable.
     pub fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        self.fault()?;
         self.file.write_all_at(bytes, offset)
     }
 
     /// Makes everything written so far durable (fdatasync).
     pub fn sync(&self) -> io::Result<()> {
+        self.fault()?;
         self.file.sync_data()
+    }
+
+    #[cfg(test)]
+    fn fault(&self) -> io::Result<()> {
+        match self.failing.load(std::sync::atomic::Ordering::Acquire) {
+            true => Err(io::Error::other("injected log I/O error")),
+            false => Ok(()),
+        }
+    }
+
+    #[cfg(not(test))]
+    fn fault(&self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -436,13 +457,6 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()
-}
-
-/// Writes a whole small file (used by tests to damage a log).
-pub fn overwrite(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new().write(true).truncate(true).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 #[cfg(test)]
