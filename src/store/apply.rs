@@ -98,14 +98,15 @@ fn fault(e: impl std::fmt::Display) -> Fault {
 }
 
 impl<'t> Tables<'t> {
-    /// Opens every table a write touches; each records its changes into `redo`.
-    pub(super) fn open(txn: &'t WriteTransaction, redo: &Redo) -> Result<Tables<'t>, redb::TableError> {
+    /// Every table a write may touch, each opened when first used, each recording its
+    /// changes into `redo`.
+    pub(super) fn open(txn: &'t WriteTransaction, redo: &Redo) -> Tables<'t> {
         macro_rules! logged {
             ($id:expr, $table:ident) => {
-                Logged::new(txn.open_table($table)?, $id, redo.clone())
+                Logged::new(txn, $table, $id, redo.clone())
             };
         }
-        Ok(Tables {
+        Tables {
             meta: logged!(0, META),
             journal: logged!(1, JOURNAL),
             levels: logged!(2, LEVELS),
@@ -132,7 +133,7 @@ impl<'t> Tables<'t> {
             reservations: logged!(23, RESERVATIONS),
             reservations_by_expiry: logged!(24, RESERVATIONS_BY_EXPIRY),
             pending: Pending::default(),
-        })
+        }
     }
 
     /// Records that this transaction is the group `gen` (recovery continues after it).
@@ -145,6 +146,7 @@ impl<'t> Tables<'t> {
         let key = format!("counter\u{0}{kind}");
         let current = self
             .meta
+            .read()?
             .get(key.as_str())?
             .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
             .unwrap_or(BATCH_NUMBER_BASE);
@@ -157,7 +159,7 @@ impl<'t> Tables<'t> {
         if let Some(c) = self.pending.unit_costs.get(product) {
             return Ok(*c);
         }
-        let cost = match self.products.get(product)? {
+        let cost = match self.products.read()?.get(product)? {
             Some(v) => {
                 codec::decode_product(v.value())
                     .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?
@@ -202,7 +204,7 @@ impl<'t> Tables<'t> {
         for ((day, w, p), add) in rollups {
             days.entry((day, w.clone())).or_default().add(&add);
             let key = (day, w.as_str(), p.as_str());
-            let mut r = match self.rollups.get(key)? {
+            let mut r = match self.rollups.read()?.get(key)? {
                 Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
                 None => Rollup::default(),
             };
@@ -211,7 +213,7 @@ impl<'t> Tables<'t> {
         }
         for ((day, w), add) in days {
             let key = (day, w.as_str());
-            let mut r = match self.rollup_days.get(key)? {
+            let mut r = match self.rollup_days.read()?.get(key)? {
                 Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
                 None => Rollup::default(),
             };
@@ -219,7 +221,7 @@ impl<'t> Tables<'t> {
             self.rollup_days.insert(key, r.encode().as_slice())?;
         }
         for (w, (add, sub)) in std::mem::take(&mut self.pending.stats) {
-            let mut st = match self.warehouse_stats.get(w.as_str())? {
+            let mut st = match self.warehouse_stats.read()?.get(w.as_str())? {
                 Some(v) => Stats::decode(v.value()).map_err(corrupt)?,
                 None => Stats::default(),
             };
@@ -273,7 +275,7 @@ impl<'t> Tables<'t> {
         let batch = match (is_batch && !drafts.is_empty(), named) {
             (false, _) => None,
             // An API's own id is unique by construction (UUID, running number); never overwrite.
-            (true, Some(id)) if self.batches.get(id.as_str())?.is_none() => Some(id),
+            (true, Some(id)) if self.batches.read()?.get(id.as_str())?.is_none() => Some(id),
             (true, Some(id)) => Some(format!("{id}-{seq_first}")),
             (true, None) => Some(format!("bat_{seq_first}")),
         };
@@ -377,7 +379,7 @@ impl<'t> Tables<'t> {
         let cost_old = before.and_then(|b| b.unit_cost);
         if before.is_some() && cost_old != p.unit_cost {
             let mut rows = Vec::new();
-            for row in self.levels.range((p.id.as_str(), "")..)? {
+            for row in self.levels.read()?.range((p.id.as_str(), "")..)? {
                 let (k, v) = row?;
                 let (kp, kw) = k.value();
                 if kp != p.id {
@@ -443,14 +445,20 @@ impl<'t> Tables<'t> {
 
 impl ledger::State for Tables<'_> {
     fn level(&mut self, product: &str, warehouse: &str) -> Result<Option<Level>, Fault> {
-        match self.levels.get((product, warehouse)).map_err(fault)? {
+        match self
+            .levels
+            .read()
+            .map_err(fault)?
+            .get((product, warehouse))
+            .map_err(fault)?
+        {
             Some(v) => codec::decode_level(v.value()).map(Some).map_err(fault),
             None => Ok(None),
         }
     }
 
     fn product(&mut self, id: &str) -> Result<Option<Product>, Fault> {
-        match self.products.get(id).map_err(fault)? {
+        match self.products.read().map_err(fault)?.get(id).map_err(fault)? {
             Some(v) => codec::decode_product(v.value()).map(Some).map_err(fault),
             None => Ok(None),
         }
@@ -459,38 +467,40 @@ impl ledger::State for Tables<'_> {
     fn product_by_sku(&mut self, sku: &str) -> Result<Option<String>, Fault> {
         Ok(self
             .products_by_sku
+            .read()
+            .map_err(fault)?
             .get(sku)
             .map_err(fault)?
             .map(|v| v.value().to_string()))
     }
 
     fn warehouse(&mut self, id: &str) -> Result<Option<Warehouse>, Fault> {
-        match self.warehouses.get(id).map_err(fault)? {
+        match self.warehouses.read().map_err(fault)?.get(id).map_err(fault)? {
             Some(v) => codec::decode_warehouse(v.value()).map(Some).map_err(fault),
             None => Ok(None),
         }
     }
 
     fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault> {
-        match self.transfers.get(id).map_err(fault)? {
+        match self.transfers.read().map_err(fault)?.get(id).map_err(fault)? {
             Some(v) => codec::decode_transfer(v.value()).map(Some).map_err(fault),
             None => Ok(None),
         }
     }
 
     fn has_product(&mut self, id: &str) -> Result<bool, Fault> {
-        Ok(self.products.get(id).map_err(fault)?.is_some())
+        Ok(self.products.read().map_err(fault)?.get(id).map_err(fault)?.is_some())
     }
 
     fn reservation(&mut self, id: &str) -> Result<Option<ledger::Reservation>, Fault> {
-        match self.reservations.get(id).map_err(fault)? {
+        match self.reservations.read().map_err(fault)?.get(id).map_err(fault)? {
             Some(v) => codec::decode_reservation(v.value()).map(Some).map_err(fault),
             None => Ok(None),
         }
     }
 
     fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
-        Ok(self.warehouses.get(id).map_err(fault)?.is_some())
+        Ok(self.warehouses.read().map_err(fault)?.get(id).map_err(fault)?.is_some())
     }
 }
 
@@ -527,7 +537,7 @@ pub fn apply_offline(
     let mut applied = 0u64;
     {
         let redo = Redo::default();
-        let mut tables = Tables::open(&txn, &redo).map_err(|e| storage(&e))?;
+        let mut tables = Tables::open(&txn, &redo);
         for (line, cmd) in commands {
             let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
             match ledger::apply(&cmd, &mut tables, rules, now_ms) {

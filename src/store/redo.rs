@@ -6,10 +6,9 @@
 
 use std::borrow::Borrow;
 use std::cell::RefCell;
-use std::ops::Deref;
 use std::rc::Rc;
 
-use redb::{AccessGuard, Key, StorageError, Table, Value, WriteTransaction};
+use redb::{AccessGuard, Key, StorageError, Table, TableDefinition, Value, WriteTransaction};
 
 use super::tables::*;
 
@@ -51,10 +50,14 @@ macro_rules! logged_tables {
     };
 }
 
-/// A table of the writer's transaction that records what it changes. Reads go to the
-/// table itself (`Deref`); there is no `DerefMut`, so a write cannot bypass the record.
+/// A table of the writer's transaction that records what it changes, opened the first
+/// time a group uses it (most groups touch a few of the file's tables). Writes go through
+/// `insert`/`remove`, which record them; reads through `read`. There is no way to the
+/// table's own `insert`, so a write cannot bypass the record.
 pub struct Logged<'t, K: Key + 'static, V: Value + 'static> {
-    table: Table<'t, K, V>,
+    txn: &'t WriteTransaction,
+    def: TableDefinition<'static, K, V>,
+    table: Option<Table<'t, K, V>>,
     id: u8,
     redo: Redo,
 }
@@ -64,9 +67,38 @@ fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// A table that cannot be opened is a storage problem to the writer (a mismatched
+/// definition would be a bug caught by every test).
+fn table_error(e: redb::TableError) -> StorageError {
+    match e {
+        redb::TableError::Storage(e) => e,
+        other => StorageError::Corrupted(other.to_string()),
+    }
+}
+
 impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
-    pub fn new(table: Table<'t, K, V>, id: u8, redo: Redo) -> Self {
-        Logged { table, id, redo }
+    pub fn new(txn: &'t WriteTransaction, def: TableDefinition<'static, K, V>, id: u8, redo: Redo) -> Self {
+        Logged {
+            txn,
+            def,
+            table: None,
+            id,
+            redo,
+        }
+    }
+
+    /// The table for reading, opened on first use.
+    pub fn read(&mut self) -> Result<&Table<'t, K, V>, StorageError> {
+        self.open().map(|t| &*t)
+    }
+
+    fn open(&mut self) -> Result<&mut Table<'t, K, V>, StorageError> {
+        if self.table.is_none() {
+            self.table = Some(self.txn.open_table(self.def).map_err(table_error)?);
+        }
+        self.table
+            .as_mut()
+            .ok_or_else(|| StorageError::Corrupted("table not open".into()))
     }
 
     pub fn insert<'k, 'v>(
@@ -81,7 +113,7 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
             push_bytes(&mut out, K::as_bytes(key.borrow()).as_ref());
             push_bytes(&mut out, V::as_bytes(value.borrow()).as_ref());
         }
-        self.table.insert(key, value)
+        self.open()?.insert(key, value)
     }
 
     pub fn remove<'k>(
@@ -94,14 +126,7 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
             out.push(OP_DEL);
             push_bytes(&mut out, K::as_bytes(key.borrow()).as_ref());
         }
-        self.table.remove(key)
-    }
-}
-
-impl<'t, K: Key + 'static, V: Value + 'static> Deref for Logged<'t, K, V> {
-    type Target = Table<'t, K, V>;
-    fn deref(&self) -> &Table<'t, K, V> {
-        &self.table
+        self.open()?.remove(key)
     }
 }
 

@@ -21,7 +21,7 @@ impl Tables<'_> {
         claim: &ReplayClaim,
         now_ms: i64,
     ) -> Result<Option<Result<Applied, StoreError>>, redb::StorageError> {
-        let Some(row) = self.replays.get(claim.key.as_str())? else {
+        let Some(row) = self.replays.read()?.get(claim.key.as_str())? else {
             return Ok(None);
         };
         let (fingerprint, expires_ms, stored) =
@@ -69,7 +69,12 @@ impl Tables<'_> {
             }
         };
         let mut expired = Vec::new();
-        for row in self.replays_by_expiry.range(..(now_ms, ""))?.take(REPLAY_PRUNE_BATCH) {
+        for row in self
+            .replays_by_expiry
+            .read()?
+            .range(..(now_ms, ""))?
+            .take(REPLAY_PRUNE_BATCH)
+        {
             let (k, _) = row?;
             let (at, key) = k.value();
             expired.push((at, key.to_string()));
@@ -99,6 +104,7 @@ impl Tables<'_> {
         let mut expired = Vec::new();
         for row in self
             .nonces_by_expiry
+            .read()?
             .range(..(c.now_ms, "", ""))?
             .take(NONCE_PRUNE_BATCH)
         {
@@ -112,6 +118,7 @@ impl Tables<'_> {
         }
         let seen = self
             .nonces
+            .read()?
             .get((c.partner.as_str(), c.nonce.as_str()))?
             .map(|v| v.value());
         if seen.is_some_and(|expires| expires > c.now_ms) {

@@ -421,7 +421,7 @@ impl Writer {
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         let mut results = Vec::with_capacity(group.len());
         {
-            let mut tables = Tables::open(&txn, redo).map_err(|e| e.to_string())?;
+            let mut tables = Tables::open(&txn, redo);
             for job in group {
                 results.push(self.apply_job(&mut tables, job)?);
             }
