@@ -212,6 +212,58 @@ fn close_after_answer(payload: Payload) {
     });
 }
 
+/// A request body as the handler sees it: the connection's payload, kept by
+/// [`close_unread_bodies`] so it outlives the handler; notes when it was read to its end.
+struct Watched {
+    payload: std::rc::Rc<std::cell::RefCell<Payload>>,
+    finished: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl futures_util::Stream for Watched {
+    type Item = Result<Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = std::pin::Pin::new(&mut *self.payload.borrow_mut()).poll_next(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.finished.set(true);
+        }
+        polled
+    }
+}
+
+/// Middleware: a request answered before its body was read to the end (refused by the
+/// auth guard, an unknown route, a bad path) gets its connection closed after the answer.
+/// Dropped unread, a chunked body would be drained by actix for as long as the client
+/// trickles it, with no deadline: any client, with no credential, could hold connections
+/// open forever. Kept alive unread, actix answers with `Connection: close` instead.
+pub async fn close_unread_bodies(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let payload = req.take_payload();
+    if let Payload::None = payload {
+        return next.call(req).await;
+    }
+    let payload = std::rc::Rc::new(std::cell::RefCell::new(payload));
+    let finished = std::rc::Rc::new(std::cell::Cell::new(false));
+    let watched = Watched {
+        payload: payload.clone(),
+        finished: finished.clone(),
+    };
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(watched),
+    });
+    let res = next.call(req).await;
+    if !finished.get() {
+        close_after_answer(payload.replace(Payload::None));
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
