@@ -175,13 +175,10 @@ async fn read_admitting(
         }
         Ok(join(chunks, len))
     };
-    let result = tokio::time::timeout(limits.deadline, reading)
+    // A body refused half-read is left unread: [`close_unread_bodies`] closes its connection.
+    tokio::time::timeout(limits.deadline, reading)
         .await
-        .unwrap_or_else(|_| Err(too_slow(limits.deadline)));
-    if result.is_err() {
-        close_after_answer(payload.take());
-    }
-    result
+        .unwrap_or_else(|_| Err(too_slow(limits.deadline)))
 }
 
 /// One buffer of `len` bytes from `chunks` (no copy for a body that came in one chunk).
@@ -200,8 +197,8 @@ fn join(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
 /// actix takes to send the answer (it decides to close as it finishes sending).
 const REFUSED_BODY_HOLD_MS: u64 = 2_000;
 
-/// Keeps the payload of a body refused half-read (too slow, too large, over the budget)
-/// alive, unread, while actix sends the answer: actix closes the connection after an
+/// Keeps the payload of a body not read to its end (refused half-read: too slow, too large,
+/// over the budget; or never read: a 401, an unknown route) alive, unread, while actix sends the answer: actix closes the connection after an
 /// answer only while the payload is unread and alive. Once it is dropped, actix drains a
 /// chunked body for as long as the client trickles it, with no deadline. Unread, it
 /// buffers at most actix's 32 KiB before it stops reading the socket.
