@@ -78,8 +78,18 @@ fn register_at_zero() {
     metrics::describe_counter!(COMMIT_FAILURES, "Group commits that failed (their writes answered 503)");
     metrics::describe_counter!(BACKUPS, "Snapshots taken");
     metrics::describe_counter!(AUTH_FAILURES, "Requests refused with 401, by reason");
-    metrics::counter!(COMMIT_FAILURES).increment(0);
-    metrics::counter!(BACKUPS).increment(0);
+    metrics::describe_counter!(
+        CHECKPOINTS,
+        "Durable checkpoints of the data file (the redo log starts over)"
+    );
+    metrics::describe_counter!(LOG_FAILURES, "Redo log writes or syncs that failed");
+    metrics::describe_counter!(
+        WRITER_PANICS,
+        "Writer jobs that panicked (answered 500; the writer goes on)"
+    );
+    for counter in [COMMIT_FAILURES, BACKUPS, CHECKPOINTS, LOG_FAILURES, WRITER_PANICS] {
+        metrics::counter!(counter).increment(0);
+    }
     for reason in AUTH_FAILURE_REASONS {
         metrics::counter!(AUTH_FAILURES, "reason" => *reason).increment(0);
     }

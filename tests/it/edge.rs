@@ -62,6 +62,9 @@ fn counters_are_there_before_their_first_event() {
     for series in [
         "stockd_commit_failures_total ",
         "stockd_backups_total ",
+        "stockd_checkpoints_total ",
+        "stockd_log_failures_total ",
+        "stockd_writer_panics_total ",
         "stockd_auth_failures_total{reason=\"bad_signature\"} ",
         "stockd_auth_failures_total{reason=\"unknown_partner\"} ",
         "stockd_auth_failures_total{reason=\"clock_skew\"} ",
