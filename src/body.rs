@@ -175,13 +175,10 @@ async fn read_admitting(
         }
         Ok(join(chunks, len))
     };
-    let result = tokio::time::timeout(limits.deadline, reading)
+    // A body refused half-read is left unread: [`close_unread_bodies`] closes its connection.
+    tokio::time::timeout(limits.deadline, reading)
         .await
-        .unwrap_or_else(|_| Err(too_slow(limits.deadline)));
-    if result.is_err() {
-        close_after_answer(payload.take());
-    }
-    result
+        .unwrap_or_else(|_| Err(too_slow(limits.deadline)))
 }
 
 /// One buffer of `len` bytes from `chunks` (no copy for a body that came in one chunk).
@@ -200,8 +197,8 @@ fn join(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
 /// actix takes to send the answer (it decides to close as it finishes sending).
 const REFUSED_BODY_HOLD_MS: u64 = 2_000;
 
-/// Keeps the payload of a body refused half-read (too slow, too large, over the budget)
-/// alive, unread, while actix sends the answer: actix closes the connection after an
+/// Keeps the payload of a body not read to its end (refused half-read: too slow, too large,
+/// over the budget; or never read: a 401, an unknown route) alive, unread, while actix sends the answer: actix closes the connection after an
 /// answer only while the payload is unread and alive. Once it is dropped, actix drains a
 /// chunked body for as long as the client trickles it, with no deadline. Unread, it
 /// buffers at most actix's 32 KiB before it stops reading the socket.
@@ -210,6 +207,58 @@ fn close_after_answer(payload: Payload) {
         let _payload = payload;
         tokio::time::sleep(Duration::from_millis(REFUSED_BODY_HOLD_MS)).await;
     });
+}
+
+/// A request body as the handler sees it: the connection's payload, kept by
+/// [`close_unread_bodies`] so it outlives the handler; notes when it was read to its end.
+struct Watched {
+    payload: std::rc::Rc<std::cell::RefCell<Payload>>,
+    finished: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl futures_util::Stream for Watched {
+    type Item = Result<Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = std::pin::Pin::new(&mut *self.payload.borrow_mut()).poll_next(cx);
+        if let std::task::Poll::Ready(None) = polled {
+            self.finished.set(true);
+        }
+        polled
+    }
+}
+
+/// Middleware: a request answered before its body was read to the end (refused by the
+/// auth guard, an unknown route, a bad path) gets its connection closed after the answer.
+/// Dropped unread, a chunked body would be drained by actix for as long as the client
+/// trickles it, with no deadline: any client, with no credential, could hold connections
+/// open forever. Kept alive unread, actix answers with `Connection: close` instead.
+pub async fn close_unread_bodies(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let payload = req.take_payload();
+    if let Payload::None = payload {
+        return next.call(req).await;
+    }
+    let payload = std::rc::Rc::new(std::cell::RefCell::new(payload));
+    let finished = std::rc::Rc::new(std::cell::Cell::new(false));
+    let watched = Watched {
+        payload: payload.clone(),
+        finished: finished.clone(),
+    };
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(watched),
+    });
+    let res = next.call(req).await;
+    if !finished.get() {
+        close_after_answer(payload.replace(Payload::None));
+    }
+    res
 }
 
 #[cfg(test)]

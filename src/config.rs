@@ -223,7 +223,7 @@ pub struct TokenConfig {
     pub warehouses: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerConfig {
     pub id: String,
@@ -232,6 +232,19 @@ pub struct PartnerConfig {
     pub warehouses: Option<Vec<String>>,
     #[serde(default)]
     pub legacy_signature: bool,
+}
+
+/// Never the secrets (like [`Source`]): a `{config:?}` must not put them in a log.
+impl std::fmt::Debug for PartnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerConfig")
+            .field("id", &self.id)
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field("scopes", &self.scopes)
+            .field("warehouses", &self.warehouses)
+            .field("legacy_signature", &self.legacy_signature)
+            .finish()
+    }
 }
 
 /// A configuration that cannot be used; the CLI prints it and exits 2.
@@ -320,6 +333,36 @@ fn key_offset(text: &str, key: &str) -> Option<usize> {
     found
 }
 
+/// `message` with every string value it quotes (serde's `string "…"`) left out: the value
+/// may be a partner secret in the wrong shape (`secrets = "…"`), and config errors go to
+/// the journal. The line and the expected shape are enough to fix it.
+fn redact_strings(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let value = &rest[start + QUOTED.len()..];
+        // The closing quote: the first one not escaped (serde quotes with Debug escapes).
+        let mut escaped = false;
+        let end = value.char_indices().find_map(|(i, c)| match c {
+            '\\' if !escaped => {
+                escaped = true;
+                None
+            }
+            '"' if !escaped => Some(i + 1),
+            _ => {
+                escaped = false;
+                None
+            }
+        });
+        rest = &value[end.unwrap_or(value.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// 1-based line number of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).unwrap_or(text).matches('\n').count() + 1
@@ -361,7 +404,7 @@ impl Config {
                 (None, Some(line)) => format!("line {line}: "),
                 (None, None) => String::new(),
             };
-            ConfigError(format!("{at}{}", e.message().trim_end()))
+            ConfigError(format!("{at}{}", redact_strings(e.message().trim_end())))
         })
     }
 
@@ -581,6 +624,31 @@ mod tests {
         let msg = err.map(|e| e.0).unwrap_or_default();
         assert!(msg.contains("listen_typo"), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let text = "[[partners]]\nid = \"p\"\nsecrets = [\"a-secret-nobody-reads\"]\nscopes = []\n";
+        let config = Config::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{config:?}");
+        assert!(shown.contains("\"p\""), "{shown}");
+        assert!(!shown.contains("a-secret-nobody-reads"), "{shown}");
+    }
+
+    #[test]
+    fn quoted_strings_are_left_out_of_messages() {
+        let cases = [
+            (
+                r#"invalid type: string "s3cr3t", expected a sequence"#,
+                "invalid type: a string, expected a sequence",
+            ),
+            (r#"string "a\"b" and string "c""#, "a string and a string"),
+            ("expected a string", "expected a string"),
+            (r#"cut string "abc"#, "cut a string"),
+        ];
+        for (message, redacted) in cases {
+            assert_eq!(redact_strings(message), redacted, "{message}");
+        }
     }
 
     /// The example parses and passes every check but one: its credentials are

@@ -126,6 +126,8 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         App::new()
             .wrap(actix_web::middleware::from_fn(http::refuse_bad_encoding))
             .wrap(actix_web::middleware::from_fn(telemetry::observe))
+            // Outermost: also a request refused by a middleware gets its unread body closed.
+            .wrap(actix_web::middleware::from_fn(body::close_unread_bodies))
             .configure(|cfg| http::configure(cfg, state.clone(), auth.clone()))
     })
     .workers(workers)

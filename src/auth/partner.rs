@@ -174,7 +174,7 @@ async fn claim_nonce(auth: &Authenticator, partner: &str, v: &V1Headers<'_>, now
         .await
         .inspect_err(|e| {
             if *e == StoreError::NonceReused {
-                metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "nonce_replayed").increment(1);
+                crate::telemetry::auth_failure("nonce_replayed");
             }
         })
         .map_err(ApiError::from)

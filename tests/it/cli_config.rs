@@ -307,3 +307,25 @@ fn partner_new_prints_config_lines_and_the_secret_for_the_partner() {
     );
     assert!(help.stdout.contains("hold the secret itself"), "{}", help.stdout);
 }
+
+/// A config error never prints a value the file holds as a string: a secret given in the
+/// wrong shape (`secrets = "…"`) would otherwise land in the journal.
+#[test]
+fn a_misshapen_secret_is_not_echoed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = "a-partner-secret-nobody-may-read";
+    let text = format!(
+        "{}{}",
+        token("admin", &hash("an admin token of mine")),
+        partner("p", &format!("{secret:?}"))
+    );
+    let out = refused(dir.path(), &text);
+    assert!(!out.stderr.contains(secret), "the secret in:\n{}", out.stderr);
+    let at = format!(
+        "{}:{}: ",
+        dir.path().join("stockd.toml").display(),
+        STORAGE_LINES + line_of(&text, "secrets")
+    );
+    assert!(out.stderr.contains(&at), "expected `{at}` in:\n{}", out.stderr);
+    assert!(out.stderr.contains("expected a sequence"), "{}", out.stderr);
+}

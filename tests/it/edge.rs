@@ -62,6 +62,9 @@ fn counters_are_there_before_their_first_event() {
     for series in [
         "stockd_commit_failures_total ",
         "stockd_backups_total ",
+        "stockd_checkpoints_total ",
+        "stockd_log_failures_total ",
+        "stockd_writer_panics_total ",
         "stockd_auth_failures_total{reason=\"bad_signature\"} ",
         "stockd_auth_failures_total{reason=\"unknown_partner\"} ",
         "stockd_auth_failures_total{reason=\"clock_skew\"} ",
@@ -308,4 +311,40 @@ fn every_flag_has_help_and_log_format_is_listed_once() {
         Duration::from_secs(30),
     );
     assert_eq!(json_logs.code, Some(0), "{}", json_logs.stderr);
+}
+
+/// A replayed nonce is a 401 like the others: its log line names the counted reason
+/// (`nonce_replayed`), not the answer's prose.
+#[test]
+fn a_replayed_nonce_logs_its_reason() {
+    const SECRET: &str = "edge-partner-secret-0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("stockd.toml");
+    let partner = format!("[[partners]]\nid = \"mp\"\nsecrets = [\"{SECRET}\"]\nscopes = [\"inventory:read\"]\n");
+    std::fs::write(&config, admin_config() + &partner).expect("config");
+    let bin = Binary::start_env(
+        &dir.path().join("stockd.redb"),
+        &[("STOCKD_CONFIG", config.as_os_str()), ("RUST_LOG", "info".as_ref())],
+    );
+    let path = "/api/warehouses";
+    let ts = (stockd::clock::now_ms() / 1000).to_string();
+    let sig = stockd::auth::signature::sign(
+        SECRET,
+        stockd::auth::signature::v1_message("GET", path, &ts, "once", b"").as_bytes(),
+    );
+    let signed = || {
+        Request::new("GET", path)
+            .header("partner-id", "mp")
+            .header("timestamp", &ts)
+            .header("nonce", "once")
+            .header("secret", &sig)
+    };
+    bin.raw(signed()).expect(200);
+    bin.raw(signed()).expect_error(401, "unauthenticated");
+    let text = stderr_with(&bin, "status=401");
+    let refused = text
+        .lines()
+        .find(|l| l.contains("status=401"))
+        .unwrap_or_else(|| panic!("no 401 line:\n{text}"));
+    assert!(refused.contains("reason=nonce_replayed"), "{refused}");
 }

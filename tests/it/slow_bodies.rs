@@ -281,3 +281,66 @@ fn stalled_partner_uploads_do_not_take_the_daemons_memory() {
     assert!(grown_mb < 150, "RSS grew by {grown_mb} MB (300 MB were sent)");
     drop(stalled);
 }
+
+/// A body nobody reads (the request was refused before its handler read it: 401, 404) is
+/// not drained for as long as the client trickles it: the connection is closed after the
+/// answer, like one refused half-read.
+#[test]
+fn a_refused_request_with_a_trickling_body_is_closed() {
+    let server = Server::start_with_token(&config("body_read_deadline_ms = 1000"), Some(ADMIN));
+    let addr = server.addr;
+    let heads = [
+        (
+            "a wrong token",
+            format!(
+                "POST /api/inventory/movements HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer wrong\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+        ),
+        (
+            "no route",
+            format!(
+                "POST /nowhere HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+        ),
+    ];
+    for (who, head) in heads {
+        let started = Instant::now();
+        let mut stream = stall(addr, &head, b"1\r\n{\r\n");
+        let mut first = [0u8; 12];
+        stream
+            .read_exact(&mut first)
+            .unwrap_or_else(|e| panic!("{who}: no answer: {e}"));
+        // Trickle a byte every 100 ms for up to 8 s: the daemon must close well before.
+        let mut closed_after = None;
+        while started.elapsed() < Duration::from_secs(8) {
+            std::thread::sleep(Duration::from_millis(100));
+            if stream.write_all(b"1\r\n \r\n").is_err() {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+            stream
+                .set_read_timeout(Some(Duration::from_millis(1)))
+                .expect("read timeout");
+            let mut rest = [0u8; 4096];
+            match stream.read(&mut rest) {
+                Ok(0) => {
+                    closed_after = Some(started.elapsed());
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => {
+                    closed_after = Some(started.elapsed());
+                    break;
+                }
+            }
+        }
+        let closed_after = closed_after.unwrap_or_else(|| panic!("{who}: still open after 8 s of trickling"));
+        assert!(
+            closed_after < Duration::from_secs(5),
+            "{who}: closed after {closed_after:?}"
+        );
+    }
+}
