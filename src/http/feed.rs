@@ -13,7 +13,8 @@ use crate::auth::{Guard, ReadInventory};
 use crate::error::{ApiError, Code};
 
 pub const LIMIT_DEFAULT: u64 = 100;
-pub const LIMIT_MAX: u64 = 1000;
+/// A page is at most what one request may examine of the journal.
+pub const LIMIT_MAX: u64 = crate::store::FEED_SCAN_ENTRIES_MAX;
 /// Longest long poll, in seconds (API.md).
 pub const WAIT_SECONDS_MAX: u64 = 30;
 

@@ -25,7 +25,9 @@ use crate::ledger::{Rules, Warehouse};
 
 pub use apply::{apply_offline, OfflineError};
 pub use error::StoreError;
-pub use read::{BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader};
+pub use read::{
+    BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader, FEED_SCAN_ENTRIES_MAX,
+};
 pub use recovery::{new_file_id, settle_file};
 pub use writer::{Answer, Applied, BatchHeader, Limits, NonceClaim, Outcome, ReplayClaim, Stored, WriteCtx};
 
