@@ -49,6 +49,22 @@ fn record_offsets(log: &[u8]) -> Vec<(usize, u64, usize)> {
     out
 }
 
+/// `stockd serve` on `data`, which must refuse to start (exit 1).
+fn serve_refused(data: &Path) -> crate::common::Output {
+    let out = run_bin(
+        &[
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    out
+}
+
 /// A daemon on `data` that makes no checkpoint after its start.
 fn start_without_checkpoints(data: &Path) -> Binary {
     let config = data.with_extension("toml");
@@ -101,17 +117,7 @@ fn a_damaged_record_before_the_tail_stops_the_start_and_changes_nothing() {
     std::fs::write(&wal, &log).expect("damage the log");
     let (data_before, wal_before) = (digest(&data), digest(&wal));
 
-    let out = run_bin(
-        &[
-            "serve".as_ref(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-        ],
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    let out = serve_refused(&data);
     assert!(
         out.stderr.contains(&wal.display().to_string()) && out.stderr.contains(&format!("offset {offset}")),
         "the message names the log and the offset {offset}:\n{}",
@@ -203,17 +209,7 @@ fn a_snapshot_restored_over_a_crashed_file_is_not_given_its_log() {
     // The operator restores the snapshot and leaves the crashed daemon's log beside it.
     std::fs::copy(&snapshot, &data).expect("restore");
     let before = digest(&data);
-    let out = run_bin(
-        &[
-            "serve".as_ref(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-        ],
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    let out = serve_refused(&data);
     assert!(out.stderr.contains("another data file"), "{}", out.stderr);
     assert_eq!(digest(&data), before, "the restored file was changed");
     // Moved away, the log is no longer in the way: the snapshot's state, exactly.
