@@ -457,21 +457,24 @@ impl<'a> Dec<'a> {
     }
 }
 
-/// The first outcome of a request under a replay key: refused (a stable code and its
-/// detail) or what it applied.
-pub fn outcome(fingerprint: &[u8; 32], expires_ms: i64, outcome: &crate::store::Outcome) -> Vec<u8> {
-    use crate::store::Outcome;
+/// The first outcome of a request under a replay key: what it applied, or its refusal as a
+/// stable code name and detail. Encoded from references: the write path clones nothing.
+pub fn outcome(
+    fingerprint: &[u8; 32],
+    expires_ms: i64,
+    outcome: Result<&crate::store::Applied, (&str, &str)>,
+) -> Vec<u8> {
     let mut e = Enc(Vec::with_capacity(256));
     e.u8(V2_OUTCOME);
     e.0.extend_from_slice(fingerprint);
     e.i64(expires_ms);
     match outcome {
-        Outcome::Refused { code, detail } => {
+        Err((code, detail)) => {
             e.u8(1);
             e.str(code);
             e.str(detail);
         }
-        Outcome::Applied(a) => {
+        Ok(a) => {
             e.u8(0);
             e.u8(u8::from(a.created));
             e.u64(a.movements.len() as u64);
@@ -630,7 +633,7 @@ mod tests {
             }),
             ..Applied::default()
         };
-        let bytes = outcome(&[1; 32], 99, &Outcome::Applied(Box::new(applied)));
+        let bytes = outcome(&[1; 32], 99, Ok(&applied));
         let (f, at, stored) = decode_replay(&bytes).expect("decode");
         assert_eq!((f, at), ([1; 32], 99));
         let Stored::Outcome(Outcome::Applied(a)) = stored else {
@@ -641,11 +644,8 @@ mod tests {
         assert_eq!(a.batch.as_deref(), Some("bat_7"));
         assert_eq!(a.levels.len(), 1);
         assert_eq!(a.warehouse.map(|w| w.name), Some("W".into()));
-        let refused = Outcome::Refused {
-            code: "insufficient_stock".into(),
-            detail: "only 2".into(),
-        };
-        let (_, _, stored) = decode_replay(&outcome(&[2; 32], 5, &refused)).expect("decode");
+        let (_, _, stored) =
+            decode_replay(&outcome(&[2; 32], 5, Err(("insufficient_stock", "only 2")))).expect("decode");
         assert!(matches!(stored, Stored::Outcome(Outcome::Refused { ref code, .. }) if code == "insufficient_stock"));
         let old = Answer {
             status: 201,

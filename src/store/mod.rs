@@ -371,12 +371,12 @@ impl Store {
     /// answers what a crash could undo).
     pub async fn reader(&self) -> Result<Reader, StoreError> {
         let (txn, gen) = self.begin_read()?;
-        let mut settled = self.shared.settled.subscribe();
-        if *settled.borrow() < gen {
+        if *self.shared.settled.borrow() < gen {
+            let mut settled = self.shared.settled.subscribe();
             let wait = settled.wait_for(|&g| g >= gen);
-            match tokio::time::timeout(Duration::from_millis(READ_SETTLE_TIMEOUT_MS), wait).await {
-                Ok(Ok(_)) => {}
-                _ => return Err(unsettled()),
+            let waited = tokio::time::timeout(Duration::from_millis(READ_SETTLE_TIMEOUT_MS), wait).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                return Err(unsettled());
             }
         }
         Reader::new(txn)

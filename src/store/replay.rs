@@ -8,6 +8,19 @@ use super::codec;
 use super::writer::{Applied, NonceClaim, Outcome, ReplayClaim, Stored};
 use super::StoreError;
 
+/// The bytes a replays row keeps of a write's outcome. A refusal is kept as its stable code
+/// name (the one table of codes) and detail: a repeat is refused with the same code and
+/// words, whatever a later version calls the error.
+fn stored_outcome(fingerprint: &[u8; 32], expires_ms: i64, result: &Result<Applied, StoreError>) -> Vec<u8> {
+    match result {
+        Ok(applied) => codec::outcome(fingerprint, expires_ms, Ok(applied)),
+        Err(e) => {
+            let e = crate::error::ApiError::from(e.clone());
+            codec::outcome(fingerprint, expires_ms, Err((e.code.name(), &e.detail)))
+        }
+    }
+}
+
 /// Expired replay answers deleted per write that stores one.
 const REPLAY_PRUNE_BATCH: usize = 16;
 /// Expired nonces deleted per claim: pruning keeps pace with claiming, in bounded steps.
@@ -56,18 +69,6 @@ impl Tables<'_> {
         result: &Result<Applied, StoreError>,
         now_ms: i64,
     ) -> Result<(), redb::StorageError> {
-        let outcome = match result {
-            Ok(a) => Outcome::Applied(Box::new(a.clone())),
-            // Kept as its stable code name (the one table of codes) and detail: a repeat
-            // is refused with the same code and words, whatever this version calls it.
-            Err(e) => {
-                let e = crate::error::ApiError::from(e.clone());
-                Outcome::Refused {
-                    code: e.code.name().to_string(),
-                    detail: e.detail,
-                }
-            }
-        };
         let mut expired = Vec::new();
         for row in self
             .replays_by_expiry
@@ -88,7 +89,7 @@ impl Tables<'_> {
             .replays
             .insert(
                 claim.key.as_str(),
-                codec::outcome(&claim.fingerprint, expires_ms, &outcome).as_slice(),
+                stored_outcome(&claim.fingerprint, expires_ms, result).as_slice(),
             )?
             .map(|v| codec::decode_replay(v.value()).map(|(_, at, _)| at));
         if let Some(Ok(old_expiry)) = old {
