@@ -184,13 +184,17 @@ fn after_a_clean_stop_the_data_file_alone_is_complete() {
     std::fs::copy(&data, &copy).expect("copy");
     let daemon = Binary::start(&copy);
     assert_eq!(daemon.on_hand("p1", "default"), MOVEMENTS);
-    // A log left beside a restored copy of another file is not applied to it once clean.
     drop(daemon);
+    // A clean log of another data file left beside this one is replaced, not applied.
     let other = dir.path().join("other.redb");
-    std::fs::copy(&data, &other).expect("copy");
-    std::fs::copy(wal_of(&copy), wal_of(&other)).expect("copy log");
+    // Its own id is durable from its first start (its log, replaced below, does not matter).
+    Binary::start(&other).kill9();
+    let foreign = std::fs::read(wal_of(&data)).expect("the first file's log");
+    std::fs::write(wal_of(&other), &foreign).expect("put it beside the other file");
     let daemon = Binary::start(&other);
-    assert_eq!(daemon.on_hand("p1", "default"), MOVEMENTS);
+    assert_eq!(daemon.journal_len(), 0, "nothing of the foreign log was applied");
+    let log = std::fs::read(wal_of(&other)).expect("log");
+    assert_ne!(log[16..32], foreign[16..32], "the log now names the other file");
 }
 
 #[test]
