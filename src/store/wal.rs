@@ -37,9 +37,9 @@ pub const RECORD_ALIGN_BYTES: usize = 8;
 pub const RECORD_PAYLOAD_MAX_BYTES: usize = 1 << 30;
 /// Zeros written per call while preallocating: one page. The page cache keeps what one
 /// write brings in as one folio, and a sync writes back whole folios: with 1 MiB writes
-/// here, every later 500-byte record made its sync write 1 MiB (measured on ext4, kernel
-/// 6.18: 4.5 KiB written per sync and a steady 5–5.6k syncs/s with page-sized folios,
-/// 1 MiB per sync and 1.7–6.4k/s with 1 MiB ones).
+/// here, every later 500-byte record made its sync write 1 MiB back. The load bench's "disk
+/// writes per request" at one connection shows it (docs/benchmarks.md: 1,028 KiB in run A,
+/// 8 KiB in run B).
 const PREALLOC_CHUNK_BYTES: usize = 4096;
 
 /// Why the log could not be used.
