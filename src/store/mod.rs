@@ -283,7 +283,7 @@ impl Store {
         default_warehouse: &str,
         options: Options,
     ) -> Result<Store, OpenError> {
-        recovery::precheck(path)?;
+        recovery::precheck(path)?; // before any writable open: a bad log changes nothing
         let db = open_or_create(path, default_warehouse)?;
         let reopen_path = path.to_path_buf();
         let opener: Opener = Arc::new(move || Database::builder().create(&reopen_path));

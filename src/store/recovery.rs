@@ -123,15 +123,16 @@ fn apply_log(db: &Database, path: &Path, bytes: &[u8], floor: u64) -> Result<u64
 /// What can be checked of a data file and its log before anything is opened for writing
 /// (redb's open, and its crash repair, write to the data file): the log's structure, and —
 /// when the data file opens read-only — that the log is this file's. Either failure stops
-/// here with both files untouched.
-pub fn precheck(data: &Path) -> Result<(), super::OpenError> {
+/// here with both files untouched. Returns the log's file id when it holds writes to apply
+/// (`None`: no log, or a clean one, read no further than its header).
+pub fn precheck(data: &Path) -> Result<Option<[u8; 16]>, super::OpenError> {
     let path = wal::path_for(data);
     let log = |e: WalError| super::OpenError::Log(e.to_string());
     let Some(log_id) = wal::precheck(&path).map_err(log)? else {
-        return Ok(());
+        return Ok(None);
     };
     let Ok(ro) = redb::ReadOnlyDatabase::open(data) else {
-        return Ok(()); // needs repair, or not there yet: checked again after the open
+        return Ok(Some(log_id)); // needs repair, or not there yet: checked again after the open
     };
     let id = ro.begin_read().ok().and_then(|txn| {
         let meta = txn.open_table(META).ok()?;
@@ -140,7 +141,7 @@ pub fn precheck(data: &Path) -> Result<(), super::OpenError> {
     });
     match id {
         Some(id) if id != log_id => Err(log(WalError::Foreign(path))),
-        _ => Ok(()),
+        _ => Ok(Some(log_id)),
     }
 }
 
@@ -148,19 +149,12 @@ pub fn precheck(data: &Path) -> Result<(), super::OpenError> {
 /// export, import), then marks the log clean. A file without a log, or whose log holds
 /// nothing new, is not written to.
 pub fn settle_file(data: &Path) -> Result<(), super::OpenError> {
+    let Some(id) = precheck(data)? else {
+        return Ok(()); // no log, or a clean one: the data file is complete
+    };
     let path = wal::path_for(data);
     let io = |e: String| super::OpenError::Io(data.to_path_buf(), e);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(()); // no log: the data file is complete
-    };
-    let (id, clean) = match wal::read_header(&path, &bytes) {
-        Ok(h) => h,
-        Err(e) => return Err(io(e.to_string())),
-    };
-    if clean {
-        return Ok(());
-    }
-    precheck(data)?;
+    let bytes = std::fs::read(&path).map_err(|e| io(format!("{}: {e}", path.display())))?;
     let db = super::open_existing(data)?;
     if file_id(&db).map_err(io)? != id {
         return Err(super::OpenError::Log(WalError::Foreign(path).to_string()));
