@@ -255,8 +255,15 @@ struct Shared {
     committed: tokio::sync::watch::Sender<u64>,
     /// Gen of the last group committed to redb, published before its commit.
     visible_gen: AtomicU64,
-    /// Gen up to which everything committed is durable (or was replaced by recovery).
+    /// Gen up to which everything committed is durable (or was replaced by recovery): the
+    /// syncer answers a group's writes when it passes the group's gen.
     settled: tokio::sync::watch::Sender<u64>,
+    /// Gen of the last group redb has committed. The writer keeps groups in an open
+    /// transaction a little after their log sync answered them (`writer::COMMIT_DEFER_MAX_MS`),
+    /// so this may trail `settled`; a read that must see an answered group asks for it.
+    applied: tokio::sync::watch::Sender<u64>,
+    /// A reader waits for `applied`: the writer commits its open transaction now.
+    flush_wanted: AtomicBool,
     /// The last log write or sync failed: groups commit durably to redb instead.
     log_broken: AtomicBool,
     wal: Arc<wal::Wal>,
@@ -310,6 +317,8 @@ impl Store {
             committed: tokio::sync::watch::Sender::new(0),
             visible_gen: AtomicU64::new(gen),
             settled: tokio::sync::watch::Sender::new(gen),
+            applied: tokio::sync::watch::Sender::new(gen),
+            flush_wanted: AtomicBool::new(false),
             log_broken: AtomicBool::new(false),
             wal: Arc::new(wal),
         });
@@ -366,10 +375,22 @@ impl Store {
             .ok_or_else(|| StoreError::unavailable("the data file is being reopened"))
     }
 
-    /// A read snapshot of durable state. It never waits for the writer (MVCC), only — when
-    /// it sees a group whose log sync is still running — for that sync (DESIGN.md: no read
-    /// answers what a crash could undo).
+    /// A read snapshot of durable state that holds every write answered before this call.
+    /// It never waits for the writer's work (MVCC), only — when the last answered group is
+    /// still in the writer's open transaction — for its commit (asked for at once), and —
+    /// when it sees a group whose log sync is still running — for that sync (DESIGN.md: no
+    /// read answers what a crash could undo, none misses what was acknowledged).
     pub async fn reader(&self) -> Result<Reader, StoreError> {
+        let answered = *self.shared.settled.borrow();
+        if *self.shared.applied.borrow() < answered {
+            let mut applied = self.shared.applied.subscribe();
+            self.ask_flush();
+            let wait = applied.wait_for(|&g| g >= answered);
+            let waited = tokio::time::timeout(Duration::from_millis(READ_SETTLE_TIMEOUT_MS), wait).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                return Err(unsettled());
+            }
+        }
         let (txn, gen) = self.begin_read()?;
         if *self.shared.settled.borrow() < gen {
             let mut settled = self.shared.settled.subscribe();
@@ -384,9 +405,15 @@ impl Store {
 
     /// [`Store::reader`] for threads that may block (backups, the sweep, tests).
     pub fn reader_blocking(&self) -> Result<Reader, StoreError> {
-        let (txn, gen) = self.begin_read()?;
-        self.wait_settled_blocking(gen)?;
-        Reader::new(txn)
+        Reader::new(self.snapshot_blocking()?)
+    }
+
+    /// Asks the writer to commit its open transaction now (a reader waits for it). The
+    /// message only wakes an idle writer: a busy one sees the flag after its group.
+    fn ask_flush(&self) {
+        if !self.shared.flush_wanted.swap(true, Ordering::AcqRel) {
+            let _ = self.jobs.try_send(writer::Msg::Flush);
+        }
     }
 
     /// A read transaction and the gen it may see at most.
@@ -397,15 +424,17 @@ impl Store {
         Ok((txn, self.shared.visible_gen.load(Ordering::Acquire)))
     }
 
-    fn wait_settled_blocking(&self, gen: u64) -> Result<(), StoreError> {
+    /// The blocking form of [`Store::reader`]'s waits, giving the read transaction.
+    fn snapshot_blocking(&self) -> Result<redb::ReadTransaction, StoreError> {
         let deadline = std::time::Instant::now() + Duration::from_millis(READ_SETTLE_TIMEOUT_MS);
-        while *self.shared.settled.borrow() < gen {
-            if std::time::Instant::now() >= deadline {
-                return Err(unsettled());
-            }
-            std::thread::sleep(Duration::from_micros(200));
+        let answered = *self.shared.settled.borrow();
+        if *self.shared.applied.borrow() < answered {
+            self.ask_flush();
+            wait_until(deadline, || *self.shared.applied.borrow() >= answered)?;
         }
-        Ok(())
+        let (txn, gen) = self.begin_read()?;
+        wait_until(deadline, || *self.shared.settled.borrow() >= gen)?;
+        Ok(txn)
     }
 
     /// Queues a command for the writer and waits until it is committed (or refused).
@@ -457,6 +486,17 @@ impl Store {
 #[cfg(test)]
 mod fault_tests;
 
+/// Polls `done` until it holds or `deadline` passes (blocking threads only).
+fn wait_until(deadline: std::time::Instant, done: impl Fn() -> bool) -> Result<(), StoreError> {
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            return Err(unsettled());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
 fn unsettled() -> StoreError {
     StoreError::unavailable("the redo log has not caught up; retry shortly")
 }
@@ -468,9 +508,7 @@ pub(crate) fn storage_error(err: impl std::fmt::Display) -> StoreError {
 impl Store {
     /// Runs `stockd verify`'s checks on one snapshot of the live file.
     pub fn verify(&self) -> Result<verify::Report, StoreError> {
-        let (txn, gen) = self.begin_read()?;
-        self.wait_settled_blocking(gen)?;
-        Ok(verify::verify(&txn))
+        Ok(verify::verify(&self.snapshot_blocking()?))
     }
 }
 
@@ -509,8 +547,7 @@ impl Store {
     /// Takes a snapshot of one consistent state into `dir`, while writes go on, and prunes
     /// the oldest beyond `keep`. Blocking: call it off the async workers.
     pub fn backup(&self, dir: &Path, keep: usize) -> Result<snapshot::Snapshot, StoreError> {
-        let (txn, gen) = self.begin_read()?;
-        self.wait_settled_blocking(gen)?;
+        let txn = self.snapshot_blocking()?;
         let seq = {
             let journal = txn.open_table(JOURNAL).map_err(storage_error)?;
             let last = journal

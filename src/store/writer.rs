@@ -3,15 +3,18 @@
 //! The writer blocks for the first queued command, drains what else is queued (bounded by
 //! `GROUP_JOBS_MAX` and `GROUP_WEIGHT_MAX`) and applies each command in one redb write
 //! transaction — each sees the effects of those before it; a refused one writes nothing.
-//! The tables record what they changed; the writer commits the group to redb without an
-//! fsync (`Durability::None`) and hands the group's redo record, with its answers, to the
-//! syncer thread, then starts on the next group. The syncer writes the records it has to the
-//! preallocated log, makes them durable with one fdatasync and only then answers. Every
-//! `checkpoint_interval_ms` or `checkpoint_log_bytes` of log the writer commits a group
+//! The tables record what they changed; the writer hands the group's redo record, with its
+//! answers, to the syncer thread and starts on the next group in the same open transaction.
+//! The syncer writes the records it has to the preallocated log, makes them durable with one
+//! fdatasync and only then answers. The writer commits its open transaction to redb without
+//! an fsync (`Durability::None`) when it falls idle, after `COMMIT_DEFER_MAX_MS`, or when a
+//! reader asks for it — so redb's page work is paid once for many groups and never delays an
+//! answer. Every `checkpoint_interval_ms` or `checkpoint_log_bytes` of log the writer commits
 //! durably (`Durability::Immediate`) instead; the log then starts over.
 //!
-//! Readers see redb's state as soon as it is committed, but wait (`Store::reader`) until the
-//! syncer has made that state durable: no read answers what a crash could undo.
+//! Readers see redb's state once it is committed, first asking for the commit of what was
+//! answered before they began, then waiting (`Store::reader`) until the syncer has made what
+//! they see durable: no read answers what a crash could undo, none misses an answered write.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -38,6 +41,13 @@ const SYNC_QUEUE_MAX: usize = 64;
 const SYNC_BATCH_MAX: usize = 256;
 /// While the log is broken, how often the syncer is asked to try it again.
 const LOG_RETRY_INTERVAL_MS: u64 = 1_000;
+/// Longest a group stays in the open transaction before redb commits it: bounds the dirty
+/// pages held in memory and how long a read after a write waits when no one asks.
+const COMMIT_DEFER_MAX_MS: u64 = 5;
+/// Movement lines in the open transaction beyond which redb commits it.
+const COMMIT_DEFER_WEIGHT_MAX: usize = 4 * GROUP_WEIGHT_MAX;
+/// With nothing queued for this long, the writer commits its open transaction.
+const COMMIT_IDLE_US: u64 = 500;
 /// Pause between attempts to reopen the file after a failed commit.
 const REOPEN_BACKOFF_MS: u64 = 50;
 const REOPEN_BACKOFF_MAX_MS: u64 = 2_000;
@@ -141,6 +151,8 @@ pub struct Job {
 
 pub enum Msg {
     Job(Box<Job>),
+    /// A reader waits for the open transaction's commit.
+    Flush,
     /// Commit what came before, then stop.
     Stop,
 }
@@ -207,8 +219,10 @@ pub struct Writer {
     rules: Rules,
     limits: Limits,
     chain: Chain,
-    /// Gen of the last group committed to redb.
+    /// Gen of the last group applied (committed to redb, or in `open`).
     gen: u64,
+    /// Groups applied and handed to the syncer, not yet committed to redb.
+    open: Option<OpenTxn>,
     /// Where the next log record goes, and log bytes written since the last checkpoint.
     log_offset: u64,
     log_bytes: u64,
@@ -248,6 +262,7 @@ impl Writer {
             limits,
             chain,
             gen,
+            open: None,
             log_offset: wal::HEADER_BYTES,
             log_bytes: 0,
             checkpoint_at: Instant::now(),
@@ -272,6 +287,7 @@ impl Writer {
                         weight += job.work.weight();
                         group.push(*job);
                     }
+                    Msg::Flush => {}
                     Msg::Stop => {
                         stop = true;
                         break;
@@ -284,6 +300,9 @@ impl Writer {
             if !group.is_empty() {
                 self.commit_group(&mut group, false);
             }
+            if self.open.as_ref().is_some_and(|o| o.due()) || self.shared.flush_wanted.load(Ordering::Acquire) {
+                self.commit_open();
+            }
             if stop {
                 break;
             }
@@ -291,12 +310,13 @@ impl Writer {
         self.close();
     }
 
-    /// The next message; meanwhile, a due checkpoint or recovery attempt. `None`: every
-    /// sender is gone.
+    /// The next message; meanwhile, the open transaction's commit once idle, a due
+    /// checkpoint or a recovery attempt. `None`: every sender is gone.
     fn wait(&mut self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
         loop {
             let due = match &self.recovery {
                 Some(r) => Some(r.next_at.saturating_duration_since(Instant::now())),
+                None if self.open.is_some() => Some(Duration::from_micros(COMMIT_IDLE_US)),
                 None if self.dirty => {
                     let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
                     Some(interval.saturating_sub(self.checkpoint_at.elapsed()))
@@ -310,6 +330,7 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Timeout) if self.recovery.is_some() => {
                     self.try_recover();
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) if self.open.is_some() => self.commit_open(),
                 Err(mpsc::RecvTimeoutError::Timeout) => self.checkpoint_idle(),
             }
         }
@@ -340,8 +361,9 @@ impl Writer {
         self.shared.db.read().ok().and_then(|g| g.clone())
     }
 
-    /// Commits one group and hands its answers to the syncer. `alone`: the group is one job
-    /// being retried after its group panicked.
+    /// Applies one group in the open transaction and hands its log record and answers to
+    /// the syncer (or, for a checkpoint, commits durably first). `alone`: the group is one
+    /// job being retried after its group panicked.
     fn commit_group(&mut self, group: &mut Vec<Job>, alone: bool) {
         if !self.try_recover() {
             answer_all(group, "the data file is being reopened");
@@ -352,19 +374,41 @@ impl Writer {
             return;
         };
         let before = self.chain;
-        let started = Instant::now();
         let commands = group.len();
+        let weight: usize = group.iter().map(|j| j.work.weight()).sum();
         let gen = self.gen + 1;
         let redo = Redo::default();
-        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| self.apply_group(&db, group, gen, &redo)));
-        let (txn, results) = match applied {
-            Ok(Ok(done)) => done,
-            Ok(Err(err)) => return self.fail_group(group, before, db, &err),
+        let mut open = match self.open.take() {
+            Some(open) => open,
+            None => match db.begin_write() {
+                Ok(txn) => OpenTxn::new(txn),
+                Err(e) => return self.fail_group(group, before, db, &e.to_string()),
+            },
+        };
+        let applied = std::panic::catch_unwind(AssertUnwindSafe(|| self.apply_group(&open.txn, group, gen, &redo)));
+        let results = match applied {
+            Ok(Ok(results)) => results,
+            Ok(Err(err)) => {
+                drop(open);
+                return self.fail_group(group, before, db, &err);
+            }
             Err(_) => {
+                let answered_before = open.groups > 0;
+                drop(open);
+                // The retries below may reopen the file: no handle of this frame may keep it.
+                drop(db);
                 self.chain = before;
+                if answered_before {
+                    // The dropped transaction held groups already handed to the syncer:
+                    // their records are in the log, and reopening applies them again.
+                    self.lose_database();
+                }
                 return self.isolate_panic(group, alone);
             }
         };
+        metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
+        open.add(weight);
+        self.gen = gen;
         let payload = std::mem::take(&mut *redo.borrow_mut());
         let record_bytes = wal::record_bytes(payload.len());
         let degraded = self.shared.log_broken.load(Ordering::Acquire);
@@ -372,27 +416,28 @@ impl Writer {
             || self.log_offset + record_bytes > self.shared.wal.capacity_bytes()
             || self.log_bytes + record_bytes >= self.limits.checkpoint_log_bytes
             || self.checkpoint_at.elapsed() >= Duration::from_millis(self.limits.checkpoint_interval_ms);
-        if let Err(err) = self.commit(txn, gen, checkpoint) {
-            return self.fail_group(group, before, db, &err);
+        if checkpoint {
+            if let Err(err) = self.commit(open.txn, gen, true) {
+                return self.fail_group(group, before, db, &err);
+            }
+            let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
+            self.checkpointed();
+            let seq_last = self.chain.seq_next - 1;
+            self.send(SyncMsg::Durable { gen, seq_last, replies });
+        } else {
+            let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
+            self.hand_over(gen, &payload, replies);
+            self.open = Some(open);
         }
-        metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
-        let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
-        self.hand_over(gen, checkpoint, &payload, replies);
         if degraded && self.log_retry_at.elapsed() >= Duration::from_millis(LOG_RETRY_INTERVAL_MS) {
             self.log_retry_at = Instant::now();
             self.send(SyncMsg::Retry);
         }
     }
 
-    /// Hands a committed group's answers to the syncer: with its log record, or — for a
-    /// checkpoint, durable already — to be answered once the records before it are.
-    fn hand_over(&mut self, gen: u64, checkpoint: bool, payload: &[u8], replies: Vec<Reply>) {
+    /// Hands an applied group's log record and answers to the syncer.
+    fn hand_over(&mut self, gen: u64, payload: &[u8], replies: Vec<Reply>) {
         let seq_last = self.chain.seq_next - 1;
-        if checkpoint {
-            self.checkpointed();
-            return self.send(SyncMsg::Durable { gen, seq_last, replies });
-        }
         let record_bytes = wal::record_bytes(payload.len());
         let mut bytes = Vec::with_capacity(record_bytes as usize);
         wal::encode_record(gen, payload, &mut bytes);
@@ -409,26 +454,37 @@ impl Writer {
         });
     }
 
-    /// Applies every job in one transaction (not committed yet); `Err` when storage
-    /// failed, in which case nothing of the group is kept.
+    /// Commits the open transaction to redb without fsync: its groups' records are in the
+    /// log (or on their way there), which makes them durable. A failure loses nothing
+    /// answered: the file is reopened and the log applied again.
+    fn commit_open(&mut self) {
+        self.shared.flush_wanted.store(false, Ordering::Release);
+        let Some(open) = self.open.take() else { return };
+        if let Err(err) = self.commit(open.txn, self.gen, false) {
+            metrics::counter!(crate::telemetry::COMMIT_FAILURES).increment(1);
+            tracing::error!(error = %err, "commit failed; reopening the data file and applying the log again");
+            self.shared.writable.store(false, Ordering::Release);
+            self.lose_database();
+        }
+    }
+
+    /// Applies every job in the open transaction (not committed yet); `Err` when storage
+    /// failed, in which case the transaction must be dropped.
     fn apply_group(
         &mut self,
-        db: &Database,
+        txn: &WriteTransaction,
         group: &[Job],
         gen: u64,
         redo: &Redo,
-    ) -> Result<(WriteTransaction, Vec<Result<Applied, StoreError>>), String> {
-        let txn = db.begin_write().map_err(|e| e.to_string())?;
+    ) -> Result<Vec<Result<Applied, StoreError>>, String> {
         let mut results = Vec::with_capacity(group.len());
-        {
-            let mut tables = Tables::open(&txn, redo);
-            for job in group {
-                results.push(self.apply_job(&mut tables, job)?);
-            }
-            tables.flush().map_err(|e| e.to_string())?;
-            tables.set_gen(gen).map_err(|e| e.to_string())?;
+        let mut tables = Tables::open(txn, redo);
+        for job in group {
+            results.push(self.apply_job(&mut tables, job)?);
         }
-        Ok((txn, results))
+        tables.flush().map_err(|e| e.to_string())?;
+        tables.set_gen(gen).map_err(|e| e.to_string())?;
+        Ok(results)
     }
 
     fn apply_job(&mut self, tables: &mut Tables<'_>, job: &Job) -> Result<Result<Applied, StoreError>, String> {
@@ -458,8 +514,10 @@ impl Writer {
         Ok(result)
     }
 
-    /// Commits the group: without fsync (the log makes it durable), or as a checkpoint.
+    /// Commits a transaction whose last group is `gen`: without fsync (the log makes it
+    /// durable), or as a checkpoint.
     fn commit(&mut self, mut txn: WriteTransaction, gen: u64, checkpoint: bool) -> Result<(), String> {
+        let started = Instant::now();
         let durability = if checkpoint {
             Durability::Immediate
         } else {
@@ -471,8 +529,9 @@ impl Writer {
         // `visible_gen` ≥ gen, and waits for the syncer to make it durable.
         self.shared.visible_gen.store(gen, Ordering::Release);
         txn.commit().map_err(|e| e.to_string())?;
-        self.gen = gen;
+        self.shared.applied.send_replace(gen);
         self.shared.writable.store(true, Ordering::Release);
+        metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -485,15 +544,15 @@ impl Writer {
         metrics::counter!(crate::telemetry::CHECKPOINTS).increment(1);
     }
 
-    /// A checkpoint with no group: an empty durable commit covers what came before.
+    /// A checkpoint with no new group: a durable commit (of the open transaction, or an
+    /// empty one) covers what came before.
     fn checkpoint_idle(&mut self) {
         let Some(db) = self.database() else { return };
-        let done = db.begin_write().map_err(|e| e.to_string()).and_then(|mut txn| {
-            txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
-            txn.set_quick_repair(self.limits.quick_repair);
-            txn.commit().map_err(|e| e.to_string())
-        });
-        match done {
+        let txn = match self.open.take() {
+            Some(open) => Ok(open.txn),
+            None => db.begin_write().map_err(|e| e.to_string()),
+        };
+        match txn.and_then(|txn| self.commit(txn, self.gen, true)) {
             Ok(()) => {
                 self.checkpointed();
                 let seq_last = self.chain.seq_next - 1;
@@ -568,6 +627,8 @@ impl Writer {
     /// Drops the database handle after a failed commit: redb refuses further writes on a
     /// handle whose I/O failed. [`Writer::try_recover`] opens it again.
     fn lose_database(&mut self) {
+        // An open transaction holds the file too; its groups are in the log.
+        self.open = None;
         // Acknowledged writes must be in the log before recovery reads it.
         self.barrier();
         let old = self.shared.db.write().ok().and_then(|mut g| g.take());
@@ -605,6 +666,7 @@ impl Writer {
                 }
                 self.shared.visible_gen.store(gen, Ordering::Release);
                 self.shared.settled.send_replace(gen);
+                self.shared.applied.send_replace(gen);
                 self.shared.writable.store(true, Ordering::Release);
                 self.recovery = None;
                 tracing::warn!("data file reopened and the log applied; writes resume");
@@ -617,6 +679,36 @@ impl Writer {
                 false
             }
         }
+    }
+}
+
+/// The writer's open transaction: groups applied and handed to the syncer, not yet
+/// committed to redb.
+struct OpenTxn {
+    txn: WriteTransaction,
+    since: Instant,
+    weight: usize,
+    groups: usize,
+}
+
+impl OpenTxn {
+    fn new(txn: WriteTransaction) -> OpenTxn {
+        OpenTxn {
+            txn,
+            since: Instant::now(),
+            weight: 0,
+            groups: 0,
+        }
+    }
+
+    fn add(&mut self, weight: usize) {
+        self.weight += weight;
+        self.groups += 1;
+    }
+
+    /// Held long or large enough: commit it now.
+    fn due(&self) -> bool {
+        self.since.elapsed() >= Duration::from_millis(COMMIT_DEFER_MAX_MS) || self.weight >= COMMIT_DEFER_WEIGHT_MAX
     }
 }
 
