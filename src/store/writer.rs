@@ -7,7 +7,7 @@
 //! answers, to the syncer thread and starts on the next group in the same open transaction.
 //! The syncer writes the records it has to the preallocated log, makes them durable with one
 //! fdatasync and only then answers. The writer commits its open transaction to redb without
-//! an fsync (`Durability::None`) when it falls idle, after `COMMIT_DEFER_MAX_MS`, or when a
+//! an fsync (`Durability::None`) once it has been open `COMMIT_DEFER_MAX_MS`, or when a
 //! reader asks for it — so redb's page work is paid once for many groups and never delays an
 //! answer. Every `checkpoint_interval_ms` or `checkpoint_log_bytes` of log the writer commits
 //! durably (`Durability::Immediate`) instead; the log then starts over.
@@ -46,8 +46,6 @@ const LOG_RETRY_INTERVAL_MS: u64 = 1_000;
 const COMMIT_DEFER_MAX_MS: u64 = 5;
 /// Movement lines in the open transaction beyond which redb commits it.
 const COMMIT_DEFER_WEIGHT_MAX: usize = 4 * GROUP_WEIGHT_MAX;
-/// With nothing queued for this long, the writer commits its open transaction.
-const COMMIT_IDLE_US: u64 = 500;
 /// Pause between attempts to reopen the file after a failed commit.
 const REOPEN_BACKOFF_MS: u64 = 50;
 const REOPEN_BACKOFF_MAX_MS: u64 = 2_000;
@@ -310,18 +308,18 @@ impl Writer {
         self.close();
     }
 
-    /// The next message; meanwhile, the open transaction's commit once idle, a due
+    /// The next message; meanwhile, the open transaction's commit once due, a due
     /// checkpoint or a recovery attempt. `None`: every sender is gone.
     fn wait(&mut self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
         loop {
-            let due = match &self.recovery {
-                Some(r) => Some(r.next_at.saturating_duration_since(Instant::now())),
-                None if self.open.is_some() => Some(Duration::from_micros(COMMIT_IDLE_US)),
-                None if self.dirty => {
+            let due = match (&self.recovery, &self.open) {
+                (Some(r), _) => Some(r.next_at.saturating_duration_since(Instant::now())),
+                (None, Some(open)) => Some(open.left()),
+                (None, None) if self.dirty => {
                     let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
                     Some(interval.saturating_sub(self.checkpoint_at.elapsed()))
                 }
-                None => None,
+                (None, None) => None,
             };
             let Some(timeout) = due else { return rx.recv().ok() };
             match rx.recv_timeout(timeout) {
@@ -708,7 +706,12 @@ impl OpenTxn {
 
     /// Held long or large enough: commit it now.
     fn due(&self) -> bool {
-        self.since.elapsed() >= Duration::from_millis(COMMIT_DEFER_MAX_MS) || self.weight >= COMMIT_DEFER_WEIGHT_MAX
+        self.left().is_zero() || self.weight >= COMMIT_DEFER_WEIGHT_MAX
+    }
+
+    /// Time until it is held long enough.
+    fn left(&self) -> Duration {
+        Duration::from_millis(COMMIT_DEFER_MAX_MS).saturating_sub(self.since.elapsed())
     }
 }
 
