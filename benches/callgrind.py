@@ -29,6 +29,8 @@ PRODUCTS = int(os.environ.get("CG_PRODUCTS", "100"))
 READY_TIMEOUT_S = 120
 TOP_FUNCTIONS = 25
 CONNECTIONS = 16
+BULK_LINES = 1000
+BULK_REQUESTS = 32
 
 
 def wait_ready():
@@ -157,6 +159,14 @@ def main():
             reads = [("GET", f"/api/inventory?product_id=p{i % PRODUCTS}&warehouse_id=default", None)
                      for i in range(REQUESTS)]
             report("level read (GET /api/inventory?product_id&warehouse_id)", phase(proc.pid, d, "read", reads), REQUESTS)
+            lines = min(BULK_LINES, PRODUCTS)
+            counts = [("POST", "/api/inventory/adjustments",
+                       {"adjustments": [{"product_id": f"p{(n * 7 + j) % PRODUCTS}", "warehouse_id": "default",
+                                         "actual_quantity": (n + j) % 97, "reason": "count"}
+                                        for j in range(lines)]})
+                      for n in range(BULK_REQUESTS)]
+            report(f"bulk count ({lines} lines a request; figures per line)",
+                   phase(proc.pid, d, "bulk", counts), BULK_REQUESTS * lines)
             health = [("GET", "/healthz", None) for _ in range(REQUESTS)]
             report("GET /healthz (the HTTP floor)", phase(proc.pid, d, "healthz", health), REQUESTS)
         finally:
