@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::native::check_id;
 use super::render::{dialect_id, rfc3339_s};
+use super::numbers::{self, Numbers};
 use super::{int_param, write, Json, Query, State};
 use crate::auth::{Guard, ReadInventory, WriteInventory};
 use crate::clock::{parse_date_param, rfc3339_ms, Bound};
@@ -133,11 +134,9 @@ async fn update_stocks(
         for c in &u.channel_stock {
             check_id(&at("channel_stock.code"), &c.code)?;
         }
-        let warehouse = if u.warehouse == "default" {
-            state.default_warehouse.clone()
-        } else {
-            u.warehouse.clone()
-        };
+        // The document's `warehouse` is the warehouse's name; its id and number do too.
+        let warehouse = numbers::warehouse_by_name(&reader, &state.default_warehouse, &u.warehouse)
+            .map_err(|e| ApiError::new(e.code, format!("{}: {}", at("warehouse"), e.detail)))?;
         g.check_warehouse(&warehouse)?;
         let product = reader.product_by_sku(&u.sku)?.ok_or_else(|| {
             ApiError::new(
@@ -216,6 +215,22 @@ fn visible_batches(
         })
 }
 
+/// `remote_variant` as JSON text, in the document's shape: the variant as the channel
+/// knows it — here the product's number (there is no marketplace behind the ledger).
+fn remote_variant(variant: Option<&RawValue>, channel: &str) -> String {
+    let item = variant.map_or("0", RawValue::get);
+    let channel = serde_json::to_string(channel).unwrap_or_else(|_| "\"\"".into());
+    format!(r#"{{"item_id": {item}, "variation_id": 0, "channel": {channel}}}"#)
+}
+
+/// `client_reponse` (the document's spelling) as JSON text, in the document's shape: the
+/// item and when it was modified (unix seconds).
+fn client_response(variant: Option<&RawValue>, at_ms: i64) -> String {
+    let item = variant.map_or("0", RawValue::get);
+    let modified = at_ms.div_euclid(1000);
+    format!(r#"{{"item":{{"item_id":{item},"modified_time":{modified}}}}}"#)
+}
+
 #[derive(Deserialize)]
 struct HistoryQuery {
     updated_at: Option<String>,
@@ -233,13 +248,13 @@ struct HistoryItem<'a> {
     warehouse_name: String,
     variant_id: Box<RawValue>,
     sku: &'a str,
-    remote_variant: &'static str,
+    remote_variant: String,
     row_number: usize,
     channel: &'a str,
     qty: i64,
     retrier_count: u64,
     progress: bool,
-    client_reponse: &'static str,
+    client_reponse: String,
     message: &'static str,
     success: bool,
     created_at: String,
@@ -303,11 +318,23 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
         })
         .collect();
     let mut names = std::collections::HashMap::new();
+    let mut numbers = Numbers::new(&reader);
+    let mut ids = std::collections::HashMap::new();
     for lines in &headers {
         for (_, l) in lines {
             if !names.contains_key(&l.warehouse) {
-                let name = reader.warehouse(&l.warehouse)?.map(|w| w.name).unwrap_or_default();
+                // The document's example names the default warehouse `default`, as a
+                // partner names it in an update.
+                let name = if l.warehouse == state.default_warehouse {
+                    "default".to_string()
+                } else {
+                    reader.warehouse(&l.warehouse)?.map(|w| w.name).unwrap_or_default()
+                };
                 names.insert(l.warehouse.clone(), name);
+                ids.insert(l.warehouse.clone(), numbers.warehouse(&l.warehouse)?);
+            }
+            if !ids.contains_key(&l.product_id) {
+                ids.insert(l.product_id.clone(), numbers.product(&l.product_id)?);
             }
         }
     }
@@ -326,6 +353,8 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                         l.channels.iter().map(|(c, q)| (c.as_str(), *q)).collect()
                     };
                     let names = &names;
+                    let warehouse_id = ids.get(&l.warehouse).cloned();
+                    let variant_id = ids.get(&l.product_id).cloned();
                     let at = at.clone();
                     channels
                         .into_iter()
@@ -335,17 +364,17 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                             update_stock_history_id: b.first_seq,
                             store_id: 0,
                             store_name: "",
-                            warehouse_id: dialect_id(&l.warehouse),
+                            warehouse_id: warehouse_id.clone().unwrap_or_else(|| dialect_id(&l.warehouse)),
                             warehouse_name: names.get(&l.warehouse).cloned().unwrap_or_default(),
-                            variant_id: dialect_id(&l.product_id),
+                            variant_id: variant_id.clone().unwrap_or_else(|| dialect_id(&l.product_id)),
                             sku: &l.sku,
-                            remote_variant: "",
+                            remote_variant: remote_variant(variant_id.as_deref(), channel),
                             row_number: row,
                             channel,
                             qty,
                             retrier_count: 0,
                             progress: false,
-                            client_reponse: "",
+                            client_reponse: client_response(variant_id.as_deref(), b.created_ms),
                             message: "Successfully Updated",
                             success: true,
                             created_at: at.clone(),
