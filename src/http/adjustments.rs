@@ -358,7 +358,9 @@ fn adjustment<'a>(id: u64, number: &'a str, at_ms: i64, h: &'a Header) -> Adjust
         updated_at: at.clone(),
         adjust_number: number,
         tran_date: at,
-        location_id: h.location_number.map_or_else(|| dialect_id(&h.location_id), numbers::integer),
+        location_id: h
+            .location_number
+            .map_or_else(|| dialect_id(&h.location_id), numbers::integer),
         kind: h.kind.as_deref(),
         total_quantity: h.lines.iter().fold(0i64, |s, l| s.saturating_add(l.quantity)),
         reason: &h.reason,
@@ -372,7 +374,9 @@ fn adjustment<'a>(id: u64, number: &'a str, at_ms: i64, h: &'a Header) -> Adjust
             .map(|(i, l)| LineOut {
                 // A line's id is the seq of its movement (the batch's movements are contiguous).
                 id: id + i as u64,
-                product_id: l.product_number.map_or_else(|| dialect_id(&l.product_id), numbers::integer),
+                product_id: l
+                    .product_number
+                    .map_or_else(|| dialect_id(&l.product_id), numbers::integer),
                 product_variant_id: l
                     .product_variant_id
                     .as_deref()
@@ -407,7 +411,11 @@ fn header_of(b: &Batch) -> Option<Header> {
 }
 
 /// Numbers a header of an earlier version did not keep, looked up (each id once).
-fn fill_numbers(reader: &Reader, h: &mut Header, seen: &mut HashMap<(bool, String), Option<u64>>) -> Result<(), ApiError> {
+fn fill_numbers(
+    reader: &Reader,
+    h: &mut Header,
+    seen: &mut HashMap<(bool, String), Option<u64>>,
+) -> Result<(), ApiError> {
     let mut lookup = |warehouse: bool, id: &str| -> Result<Option<u64>, ApiError> {
         if let Some(n) = seen.get(&(warehouse, id.to_string())) {
             return Ok(*n);
@@ -568,7 +576,9 @@ async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web:
         Ok(_) => return not_found(),
         Err(e) => return refuse(&e.into()),
     };
-    let Some(mut h) = header_of(&batch) else { return not_found() };
+    let Some(mut h) = header_of(&batch) else {
+        return not_found();
+    };
     if let Err(e) = fill_numbers(&reader, &mut h, &mut HashMap::new()) {
         return refuse(&e);
     }

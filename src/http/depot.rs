@@ -10,8 +10,8 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::render::{decimal, dialect_id};
 use super::numbers::{self, integer, Numbers};
+use super::render::{decimal, dialect_id};
 use super::{raw_id, write, JsonOrDefault, State};
 use crate::auth::{DepotRead, Guard};
 use crate::error::ApiError;
@@ -197,10 +197,7 @@ fn check(body: Body) -> Result<Query, ApiError> {
         to_ms: seconds_to_ms("filters.updatedAtTo", f.updated_at_to)?.map(|ms| ms.saturating_add(999)),
         size,
         descending,
-        after: paginator
-            .next
-            .map(|n| raw_id("paginator.next.id", &n.id))
-            .transpose()?,
+        after: paginator.next.map(|n| raw_id("paginator.next.id", &n.id)).transpose()?,
     })
 }
 

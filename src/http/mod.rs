@@ -149,7 +149,10 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonOrDefault<T> {
 }
 
 /// The request body, read within the configured limit (or as the signature check read it).
-fn read_body(req: &HttpRequest, payload: &mut Payload) -> Pin<Box<dyn Future<Output = Result<actix_web::web::Bytes, ApiError>>>> {
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> Pin<Box<dyn Future<Output = Result<actix_web::web::Bytes, ApiError>>>> {
     let limits = req
         .app_data::<State>()
         .map(|s| s.body_limits)
@@ -236,7 +239,10 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
 /// `requests` send for an unset field) counting as absent; a wrong type is 422.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let bad = |e: &dyn std::fmt::Display| ApiError::new(Code::InvalidField, format!("query: {e}"));
-    if !query.split('&').any(|pair| pair.is_empty() || pair.ends_with('=') || !pair.contains('=')) {
+    if !query
+        .split('&')
+        .any(|pair| pair.is_empty() || pair.ends_with('=') || !pair.contains('='))
+    {
         return serde_urlencoded::from_str::<T>(query).map_err(|e| bad(&e));
     }
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;

@@ -88,7 +88,12 @@ impl<'r> Numbers<'r> {
             let n = self.reader.product(id)?.and_then(|p| number_of(p.number, &p.id));
             self.products.insert(id.to_string(), n);
         }
-        Ok(self.products.get(id).copied().flatten().map_or_else(|| dialect_id(id), integer))
+        Ok(self
+            .products
+            .get(id)
+            .copied()
+            .flatten()
+            .map_or_else(|| dialect_id(id), integer))
     }
 
     pub fn warehouse(&mut self, id: &str) -> Result<Box<RawValue>, ApiError> {
@@ -96,6 +101,11 @@ impl<'r> Numbers<'r> {
             let n = self.reader.warehouse(id)?.and_then(|w| number_of(w.number, &w.id));
             self.warehouses.insert(id.to_string(), n);
         }
-        Ok(self.warehouses.get(id).copied().flatten().map_or_else(|| dialect_id(id), integer))
+        Ok(self
+            .warehouses
+            .get(id)
+            .copied()
+            .flatten()
+            .map_or_else(|| dialect_id(id), integer))
     }
 }

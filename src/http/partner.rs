@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::native::check_id;
-use super::render::{dialect_id, rfc3339_s};
 use super::numbers::{self, Numbers};
+use super::render::{dialect_id, rfc3339_s};
 use super::{int_param, write, Json, Query, State};
 use crate::auth::{Guard, ReadInventory, WriteInventory};
 use crate::clock::{parse_date_param, rfc3339_ms, Bound};
@@ -50,7 +50,8 @@ struct UpdateIn {
     /// The document's boolean, or its "true"/"false" string; informational here.
     #[serde(default)]
     sync_stock: Option<Value>,
-    warehouse: String,
+    /// The warehouse's name (the document), id or number: a string, or a JSON integer.
+    warehouse: Value,
     #[serde(default)]
     available_stock: i64,
     #[serde(default)]
@@ -124,7 +125,17 @@ async fn update_stocks(
     for (i, u) in updates.into_iter().enumerate() {
         let at = |f: &str| format!("[{i}].{f}");
         check_id(&at("sku"), &u.sku)?;
-        check_id(&at("warehouse"), &u.warehouse)?;
+        let named = match &u.warehouse {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.is_u64() => n.to_string(),
+            _ => {
+                return Err(ApiError::invalid(
+                    &at("warehouse"),
+                    "must be a warehouse name, id or number",
+                ))
+            }
+        };
+        check_id(&at("warehouse"), &named)?;
         if u.channel_stock.len() > CHANNELS_MAX {
             return Err(ApiError::invalid(
                 &at("channel_stock"),
@@ -135,7 +146,7 @@ async fn update_stocks(
             check_id(&at("channel_stock.code"), &c.code)?;
         }
         // The document's `warehouse` is the warehouse's name; its id and number do too.
-        let warehouse = numbers::warehouse_by_name(&reader, &state.default_warehouse, &u.warehouse)
+        let warehouse = numbers::warehouse_by_name(&reader, &state.default_warehouse, &named)
             .map_err(|e| ApiError::new(e.code, format!("{}: {}", at("warehouse"), e.detail)))?;
         g.check_warehouse(&warehouse)?;
         let product = reader.product_by_sku(&u.sku)?.ok_or_else(|| {

@@ -303,7 +303,10 @@ fn check_new_number<S: State>(
         (None, None) => return Ok(()),
         (None, Some(n)) => n,
         (Some(g), Some(d)) if g != d => {
-            return Err(LedgerError::invalid("number", format!("an all-digit id is its own number ({d})")))
+            return Err(LedgerError::invalid(
+                "number",
+                format!("an all-digit id is its own number ({d})"),
+            ))
         }
         (Some(g), Some(_)) => g,
         (Some(g), None) if (NUMBER_ASSIGNED_MIN..=NUMBER_MAX).contains(&g) => g,
@@ -326,7 +329,10 @@ fn check_new_number<S: State>(
         NumberSpace::Warehouse => state.has_warehouse(&digits)?,
     };
     if direct.is_none() && held {
-        return Err(LedgerError::NumberTaken { number: n, owner: digits });
+        return Err(LedgerError::NumberTaken {
+            number: n,
+            owner: digits,
+        });
     }
     Ok(())
 }

@@ -11,9 +11,7 @@ use super::rollup::{self, Rollup, Stats};
 use super::tables::*;
 use super::writer::{Applied, BatchHeader, WriteCtx};
 use crate::error::ApiError;
-use crate::ledger::{
-    self, Command, Effects, Fault, Level, Movement, NumberSpace, Product, Rules, Transfer, Warehouse,
-};
+use crate::ledger::{self, Command, Effects, Fault, Level, Movement, NumberSpace, Product, Rules, Transfer, Warehouse};
 
 /// Running batch numbers start after this (`IA100001`, as seed 002 shows them).
 const BATCH_NUMBER_BASE: u64 = 100_000;
@@ -162,7 +160,12 @@ impl<'t> Tables<'t> {
     /// Gives a new record its number — the id's own (`direct_number`), the one an import
     /// brings (checked by the ledger), else the next free assigned one — and indexes a
     /// number that is not the id itself.
-    fn give_number(&mut self, space: NumberSpace, id: &str, number: &mut Option<u64>) -> Result<(), redb::StorageError> {
+    fn give_number(
+        &mut self,
+        space: NumberSpace,
+        id: &str,
+        number: &mut Option<u64>,
+    ) -> Result<(), redb::StorageError> {
         let direct = ledger::direct_number(id);
         let n = match (*number, direct) {
             (Some(n), _) | (None, Some(n)) => n,

@@ -176,7 +176,11 @@ impl Reader {
                 NumberSpace::Product => PRODUCTS,
                 NumberSpace::Warehouse => WAREHOUSES,
             };
-            if table(&self.txn, def)?.get(digits.as_str()).map_err(storage_error)?.is_some() {
+            if table(&self.txn, def)?
+                .get(digits.as_str())
+                .map_err(storage_error)?
+                .is_some()
+            {
                 return Ok(Some(digits));
             }
         }

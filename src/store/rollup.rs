@@ -100,7 +100,10 @@ impl Rollup {
     /// Reads both versions (a V1 roll-up has no transfer figures; the upgrade at open
     /// rebuilds them all from the journal).
     pub fn decode(buf: &[u8]) -> Result<Rollup, CodecError> {
-        let ok = matches!((buf.first(), buf.len()), (Some(&V1), ROLLUP_V1_BYTES) | (Some(&V2), ROLLUP_V2_BYTES));
+        let ok = matches!(
+            (buf.first(), buf.len()),
+            (Some(&V1), ROLLUP_V1_BYTES) | (Some(&V2), ROLLUP_V2_BYTES)
+        );
         if !ok {
             return Err(CodecError("roll-up".into()));
         }
