@@ -47,8 +47,14 @@ pub fn warehouse_id(reader: &Reader, default_warehouse: &str, given: &str) -> Re
 
 /// The warehouse seed 001 names in `warehouse`: `default`, an id, a number, or — as its
 /// document describes the field — the warehouse's name (exact; two warehouses of that
-/// name are a 422 `ambiguous_warehouse`).
-pub fn warehouse_by_name(reader: &Reader, default_warehouse: &str, given: &str) -> Result<String, ApiError> {
+/// name are a 422 `ambiguous_warehouse`). Names are matched only among the warehouses
+/// `may_use` allows, so a restricted credential learns nothing of the others' names.
+pub fn warehouse_by_name(
+    reader: &Reader,
+    default_warehouse: &str,
+    given: &str,
+    may_use: impl Fn(&str) -> bool,
+) -> Result<String, ApiError> {
     if given == "default" {
         return Ok(default_warehouse.to_string());
     }
@@ -56,7 +62,7 @@ pub fn warehouse_by_name(reader: &Reader, default_warehouse: &str, given: &str) 
     if by_id != given || reader.warehouse(given)?.is_some() {
         return Ok(by_id);
     }
-    match reader.warehouses_named(given)?.as_slice() {
+    match reader.warehouses_named(given, may_use)?.as_slice() {
         [one] => Ok(one.clone()),
         [] => Ok(by_id),
         _ => Err(ApiError::new(

@@ -146,7 +146,7 @@ async fn update_stocks(
             check_id(&at("channel_stock.code"), &c.code)?;
         }
         // The document's `warehouse` is the warehouse's name; its id and number do too.
-        let warehouse = numbers::warehouse_by_name(&reader, &state.default_warehouse, &named)
+        let warehouse = numbers::warehouse_by_name(&reader, &state.default_warehouse, &named, |w| g.may_use(w))
             .map_err(|e| ApiError::new(e.code, format!("{}: {}", at("warehouse"), e.detail)))?;
         g.check_warehouse(&warehouse)?;
         let product = reader.product_by_sku(&u.sku)?.ok_or_else(|| {

@@ -189,14 +189,15 @@ impl Reader {
         Ok(id.map(|v| v.value().to_string()))
     }
 
-    /// Ids of the warehouses named exactly `name`, at most two (one is an answer, two an
-    /// ambiguity). Warehouses are few; the walk stops after `WAREHOUSES_LIST_MAX` of them.
-    pub fn warehouses_named(&self, name: &str) -> Result<Vec<String>, StoreError> {
+    /// Ids of the warehouses named exactly `name` that pass `keep`, at most two (one is an
+    /// answer, two an ambiguity). Warehouses are few; the walk stops after
+    /// `WAREHOUSES_LIST_MAX` of them.
+    pub fn warehouses_named(&self, name: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, StoreError> {
         let t = table(&self.txn, WAREHOUSES)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
             let (k, v) = row.map_err(storage_error)?;
-            if codec::decode_warehouse(v.value()).map_err(corrupt)?.name == name {
+            if keep(k.value()) && codec::decode_warehouse(v.value()).map_err(corrupt)?.name == name {
                 out.push(k.value().to_string());
                 if out.len() == 2 {
                     break;
