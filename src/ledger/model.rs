@@ -447,3 +447,28 @@ impl Reservation {
         self
     }
 }
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_its_own_number_only_when_it_is_a_safe_integer_without_a_leading_zero() {
+        assert_eq!(direct_number("963414"), Some(963414));
+        assert_eq!(direct_number("9007199254740991"), Some(NUMBER_MAX));
+        for id in [
+            "",
+            "0",
+            "007",
+            "p1",
+            "9007199254740992",
+            "255428000059312855148083097871927924884",
+            "1 2",
+        ] {
+            assert_eq!(direct_number(id), None, "{id:?}");
+        }
+        assert_eq!(number_of(None, "42"), Some(42));
+        assert_eq!(number_of(Some(NUMBER_ASSIGNED_MIN), "p1"), Some(NUMBER_ASSIGNED_MIN));
+        assert_eq!(number_of(None, "p1"), None);
+    }
+}

@@ -478,18 +478,22 @@ impl Reader {
         // Every list filters on the kind (hidden kinds), read from its fixed place in the
         // entry; only a reference the index does not cover needs the whole entry decoded.
         let residual = filter.reference_id.is_some() && !reference_checked;
-        let mut visit = |seq: u64| -> Result<bool, StoreError> {
-            let Some(v) = journal.get(seq).map_err(storage_error)? else {
-                return Ok(true);
-            };
+        let mut visit_entry = |bytes: &[u8]| -> Result<bool, StoreError> {
             if !residual && !acc.wants_row() {
-                let kind = codec::movement_kind(v.value()).map_err(corrupt)?;
+                let kind = codec::movement_kind(bytes).map_err(corrupt)?;
                 return Ok(!type_ok(kind) || acc.skip_counted());
             }
-            let m = codec::decode_movement(v.value()).map_err(corrupt)?;
+            let m = codec::decode_movement(bytes).map_err(corrupt)?;
             let ok = type_ok(m.draft.kind)
                 && (reference_checked || filter.reference_id.is_none() || m.draft.reference_id == filter.reference_id);
             Ok(!ok || acc.push(m))
+        };
+        let journal_at = table(&self.txn, JOURNAL)?;
+        let mut visit = |seq: u64| -> Result<bool, StoreError> {
+            match journal_at.get(seq).map_err(storage_error)? {
+                Some(v) => visit_entry(v.value()),
+                None => Ok(true),
+            }
         };
         let s = |o: &Option<String>| o.clone().unwrap_or_default();
         match index {
@@ -559,8 +563,9 @@ impl Reader {
                 }
             }
             Index::Journal => {
-                for seq in (lo..=hi).rev() {
-                    if !visit(seq)? {
+                // One sequential walk of the range (the kinds it counts are in the entries).
+                for row in journal.range(lo..=hi).map_err(storage_error)?.rev() {
+                    if !visit_entry(row.map_err(storage_error)?.1.value())? {
                         break;
                     }
                 }

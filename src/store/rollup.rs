@@ -197,3 +197,68 @@ pub fn is_low(level: &Level) -> bool {
 pub fn day_of(ms: i64) -> i64 {
     ms.div_euclid(MS_PER_DAY)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Buckets, Draft};
+
+    fn entry(kind: Kind, on_hand: i64) -> Movement {
+        Movement {
+            seq: 1,
+            at_ms: 0,
+            draft: Draft {
+                product: "p".into(),
+                warehouse: "w".into(),
+                kind,
+                quantity: on_hand,
+                before: Buckets::default(),
+                delta: Buckets {
+                    on_hand,
+                    allocated: i64::from(kind == Kind::Reserve),
+                    ..Buckets::default()
+                },
+                reason: None,
+                reference_type: None,
+                reference_id: None,
+                note: None,
+                cost_per_unit: None,
+                transfer: None,
+            },
+            actor: "t".into(),
+            batch: None,
+            idempotency_key: None,
+            hash: [0; 32],
+        }
+    }
+
+    #[test]
+    fn only_on_hand_changes_count_and_transfers_stay_in_the_shop() {
+        for (kind, d) in [
+            (Kind::Reserve, 0),
+            (Kind::Release, 0),
+            (Kind::Buffer, 0),
+            (Kind::Count, 0),
+        ] {
+            assert_eq!(Rollup::of(&entry(kind, d)), Rollup::default(), "{kind:?}");
+        }
+        let mut day = Rollup::default();
+        for (kind, d) in [
+            (Kind::In, 10),
+            (Kind::TransferOut, -4),
+            (Kind::TransferIn, 4),
+            (Kind::Out, -1),
+        ] {
+            day.add(&Rollup::of(&entry(kind, d)));
+        }
+        assert_eq!((day.movements, day.stock_in, day.stock_out), (4, 14, 5));
+        let shop = day.shop_wide();
+        assert_eq!((shop.movements, shop.stock_in, shop.stock_out), (4, 10, 1));
+        assert_eq!(Rollup::decode(&day.encode()), Ok(day));
+        // A roll-up of the earlier format still reads (no transfer figures).
+        let mut v1 = [0u8; ROLLUP_V1_BYTES];
+        v1[0] = V1;
+        v1[1] = 3;
+        assert_eq!(Rollup::decode(&v1).map(|r| (r.movements, r.transfer_in)), Ok((3, 0)));
+    }
+}
