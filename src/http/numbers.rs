@@ -37,10 +37,12 @@ pub fn warehouse_id(reader: &Reader, default_warehouse: &str, given: &str) -> Re
         return Ok(given.to_string());
     }
     match given.parse::<u64>() {
-        Ok(DEFAULT_WAREHOUSE_NUMBER) => Ok(default_warehouse.to_string()),
-        Ok(n) => Ok(reader
-            .id_of_number(NumberSpace::Warehouse, n)?
-            .unwrap_or_else(|| given.to_string())),
+        Ok(n) => match reader.id_of_number(NumberSpace::Warehouse, n)? {
+            Some(id) => Ok(id),
+            // A file whose first default is not indexed (never: `init`, `upgrade`).
+            None if n == DEFAULT_WAREHOUSE_NUMBER => Ok(default_warehouse.to_string()),
+            None => Ok(given.to_string()),
+        },
         Err(_) => Ok(given.to_string()),
     }
 }

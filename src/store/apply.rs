@@ -171,7 +171,7 @@ impl<'t> Tables<'t> {
             (Some(n), _) | (None, Some(n)) => n,
             (None, None) => self.next_free_number(space)?,
         };
-        if Some(n) != direct && n != ledger::DEFAULT_WAREHOUSE_NUMBER {
+        if Some(n) != direct {
             self.numbers.insert((space.key(), n), id)?;
         }
         *number = Some(n);

@@ -221,7 +221,8 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
         }
         all_tables!(create);
         let mut meta = txn.open_table(META)?;
-        if meta.get(MAGIC_KEY)?.is_none() {
+        let is_new = meta.get(MAGIC_KEY)?.is_none();
+        if is_new {
             meta.insert(MAGIC_KEY, MAGIC)?;
             meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
             // A new file is born upgraded: records get numbers as they are created.
@@ -229,12 +230,19 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
         }
         let mut warehouses = txn.open_table(WAREHOUSES)?;
         if warehouses.get(default_warehouse)?.is_none() {
+            // Number 0 is the default warehouse a file is created with; one created later
+            // (the configured default changed) gets an assigned number at open (upgrade.rs).
+            let number = is_new.then_some(crate::ledger::DEFAULT_WAREHOUSE_NUMBER);
             let w = Warehouse {
                 id: default_warehouse.to_string(),
                 name: "Default".to_string(),
-                number: Some(crate::ledger::DEFAULT_WAREHOUSE_NUMBER),
+                number,
             };
             warehouses.insert(default_warehouse, codec::warehouse(&w).as_slice())?;
+            if is_new {
+                txn.open_table(NUMBERS)?
+                    .insert((crate::ledger::NumberSpace::Warehouse.key(), 0), default_warehouse)?;
+            }
         }
     }
     txn.commit()?;

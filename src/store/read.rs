@@ -168,7 +168,8 @@ impl Reader {
     }
 
     /// The id `number` names in `space`: an all-digit id's own number, else one the store
-    /// assigned. At most two point lookups, never a scan (the dialects' hot path).
+    /// assigned (or `0`, the first default warehouse). At most two point lookups, never a
+    /// scan (the dialects' hot path).
     pub fn id_of_number(&self, space: NumberSpace, number: u64) -> Result<Option<String>, StoreError> {
         let digits = number.to_string();
         if crate::ledger::direct_number(&digits).is_some() {

@@ -28,18 +28,32 @@ pub fn level(txn: &redb::ReadTransaction) -> Result<u64, redb::Error> {
     Ok(level)
 }
 
-/// Upgrades the file when it is below this version's level; otherwise writes nothing.
+/// Upgrades the file when it is below this version's level, and numbers a default
+/// warehouse created by a changed `default_warehouse` (number 0 stays with the first);
+/// otherwise writes nothing (two point reads).
 pub fn upgrade(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
-    if level(&db.begin_read()?)? >= UPGRADE_LEVEL {
+    let (current, default_numbered) = {
+        let txn = db.begin_read()?;
+        let numbered = match txn.open_table(WAREHOUSES)?.get(default_warehouse)? {
+            Some(v) => codec::decode_warehouse(v.value()).map_err(corrupt)?.number.is_some(),
+            None => true,
+        };
+        (level(&txn)?, numbered)
+    };
+    if current >= UPGRADE_LEVEL && default_numbered {
         return Ok(());
     }
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    number_records(&txn, NumberSpace::Warehouse, Some(default_warehouse))?;
-    number_records(&txn, NumberSpace::Product, None)?;
-    sum_rollups_again(&txn)?;
-    txn.open_table(META)?
-        .insert(UPGRADE_KEY, UPGRADE_LEVEL.to_le_bytes().as_slice())?;
+    if current >= UPGRADE_LEVEL {
+        number_records(&txn, NumberSpace::Warehouse, None)?;
+    } else {
+        number_records(&txn, NumberSpace::Warehouse, Some(default_warehouse))?;
+        number_records(&txn, NumberSpace::Product, None)?;
+        sum_rollups_again(&txn)?;
+        txn.open_table(META)?
+            .insert(UPGRADE_KEY, UPGRADE_LEVEL.to_le_bytes().as_slice())?;
+    }
     txn.commit()?;
     Ok(())
 }
@@ -77,7 +91,10 @@ fn number_records(txn: &WriteTransaction, space: NumberSpace, default: Option<&s
     for id in missing {
         let n = match ledger::direct_number(&id) {
             Some(n) => n,
-            None if default == Some(id.as_str()) => ledger::DEFAULT_WAREHOUSE_NUMBER,
+            None if default == Some(id.as_str()) => {
+                numbers.insert((key, ledger::DEFAULT_WAREHOUSE_NUMBER), id.as_str())?;
+                ledger::DEFAULT_WAREHOUSE_NUMBER
+            }
             None => {
                 while records.get(next.to_string().as_str())?.is_some() {
                     next = next.saturating_add(1);

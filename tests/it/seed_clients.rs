@@ -691,3 +691,33 @@ fn seed_004_depot_ids_filter_products_and_every_body_part_is_optional() {
     assert_eq!(res.status, 400, "{}", res.body);
     assert_eq!(res.json()["code"], 0);
 }
+
+#[test]
+fn number_0_stays_with_the_first_default_warehouse_when_the_default_changes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d.redb");
+    let daemon = Binary::start(&data);
+    daemon.product("p1");
+    daemon.terminate();
+    let config = dir.path().join("stockd.toml");
+    std::fs::write(&config, "[inventory]\ndefault_warehouse = \"main\"\n").expect("config");
+    let daemon = Binary::start_config(&data, &config);
+    assert_eq!(number_of(&daemon, "/api/warehouses/default"), json!(0));
+    assert_eq!(number_of(&daemon, "/api/warehouses/main"), json!(A1));
+    // No location: the (new) default warehouse, shown by its number; 0 names the first.
+    let res = daemon.post(
+        ADJUST,
+        json!({"inventory": {"line_items": [{"product_id": "p1", "quantity": 2}]}}),
+    );
+    res.expect(201);
+    assert_eq!(res.json()["adjustment"]["location_id"], json!(A1));
+    let res = daemon.post(
+        ADJUST,
+        json!({"inventory": {"location_id": 0, "line_items": [{"product_id": "p1", "quantity": 3}]}}),
+    );
+    res.expect(201);
+    assert_eq!(res.json()["adjustment"]["location_id"], json!(0));
+    assert_eq!(daemon.on_hand("p1", "main"), 2);
+    assert_eq!(daemon.on_hand("p1", "default"), 3);
+    daemon.terminate();
+}
