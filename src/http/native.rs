@@ -230,6 +230,7 @@ struct PutWarehouseBody {
         (status = 201, description = "Created.", body = One<render::WarehouseOut>),
         (status = 200, description = "Replaced.", body = One<render::WarehouseOut>),
     ),
+    extensions(("x-error-codes" = json!(["number_taken"]))),
 )]
 async fn put_warehouse(
     g: Guard<WriteCatalog>,
@@ -337,7 +338,7 @@ struct PutProductBody {
         (status = 201, description = "Created.", body = One<render::ProductOut>),
         (status = 200, description = "Replaced.", body = One<render::ProductOut>),
     ),
-    extensions(("x-error-codes" = json!(["sku_taken"]))),
+    extensions(("x-error-codes" = json!(["sku_taken", "number_taken"]))),
 )]
 async fn put_product(
     g: Guard<WriteCatalog>,
