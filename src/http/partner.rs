@@ -330,7 +330,9 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
         .collect();
     let mut names = std::collections::HashMap::new();
     let mut numbers = Numbers::new(&reader);
-    let mut ids = std::collections::HashMap::new();
+    // Numbers by id, one map per space (a product and a warehouse may share an id).
+    let mut warehouse_ids = std::collections::HashMap::new();
+    let mut product_ids = std::collections::HashMap::new();
     for lines in &headers {
         for (_, l) in lines {
             if !names.contains_key(&l.warehouse) {
@@ -342,10 +344,10 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                     reader.warehouse(&l.warehouse)?.map(|w| w.name).unwrap_or_default()
                 };
                 names.insert(l.warehouse.clone(), name);
-                ids.insert(l.warehouse.clone(), numbers.warehouse(&l.warehouse)?);
+                warehouse_ids.insert(l.warehouse.clone(), numbers.warehouse(&l.warehouse)?);
             }
-            if !ids.contains_key(&l.product_id) {
-                ids.insert(l.product_id.clone(), numbers.product(&l.product_id)?);
+            if !product_ids.contains_key(&l.product_id) {
+                product_ids.insert(l.product_id.clone(), numbers.product(&l.product_id)?);
             }
         }
     }
@@ -364,8 +366,8 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                         l.channels.iter().map(|(c, q)| (c.as_str(), *q)).collect()
                     };
                     let names = &names;
-                    let warehouse_id = ids.get(&l.warehouse).cloned();
-                    let variant_id = ids.get(&l.product_id).cloned();
+                    let warehouse_id = warehouse_ids.get(&l.warehouse).cloned();
+                    let variant_id = product_ids.get(&l.product_id).cloned();
                     let at = at.clone();
                     channels
                         .into_iter()

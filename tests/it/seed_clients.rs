@@ -330,12 +330,27 @@ fn seed_001_names_the_warehouse_and_its_history_is_parseable() {
         .post(UPDATE, body.clone())
         .expect_error(422, "ambiguous_warehouse");
     assert_eq!(server.journal_len(), journal);
+    // A product may share its id with a warehouse: each shows its own number.
+    put(&server, "/api/products/pre", json!({"sku": "sku-pre", "name": "Pre"}));
+    put(
+        &server,
+        "/api/products/wh-7",
+        json!({"sku": "sku-w", "name": "Same id"}),
+    );
+    let shared =
+        json!({"sku": "sku-w", "warehouse": "wh-7", "available_stock": 1, "buffer_stock": 0, "channel_stock": []});
+    assert_eq!(server.post(UPDATE, shared).status, 200);
 
     let res = server.get(&format!("{HISTORY}?updated_at=2021-02-05T15:04:05Z&offset=0&limit=10"));
     res.expect(200);
     let rows = res.json()["data"].as_array().expect("data").clone();
-    assert_eq!(rows.len(), 3);
-    for row in &rows {
+    assert_eq!(rows.len(), 4);
+    let shared = &rows[3]["update_stock_history_item"][0];
+    assert_eq!(
+        (shared["warehouse_id"].clone(), shared["variant_id"].clone()),
+        (json!(A1), json!(A1 + 1))
+    );
+    for row in &rows[..3] {
         for item in row["update_stock_history_item"].as_array().expect("items") {
             // JSON texts, as the document shows them, that a client can parse.
             let remote: Value = serde_json::from_str(item["remote_variant"].as_str().expect("text"))
