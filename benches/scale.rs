@@ -53,6 +53,7 @@ fn build(path: &Path, movements: u64) -> Result<Duration, String> {
             ledger::Command::PutWarehouse(Warehouse {
                 id: w.to_string(),
                 name: format!("Warehouse {w}"),
+                number: None,
             }),
         ));
     }

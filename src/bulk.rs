@@ -196,6 +196,21 @@ impl Row {
         Ok(t)
     }
 
+    /// The optional `number` column of an export: the number to keep (empty: assign one).
+    fn number(&self) -> Result<Option<u64>, String> {
+        let Some(t) = self.text("number")?.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        match t.parse::<u64>() {
+            Ok(n) if n <= crate::ledger::NUMBER_MAX => Ok(Some(n)),
+            _ => Err(at(
+                self.line,
+                "number",
+                format!("`{t}` is not a number from 0 to {}", crate::ledger::NUMBER_MAX),
+            )),
+        }
+    }
+
     fn integer(&self, column: &str) -> Result<i64, String> {
         let t = self.required(column)?;
         t.parse::<i64>()
@@ -248,6 +263,7 @@ fn product_command(row: &Row) -> Result<Command, String> {
     if let Some(b) = &barcode {
         check_id("barcode", b).map_err(|e| at(row.line, "barcode", e.detail))?;
     }
+    let number = row.number()?;
     Ok(Command::PutProduct(Product {
         id: row.id("id")?,
         sku: row.id("sku")?,
@@ -260,6 +276,7 @@ fn product_command(row: &Row) -> Result<Command, String> {
         unit_cost: row.money("unit_cost", row.text("unit_cost")?)?,
         prices,
         updated_ms: 0,
+        number,
     }))
 }
 
@@ -269,6 +286,7 @@ fn warehouse_command(row: &Row) -> Result<Command, String> {
         name: row
             .short_text("name")?
             .ok_or_else(|| at(row.line, "name", "is required"))?,
+        number: row.number()?,
     }))
 }
 
@@ -331,6 +349,7 @@ pub fn import(
     }
     store::settle_file(data).map_err(|e| e.to_string())?;
     let db = store::open_or_create(data, default_warehouse).map_err(|e| e.to_string())?;
+    store::upgrade::upgrade(&db, default_warehouse).map_err(|e| e.to_string())?;
     let mut progress = Progress::new("import", commands.len() as u64);
     let applied = store::apply_offline(&db, rules, "import", commands.into_iter(), &mut |n| progress.set(n)).map_err(
         |e| match e {
@@ -400,7 +419,8 @@ fn money(d: Option<Decimal>) -> Value {
     d.map(|d| Value::String(d.to_string())).unwrap_or(Value::Null)
 }
 
-pub const PRODUCT_COLUMNS: [&str; 8] = [
+/// `number`: the stable number the seed dialects show; an import keeps it.
+pub const PRODUCT_COLUMNS: [&str; 9] = [
     "id",
     "sku",
     "name",
@@ -409,6 +429,7 @@ pub const PRODUCT_COLUMNS: [&str; 8] = [
     "brand",
     "unit_cost",
     "prices",
+    "number",
 ];
 pub const LEVEL_COLUMNS: [&str; 11] = [
     "product_id",
@@ -489,6 +510,7 @@ fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Resu
                 ("brand", number(&p.brand)),
                 ("unit_cost", money(p.unit_cost)),
                 ("prices", prices),
+                ("number", number(crate::ledger::number_of(p.number, &p.id))),
             ]
             .into_iter()
             .collect();
@@ -507,7 +529,8 @@ fn export_products(reader: &Reader, format: Format, out: &mut dyn Write) -> Resu
     Ok(progress.finish(n))
 }
 
-pub const WAREHOUSE_COLUMNS: [&str; 2] = ["id", "name"];
+/// `number`: the stable number the seed dialects show; an import keeps it.
+pub const WAREHOUSE_COLUMNS: [&str; 3] = ["id", "name", "number"];
 
 fn export_warehouses(reader: &Reader, format: Format, out: &mut dyn Write) -> Result<String, String> {
     header(out, format, &WAREHOUSE_COLUMNS)?;
@@ -515,9 +538,13 @@ fn export_warehouses(reader: &Reader, format: Format, out: &mut dyn Write) -> Re
     let mut progress = Progress::new("export warehouses", warehouses.len() as u64);
     let mut n = 0u64;
     for w in warehouses {
-        let row: BTreeMap<&str, Value> = [("id", Value::String(w.id)), ("name", Value::String(w.name))]
-            .into_iter()
-            .collect();
+        let row: BTreeMap<&str, Value> = [
+            ("number", number(crate::ledger::number_of(w.number, &w.id))),
+            ("id", Value::String(w.id)),
+            ("name", Value::String(w.name)),
+        ]
+        .into_iter()
+        .collect();
         out_row(out, format, &row, &WAREHOUSE_COLUMNS)?;
         n += 1;
         progress.set(n);

@@ -34,6 +34,14 @@ pub fn parse_date_param(text: &str, bound: Bound) -> Option<i64> {
     if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
         return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
+    // A date-time without an offset (Python's `isoformat()` of a naive datetime) is UTC.
+    let naive = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T] [ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+    );
+    if let Ok(t) = PrimitiveDateTime::parse(text, &naive) {
+        return Some((t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64);
+    }
     let date = Date::parse(text, format_description!("[year]-[month]-[day]")).ok()?;
     let start = PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_utc();
     let start_ms = (start.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -57,5 +65,15 @@ mod tests {
         let day = parse_date_param("2024-01-15", Bound::Start).unwrap_or_default();
         assert_eq!(parse_date_param("2024-01-15", Bound::End), Some(day + MS_PER_DAY - 1));
         assert_eq!(parse_date_param("yesterday", Bound::Start), None);
+        // Without an offset: UTC, as Python's `isoformat()` of a naive datetime sends it.
+        assert_eq!(
+            parse_date_param("2024-01-15T15:30:00", Bound::Start),
+            Some(1_705_332_600_000)
+        );
+        assert_eq!(
+            parse_date_param("2024-01-15T15:30:00.123456", Bound::End),
+            Some(1_705_332_600_123)
+        );
+        assert_eq!(parse_date_param("2024-01-15T25:30:00", Bound::Start), None);
     }
 }

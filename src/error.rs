@@ -58,6 +58,8 @@ error_codes! {
     QuantityMismatch = "quantity_mismatch", 409, "Quantity mismatch";
     AlreadyReceived = "already_received", 409, "Transfer already received";
     SkuTaken = "sku_taken", 409, "SKU already taken";
+    NumberTaken = "number_taken", 409, "Number already taken";
+    AmbiguousWarehouse = "ambiguous_warehouse", 422, "Ambiguous warehouse name";
     TooManyItems = "too_many_items", 422, "Too many items";
     QuantityOverflow = "quantity_overflow", 422, "Quantity overflow";
     IdempotencyKeyReused = "idempotency_key_reused", 422, "Idempotency key reused";
@@ -122,6 +124,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::ReservationNotFound(_) => Code::ReservationNotFound,
             LedgerError::ReservationClosed { .. } => Code::ReservationNotActive,
             LedgerError::SkuTaken { .. } => Code::SkuTaken,
+            LedgerError::NumberTaken { .. } => Code::NumberTaken,
             LedgerError::Invalid { .. } => Code::InvalidField,
             LedgerError::TooManyItems { .. } => Code::TooManyItems,
             LedgerError::Storage(_) => Code::StorageUnavailable,

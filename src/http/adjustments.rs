@@ -5,6 +5,7 @@
 //! refusal is 422 `{"errors": {"<field>": ["<message>"]}}`, an unknown id 404
 //! `{"errors": "Not Found"}`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -15,12 +16,12 @@ use serde_json::value::RawValue;
 use super::native::check_id;
 use super::render::{dialect_id, money_micros};
 use super::write::Render;
-use super::{int_param, raw_id, write, Json, State};
+use super::{int_param, numbers, raw_id, write, Json, State};
 use crate::auth::{Guard, Policy, ReadInventory, WriteInventory};
 use crate::clock::rfc3339_ms;
 use crate::error::{ApiError, Code};
-use crate::ledger::{Batch, Command, Decimal, Meta, MoveCmd, Op, NOTE_CHARS_MAX, TEXT_CHARS_MAX};
-use crate::store::{Answer, Applied, BatchHeader, BatchQuery};
+use crate::ledger::{number_of, Batch, Command, Decimal, Meta, MoveCmd, Op, NOTE_CHARS_MAX, TEXT_CHARS_MAX};
+use crate::store::{Answer, Applied, BatchHeader, BatchQuery, Reader};
 
 /// The document: "Best supports 200 items for a request."
 pub const LINE_ITEMS_MAX: usize = 200;
@@ -48,23 +49,34 @@ pub fn config_adjustments_api(cfg: &mut web::ServiceConfig) {
 
 // ---- the document's error shapes ----
 
-/// Which request field an error is about, for `{"errors": {"<field>": [...]}}`.
-fn error_field(e: &ApiError) -> &'static str {
-    match e.code {
-        Code::ProductNotFound | Code::TooManyItems => "line_items",
-        Code::WarehouseNotFound => "location_id",
-        Code::InsufficientStock | Code::QuantityOverflow => "quantity",
+/// Which request field an error is about, for `{"errors": {"<field>": [...]}}`, named as
+/// the request names it: `reason`, `location_id`, or a line's own field
+/// (`line_items[1].quantity`) — never the body's wrapper (`inventory.`) nor `base`.
+fn error_field(e: &ApiError) -> String {
+    // The ledger says which line ("item 1: …"), and for a bad value which field.
+    let (line, rest) = match e.detail.strip_prefix("item ").and_then(|d| d.split_once(": ")) {
+        Some((i, rest)) if i.parse::<usize>().is_ok() => (Some(i), rest),
+        _ => (None, e.detail.as_str()),
+    };
+    let named = rest.strip_prefix('`').and_then(|d| d.split_once('`')).map(|(f, _)| f);
+    let field = match (e.code, named) {
+        (Code::InvalidField, Some(f)) => f.strip_prefix("inventory.").unwrap_or(f),
+        (Code::ProductNotFound, _) => "product_id",
+        (Code::WarehouseNotFound, _) => "location_id",
+        (Code::TooManyItems, _) => "line_items",
+        (Code::InsufficientStock | Code::QuantityOverflow, _) => "quantity",
         _ => "base",
+    };
+    match line {
+        Some(i) if field != "location_id" => format!("line_items[{i}].{field}"),
+        _ => field.to_string(),
     }
 }
 
 fn errors_answer(e: &ApiError) -> Answer {
     let (status, body) = match e.code.status().as_u16() {
         400 | 404 | 409 | 422 => {
-            let field = match e.detail.strip_prefix('`').and_then(|d| d.split_once('`')) {
-                Some((f, _)) if e.code == Code::InvalidField => f.to_string(),
-                _ => error_field(e).to_string(),
-            };
+            let field = error_field(e);
             (422, serde_json::json!({ "errors": { field: [e.detail.clone()] } }))
         }
         status => (status, serde_json::json!({ "errors": e.detail })),
@@ -104,11 +116,19 @@ struct LineRecord {
     cost_micros: i64,
     sku: Option<String>,
     barcode: Option<String>,
+    /// The numbers shown for `product_id` and `product_variant_id` (absent in headers of
+    /// earlier versions: looked up when shown).
+    #[serde(default)]
+    product_number: Option<u64>,
+    #[serde(default)]
+    variant_number: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
 struct Header {
     location_id: String,
+    #[serde(default)]
+    location_number: Option<u64>,
     /// As the request gave it: `null` in the answers when it gave none (the document's
     /// examples), `adjust` being the default.
     #[serde(rename = "type")]
@@ -176,12 +196,15 @@ async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpRe
 }
 
 async fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Result<(Command, Header), ApiError> {
+    let reader = state.store.reader().await?;
     let location = match &b.location_id {
         Some(raw) => raw_id("location_id", raw)?,
         None => state.default_warehouse.clone(),
     };
     check_id("location_id", &location)?;
+    let location = numbers::warehouse_id(&reader, &state.default_warehouse, &location)?;
     g.check_warehouse(&location)?;
+    let location_number = reader.warehouse(&location)?.and_then(|w| number_of(w.number, &w.id));
     let kind = b.kind;
     let set = match kind.as_deref() {
         None | Some("adjust") => false,
@@ -213,26 +236,33 @@ async fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Re
             ),
         ));
     }
-    let reader = state.store.reader().await?;
     let mut moves = Vec::with_capacity(b.line_items.len());
     let mut lines = Vec::with_capacity(b.line_items.len());
     for (i, l) in b.line_items.into_iter().enumerate() {
         let at = |f: &str| format!("line_items[{i}].{f}");
-        let product_id = match &l.product_id {
-            Some(raw) => Some(raw_id(&at("product_id"), raw)?),
-            None => None,
+        // Each names a product by its id or its number.
+        let named = |field: &str, raw: &Option<Box<RawValue>>| -> Result<Option<String>, ApiError> {
+            let Some(raw) = raw else { return Ok(None) };
+            let given = raw_id(&at(field), raw)?;
+            check_id(&at(field), &given)?;
+            numbers::product_id(&reader, &given).map(Some)
         };
-        let variant = match &l.product_variant_id {
-            Some(raw) => Some(raw_id(&at("product_variant_id"), raw)?),
-            None => None,
-        };
+        let product_id = named("product_id", &l.product_id)?;
+        let variant = named("product_variant_id", &l.product_variant_id)?;
         // Variants are products: the line's ledger product is its variant when it has one.
         let product = variant
             .clone()
             .or_else(|| product_id.clone())
             .ok_or_else(|| ApiError::invalid(&at("product_id"), "a line needs product_id or product_variant_id"))?;
-        check_id(&at("product_id"), &product)?;
-        let unit_cost = reader.product(&product)?.and_then(|p| p.unit_cost);
+        let record = reader.product(&product)?;
+        let unit_cost = record.as_ref().and_then(|p| p.unit_cost);
+        let number = |id: &Option<String>| -> Result<Option<u64>, ApiError> {
+            match id {
+                Some(id) => Ok(reader.product(id)?.and_then(|p| number_of(p.number, &p.id))),
+                None => Ok(None),
+            }
+        };
+        let (product_number, variant_number) = (number(&product_id)?, number(&variant)?);
         let cost_micros = match &l.cost_amount {
             Some(raw) => {
                 Decimal::parse(raw.get())
@@ -257,16 +287,27 @@ async fn prepare(g: &Guard<WriteInventory>, state: &State, b: InventoryIn) -> Re
                 ..Meta::default()
             },
         });
+        // What the request did not say about the line comes from the product it moves.
+        let sku = l.sku.or_else(|| record.as_ref().map(|p| p.sku.clone()));
+        let barcode = l.barcode.or_else(|| record.as_ref().and_then(|p| p.barcode.clone()));
         lines.push(LineRecord {
+            // Without a product_id the line shows its variant there (its ledger product).
+            product_number: if product_id.is_some() {
+                product_number
+            } else {
+                variant_number
+            },
             product_id: product_id.unwrap_or(product),
             product_variant_id: variant,
             quantity: l.quantity,
             cost_micros,
-            sku: l.sku,
-            barcode: l.barcode,
+            sku,
+            barcode,
+            variant_number,
         });
     }
     let header = Header {
+        location_number,
         location_id: location,
         kind,
         reason,
@@ -317,7 +358,9 @@ fn adjustment<'a>(id: u64, number: &'a str, at_ms: i64, h: &'a Header) -> Adjust
         updated_at: at.clone(),
         adjust_number: number,
         tran_date: at,
-        location_id: dialect_id(&h.location_id),
+        location_id: h
+            .location_number
+            .map_or_else(|| dialect_id(&h.location_id), numbers::integer),
         kind: h.kind.as_deref(),
         total_quantity: h.lines.iter().fold(0i64, |s, l| s.saturating_add(l.quantity)),
         reason: &h.reason,
@@ -331,8 +374,13 @@ fn adjustment<'a>(id: u64, number: &'a str, at_ms: i64, h: &'a Header) -> Adjust
             .map(|(i, l)| LineOut {
                 // A line's id is the seq of its movement (the batch's movements are contiguous).
                 id: id + i as u64,
-                product_id: dialect_id(&l.product_id),
-                product_variant_id: l.product_variant_id.as_deref().map(dialect_id),
+                product_id: l
+                    .product_number
+                    .map_or_else(|| dialect_id(&l.product_id), numbers::integer),
+                product_variant_id: l
+                    .product_variant_id
+                    .as_deref()
+                    .map(|v| l.variant_number.map_or_else(|| dialect_id(v), numbers::integer)),
                 quantity: l.quantity,
                 cost_amount: money_micros(i128::from(l.cost_micros)),
                 sku: l.sku.clone(),
@@ -360,6 +408,38 @@ fn created_answer(a: &Applied, h: &Header) -> Answer {
 
 fn header_of(b: &Batch) -> Option<Header> {
     serde_json::from_slice(&b.header).ok()
+}
+
+/// Numbers a header of an earlier version did not keep, looked up (each id once).
+fn fill_numbers(
+    reader: &Reader,
+    h: &mut Header,
+    seen: &mut HashMap<(bool, String), Option<u64>>,
+) -> Result<(), ApiError> {
+    let mut lookup = |warehouse: bool, id: &str| -> Result<Option<u64>, ApiError> {
+        if let Some(n) = seen.get(&(warehouse, id.to_string())) {
+            return Ok(*n);
+        }
+        let n = if warehouse {
+            reader.warehouse(id)?.and_then(|w| number_of(w.number, &w.id))
+        } else {
+            reader.product(id)?.and_then(|p| number_of(p.number, &p.id))
+        };
+        seen.insert((warehouse, id.to_string()), n);
+        Ok(n)
+    };
+    if h.location_number.is_none() {
+        h.location_number = lookup(true, &h.location_id)?;
+    }
+    for l in &mut h.lines {
+        if l.product_number.is_none() {
+            l.product_number = lookup(false, &l.product_id)?;
+        }
+        if let (None, Some(v)) = (l.variant_number, &l.product_variant_id) {
+            l.variant_number = lookup(false, v)?;
+        }
+    }
+    Ok(())
 }
 
 // ---- reads ----
@@ -400,6 +480,11 @@ async fn select(
     count_only: bool,
 ) -> Result<(Vec<(Batch, Header)>, u64), ApiError> {
     let reader = state.store.reader().await?;
+    // The filter names a location by id or number, as the answers show it.
+    let location = match &f.location {
+        Some(l) => Some(numbers::warehouse_id(&reader, &state.default_warehouse, l)?),
+        None => None,
+    };
     let q = BatchQuery {
         kind: BATCH_KIND,
         ascending: f.since_id.is_some(),
@@ -410,15 +495,19 @@ async fn select(
     let keep = |b: &Batch| {
         header_of(b).is_some_and(|h| {
             g.may_use(&h.location_id)
-                && f.location.as_ref().is_none_or(|l| *l == h.location_id)
+                && location.as_ref().is_none_or(|l| *l == h.location_id)
                 && f.reason.as_ref().is_none_or(|r| *r == h.reason)
         })
     };
     let (batches, total) = reader.batch_page(&q, keep)?;
-    let rows = batches
-        .into_iter()
-        .filter_map(|b| header_of(&b).map(|h| (b, h)))
-        .collect();
+    let mut seen = HashMap::new();
+    let mut rows = Vec::with_capacity(batches.len());
+    for b in batches {
+        if let Some(mut h) = header_of(&b) {
+            fill_numbers(&reader, &mut h, &mut seen)?;
+            rows.push((b, h));
+        }
+    }
     Ok((rows, total))
 }
 
@@ -428,9 +517,7 @@ async fn list(req: HttpRequest, payload: web::Payload, state: State) -> HttpResp
         Ok(g) => g,
         Err(res) => return res,
     };
-    let query = serde_urlencoded::from_str::<ListQuery>(req.query_string())
-        .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")))
-        .and_then(filter);
+    let query = super::parse_query::<ListQuery>(req.query_string()).and_then(filter);
     let rows = match query {
         Ok(f) => select(&state, &g, &f, false).await,
         Err(e) => Err(e),
@@ -459,9 +546,7 @@ async fn count(req: HttpRequest, payload: web::Payload, state: State) -> HttpRes
         Ok(g) => g,
         Err(res) => return res,
     };
-    let query = serde_urlencoded::from_str::<ListQuery>(req.query_string())
-        .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")))
-        .and_then(filter);
+    let query = super::parse_query::<ListQuery>(req.query_string()).and_then(filter);
     let counted = match query {
         Ok(f) => select(&state, &g, &f, true).await,
         Err(e) => Err(e),
@@ -482,13 +567,21 @@ async fn get_one(req: HttpRequest, payload: web::Payload, state: State, id: web:
         Err(res) => return res,
     };
     let Ok(seq) = id.parse::<u64>() else { return not_found() };
-    let found = state.store.reader().await.and_then(|r| r.batch_at(seq));
-    let batch = match found {
+    let reader = match state.store.reader().await {
+        Ok(r) => r,
+        Err(e) => return refuse(&e.into()),
+    };
+    let batch = match reader.batch_at(seq) {
         Ok(Some(b)) if b.kind == BATCH_KIND => b,
         Ok(_) => return not_found(),
         Err(e) => return refuse(&e.into()),
     };
-    let Some(h) = header_of(&batch) else { return not_found() };
+    let Some(mut h) = header_of(&batch) else {
+        return not_found();
+    };
+    if let Err(e) = fill_numbers(&reader, &mut h, &mut HashMap::new()) {
+        return refuse(&e);
+    }
     // A location the credential may not use: as if the adjustment did not exist.
     if !g.may_use(&h.location_id) {
         return not_found();

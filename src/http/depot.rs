@@ -10,11 +10,12 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::numbers::{self, integer, Numbers};
 use super::render::{decimal, dialect_id};
-use super::{raw_id, write, Json, State};
+use super::{raw_id, write, JsonOrDefault, State};
 use crate::auth::{DepotRead, Guard};
 use crate::error::ApiError;
-use crate::ledger::{Buckets, Product};
+use crate::ledger::{number_of, Buckets, Product};
 use crate::store::tables::products_order_key;
 use crate::store::Reader;
 
@@ -47,11 +48,13 @@ fn failed(e: &ApiError) -> HttpResponse {
     write::respond(answer, false)
 }
 
+/// Every part is optional (the document's example sends `"filters": {}`): no body, `null`
+/// or `{}` all mean the unfiltered first page.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct Body {
-    filters: Filters,
-    paginator: Paginator,
+    filters: Option<Filters>,
+    paginator: Option<Paginator>,
 }
 
 #[derive(Deserialize, Default)]
@@ -150,19 +153,28 @@ fn id_set(field: &str, raw: Option<Vec<Box<RawValue>>>) -> Result<Option<BTreeSe
         .transpose()
 }
 
+/// Ids named by id or by number (`productId`, depot `id` as the answers show them).
+fn resolve(
+    set: Option<BTreeSet<String>>,
+    mut by: impl FnMut(&str) -> Result<String, ApiError>,
+) -> Result<Option<BTreeSet<String>>, ApiError> {
+    set.map(|s| s.iter().map(|id| by(id)).collect()).transpose()
+}
+
 fn check(body: Body) -> Result<Query, ApiError> {
-    let f = body.filters;
+    let f = body.filters.unwrap_or_default();
+    let paginator = body.paginator.unwrap_or_default();
     if f.ids.as_ref().is_some_and(|ids| ids.len() > IDS_MAX) {
         return Err(ApiError::invalid("filters.ids", format!("at most {IDS_MAX} ids")));
     }
-    let size = body.paginator.size.unwrap_or(PAGE_SIZE_DEFAULT);
+    let size = paginator.size.unwrap_or(PAGE_SIZE_DEFAULT);
     if size == 0 || size > PAGE_SIZE_MAX {
         return Err(ApiError::invalid(
             "paginator.size",
             format!("must be 1 to {PAGE_SIZE_MAX}"),
         ));
     }
-    let descending = match body.paginator.sort.as_ref().map(|s| s.id.as_str()) {
+    let descending = match paginator.sort.as_ref().map(|s| s.id.as_str()) {
         None | Some("asc") => false,
         Some("desc") => true,
         Some(_) => return Err(ApiError::invalid("paginator.sort.id", "must be asc or desc")),
@@ -185,11 +197,7 @@ fn check(body: Body) -> Result<Query, ApiError> {
         to_ms: seconds_to_ms("filters.updatedAtTo", f.updated_at_to)?.map(|ms| ms.saturating_add(999)),
         size,
         descending,
-        after: body
-            .paginator
-            .next
-            .map(|n| raw_id("paginator.next.id", &n.id))
-            .transpose()?,
+        after: paginator.next.map(|n| raw_id("paginator.next.id", &n.id)).transpose()?,
     })
 }
 
@@ -199,7 +207,13 @@ fn price(p: &Product, name: &str) -> Box<RawValue> {
 }
 
 /// The product as an item, or `None` when a filter leaves it out.
-fn item(reader: &Reader, g: &Guard<DepotRead>, q: &Query, p: &Product) -> Result<Option<Item>, ApiError> {
+fn item(
+    reader: &Reader,
+    numbers: &mut Numbers<'_>,
+    g: &Guard<DepotRead>,
+    q: &Query,
+    p: &Product,
+) -> Result<Option<Item>, ApiError> {
     let matches_text = |t: &str| q.name.as_ref().is_none_or(|n| t.to_lowercase().contains(n));
     if !(matches_text(&p.name) || matches_text(&p.sku) || p.barcode.as_deref().is_some_and(matches_text)) {
         return Ok(None);
@@ -218,6 +232,11 @@ fn item(reader: &Reader, g: &Guard<DepotRead>, q: &Query, p: &Product) -> Result
         .into_iter()
         .filter(|(w, _)| g.may_use(w) && q.depots.as_ref().is_none_or(|d| d.contains(w)))
         .collect();
+    // `depotIds` filters products: one without stock rows in those depots is not listed
+    // (what an incremental depot sync expects; see docs/dialects.md).
+    if q.depots.is_some() && levels.is_empty() {
+        return Ok(None);
+    }
     // Stock changes count as updates, so an incremental scan sees them (see docs/dialects.md).
     let updated_ms = levels.iter().map(|(_, l)| l.updated_ms).fold(p.updated_ms, i64::max);
     if q.from_ms.is_some_and(|f| updated_ms < f) || q.to_ms.is_some_and(|t| updated_ms > t) {
@@ -235,7 +254,7 @@ fn item(reader: &Reader, g: &Guard<DepotRead>, q: &Query, p: &Product) -> Result
             in_transit: total.in_transit.saturating_add(b.in_transit),
         };
         depots.push(Depot {
-            id: dialect_id(w),
+            id: numbers.warehouse(w)?,
             remain: b.on_hand,
             shipping: b.in_transit,
             damaged: b.damaged,
@@ -245,7 +264,7 @@ fn item(reader: &Reader, g: &Guard<DepotRead>, q: &Query, p: &Product) -> Result
         });
     }
     Ok(Some(Item {
-        product_id: dialect_id(&p.id),
+        product_id: number_of(p.number, &p.id).map_or_else(|| dialect_id(&p.id), integer),
         barcode: p.barcode.clone(),
         name: p.name.clone(),
         prices: Prices {
@@ -274,12 +293,12 @@ async fn inventory(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         Ok(g) => g,
         Err(e) => return failed(&e),
     };
-    let body = match Json::<Body>::from_request(&req, &mut payload).await {
-        Ok(Json(b)) => b,
+    let body = match JsonOrDefault::<Body>::from_request(&req, &mut payload).await {
+        Ok(JsonOrDefault(b)) => b,
         Err(e) => return failed(&e),
     };
     let answer = match check(body) {
-        Ok(q) => page(&state, &g, &q).await,
+        Ok(q) => page(&state, &g, q).await,
         Err(e) => Err(e),
     };
     match answer {
@@ -288,14 +307,23 @@ async fn inventory(req: HttpRequest, payload: web::Payload, state: State) -> Htt
     }
 }
 
-async fn page(state: &State, g: &Guard<DepotRead>, q: &Query) -> Result<HttpResponse, ApiError> {
+async fn page(state: &State, g: &Guard<DepotRead>, mut q: Query) -> Result<HttpResponse, ApiError> {
     let reader = state.store.reader().await?;
+    // Requests name products and depots by id or by number.
+    let default = state.default_warehouse.as_str();
+    q.ids = resolve(q.ids.take(), |id| numbers::product_id(&reader, id))?;
+    q.depots = resolve(q.depots.take(), |id| numbers::warehouse_id(&reader, default, id))?;
+    if let Some(after) = q.after.take() {
+        q.after = Some(numbers::product_id(&reader, &after)?);
+    }
+    let q = &q;
+    let mut numbers = Numbers::new(&reader);
     let mut data = Vec::new();
-    let mut last: Option<String> = None;
+    let mut last: Option<Box<RawValue>> = None;
     let mut visit = |p: Product| -> Result<bool, ApiError> {
-        if let Some(it) = item(&reader, g, q, &p)? {
+        if let Some(it) = item(&reader, &mut numbers, g, q, &p)? {
+            last = Some(it.product_id.clone());
             data.push(it);
-            last = Some(p.id);
         }
         Ok((data.len() as u64) < q.size)
     };
@@ -339,7 +367,7 @@ async fn page(state: &State, g: &Guard<DepotRead>, q: &Query) -> Result<HttpResp
     }
     // A full page points at its last product; the page after the last one is empty.
     let next = if data.len() as u64 >= q.size {
-        last.map(|id| NextOut { id: dialect_id(&id) })
+        last.map(|id| NextOut { id })
     } else {
         None
     };

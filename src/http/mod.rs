@@ -7,6 +7,7 @@ pub mod health;
 pub mod metrics;
 pub mod movement_log;
 pub mod native;
+pub mod numbers;
 pub mod openapi;
 pub mod partner;
 pub mod render;
@@ -122,29 +123,58 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limits = req
-            .app_data::<State>()
-            .map(|s| s.body_limits)
-            .unwrap_or_else(|| crate::body::Limits::from_config(&crate::config::Server::default()));
-        let pending = req.extensions_mut().remove::<crate::body::PendingBody>();
-        let req = req.clone();
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(Json) })
+    }
+}
+
+/// Like [`Json`], but an empty body (or only whitespace) is `T::default()`: for a document
+/// whose every body part is optional (seed 004).
+pub struct JsonOrDefault<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for JsonOrDefault<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
         Box::pin(async move {
-            let body = match pending {
-                Some(p) => {
-                    p.0.await
-                        .map_err(|_| ApiError::new(Code::Unauthenticated, "the signature check did not pass"))?
-                }
-                None => crate::body::read(&req, &mut payload, limits).await?,
-            };
-            if write::wants_digest(&req) {
-                use sha2::Digest;
-                req.extensions_mut()
-                    .insert(write::BodyDigest(sha2::Sha256::digest(&body).into()));
+            let body = body.await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(JsonOrDefault(T::default()));
             }
-            parse_json(&body).map(Json)
+            parse_json(&body).map(JsonOrDefault)
         })
     }
+}
+
+/// The request body, read within the configured limit (or as the signature check read it).
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> Pin<Box<dyn Future<Output = Result<actix_web::web::Bytes, ApiError>>>> {
+    let limits = req
+        .app_data::<State>()
+        .map(|s| s.body_limits)
+        .unwrap_or_else(|| crate::body::Limits::from_config(&crate::config::Server::default()));
+    let pending = req.extensions_mut().remove::<crate::body::PendingBody>();
+    let req = req.clone();
+    let mut payload = payload.take();
+    Box::pin(async move {
+        let body = match pending {
+            Some(p) => {
+                p.0.await
+                    .map_err(|_| ApiError::new(Code::Unauthenticated, "the signature check did not pass"))?
+            }
+            None => crate::body::read(&req, &mut payload, limits).await?,
+        };
+        if write::wants_digest(&req) {
+            use sha2::Digest;
+            req.extensions_mut()
+                .insert(write::BodyDigest(sha2::Sha256::digest(&body).into()));
+        }
+        Ok(body)
+    })
 }
 
 /// Parses a body: 400 `invalid_json` when it is not JSON at all — even when a shape error
@@ -201,11 +231,24 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = serde_urlencoded::from_str::<T>(req.query_string())
-            .map(Query)
-            .map_err(|e| ApiError::new(Code::InvalidField, format!("query: {e}")));
-        std::future::ready(parsed)
+        std::future::ready(parse_query(req.query_string()).map(Query))
     }
+}
+
+/// Query parameters parsed into `T`, an empty one (`warehouse_id=`, what form builders and
+/// `requests` send for an unset field) counting as absent; a wrong type is 422.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| ApiError::new(Code::InvalidField, format!("query: {e}"));
+    if !query
+        .split('&')
+        .any(|pair| pair.is_empty() || pair.ends_with('=') || !pair.contains('='))
+    {
+        return serde_urlencoded::from_str::<T>(query).map_err(|e| bad(&e));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| bad(&e))?;
+    let kept: Vec<(String, String)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let text = serde_urlencoded::to_string(&kept).map_err(|e| bad(&e))?;
+    serde_urlencoded::from_str::<T>(&text).map_err(|e| bad(&e))
 }
 
 /// The native envelope of single objects.

@@ -110,9 +110,10 @@ pub fn money(field: &str, raw: &RawValue) -> Result<Decimal, ApiError> {
 
 fn bool_param(field: &str, value: &Option<String>) -> Result<bool, ApiError> {
     match value.as_deref() {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
-        Some(_) => Err(ApiError::invalid(field, "must be true or false")),
+        // What common clients send: `requests` turns a Python bool into `True`/`False`.
+        None | Some("false" | "False" | "0") => Ok(false),
+        Some("true" | "True" | "1") => Ok(true),
+        Some(_) => Err(ApiError::invalid(field, "must be true or false (True/False, 1/0)")),
     }
 }
 
@@ -229,6 +230,7 @@ struct PutWarehouseBody {
         (status = 201, description = "Created.", body = One<render::WarehouseOut>),
         (status = 200, description = "Replaced.", body = One<render::WarehouseOut>),
     ),
+    extensions(("x-error-codes" = json!(["number_taken"]))),
 )]
 async fn put_warehouse(
     g: Guard<WriteCatalog>,
@@ -241,7 +243,11 @@ async fn put_warehouse(
     let id = id.into_inner();
     check_id("id", &id)?;
     check_text("name", &body.0.name, TEXT_CHARS_MAX)?;
-    let w = Warehouse { id, name: body.0.name };
+    let w = Warehouse {
+        id,
+        name: body.0.name,
+        number: None,
+    };
     let render = write::native(write::created_or_ok, |a: &Applied| {
         write::ser(&a.warehouse.as_ref().map(render::warehouse))
     });
@@ -332,7 +338,7 @@ struct PutProductBody {
         (status = 201, description = "Created.", body = One<render::ProductOut>),
         (status = 200, description = "Replaced.", body = One<render::ProductOut>),
     ),
-    extensions(("x-error-codes" = json!(["sku_taken"]))),
+    extensions(("x-error-codes" = json!(["sku_taken", "number_taken"]))),
 )]
 async fn put_product(
     g: Guard<WriteCatalog>,
@@ -374,6 +380,7 @@ async fn put_product(
         unit_cost,
         prices: priced,
         updated_ms: 0,
+        number: None,
     };
     let render = write::native(write::created_or_ok, |a: &Applied| {
         write::ser(&a.product.as_ref().map(render::product))
@@ -811,6 +818,9 @@ struct MovementQuery {
     warehouse_id: Option<String>,
     /// A family (`in`, `out`, `adjustment`, `transfer`, …) or a journal kind.
     movement_type: Option<String>,
+    /// Only entries of this journal kind (`reserve`, `release`, `buffer`… are listed only
+    /// when named here or in `movement_type`).
+    kind: Option<String>,
     /// Only movements with this reference.
     reference_id: Option<String>,
     /// From this RFC 3339 date-time or `YYYY-MM-DD` date.
@@ -857,10 +867,20 @@ async fn list_movements(
             ));
         }
     }
+    let kind = match &q.kind {
+        Some(t) => Some(
+            Kind::ALL
+                .into_iter()
+                .find(|k| k.name() == t)
+                .ok_or_else(|| ApiError::invalid("kind", format!("`{t}` is not a journal kind")))?,
+        ),
+        None => None,
+    };
     let filter = MovementFilter {
         product: q.product_id,
         warehouse: list_warehouse(&g, q.warehouse_id)?,
         movement_type: q.movement_type,
+        kind,
         reference_id: q.reference_id,
         start_ms: date_param("start_date", &q.start_date, Bound::Start)?,
         end_ms: date_param("end_date", &q.end_date, Bound::End)?,

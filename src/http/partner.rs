@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::native::check_id;
+use super::numbers::{self, Numbers};
 use super::render::{dialect_id, rfc3339_s};
 use super::{int_param, write, Json, Query, State};
 use crate::auth::{Guard, ReadInventory, WriteInventory};
@@ -49,7 +50,8 @@ struct UpdateIn {
     /// The document's boolean, or its "true"/"false" string; informational here.
     #[serde(default)]
     sync_stock: Option<Value>,
-    warehouse: String,
+    /// The warehouse's name (the document), id or number: a string, or a JSON integer.
+    warehouse: Value,
     #[serde(default)]
     available_stock: i64,
     #[serde(default)]
@@ -123,7 +125,17 @@ async fn update_stocks(
     for (i, u) in updates.into_iter().enumerate() {
         let at = |f: &str| format!("[{i}].{f}");
         check_id(&at("sku"), &u.sku)?;
-        check_id(&at("warehouse"), &u.warehouse)?;
+        let named = match &u.warehouse {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.is_u64() => n.to_string(),
+            _ => {
+                return Err(ApiError::invalid(
+                    &at("warehouse"),
+                    "must be a warehouse name, id or number",
+                ))
+            }
+        };
+        check_id(&at("warehouse"), &named)?;
         if u.channel_stock.len() > CHANNELS_MAX {
             return Err(ApiError::invalid(
                 &at("channel_stock"),
@@ -133,11 +145,9 @@ async fn update_stocks(
         for c in &u.channel_stock {
             check_id(&at("channel_stock.code"), &c.code)?;
         }
-        let warehouse = if u.warehouse == "default" {
-            state.default_warehouse.clone()
-        } else {
-            u.warehouse.clone()
-        };
+        // The document's `warehouse` is the warehouse's name; its id and number do too.
+        let warehouse = numbers::warehouse_by_name(&reader, &state.default_warehouse, &named, |w| g.may_use(w))
+            .map_err(|e| ApiError::new(e.code, format!("{}: {}", at("warehouse"), e.detail)))?;
         g.check_warehouse(&warehouse)?;
         let product = reader.product_by_sku(&u.sku)?.ok_or_else(|| {
             ApiError::new(
@@ -216,6 +226,22 @@ fn visible_batches(
         })
 }
 
+/// `remote_variant` as JSON text, in the document's shape: the variant as the channel
+/// knows it — here the product's number (there is no marketplace behind the ledger).
+fn remote_variant(variant: Option<&RawValue>, channel: &str) -> String {
+    let item = variant.map_or("0", RawValue::get);
+    let channel = serde_json::to_string(channel).unwrap_or_else(|_| "\"\"".into());
+    format!(r#"{{"item_id": {item}, "variation_id": 0, "channel": {channel}}}"#)
+}
+
+/// `client_reponse` (the document's spelling) as JSON text, in the document's shape: the
+/// item and when it was modified (unix seconds).
+fn client_response(variant: Option<&RawValue>, at_ms: i64) -> String {
+    let item = variant.map_or("0", RawValue::get);
+    let modified = at_ms.div_euclid(1000);
+    format!(r#"{{"item":{{"item_id":{item},"modified_time":{modified}}}}}"#)
+}
+
 #[derive(Deserialize)]
 struct HistoryQuery {
     updated_at: Option<String>,
@@ -233,13 +259,13 @@ struct HistoryItem<'a> {
     warehouse_name: String,
     variant_id: Box<RawValue>,
     sku: &'a str,
-    remote_variant: &'static str,
+    remote_variant: String,
     row_number: usize,
     channel: &'a str,
     qty: i64,
     retrier_count: u64,
     progress: bool,
-    client_reponse: &'static str,
+    client_reponse: String,
     message: &'static str,
     success: bool,
     created_at: String,
@@ -303,11 +329,25 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
         })
         .collect();
     let mut names = std::collections::HashMap::new();
+    let mut numbers = Numbers::new(&reader);
+    // Numbers by id, one map per space (a product and a warehouse may share an id).
+    let mut warehouse_ids = std::collections::HashMap::new();
+    let mut product_ids = std::collections::HashMap::new();
     for lines in &headers {
         for (_, l) in lines {
             if !names.contains_key(&l.warehouse) {
-                let name = reader.warehouse(&l.warehouse)?.map(|w| w.name).unwrap_or_default();
+                // The document's example names the default warehouse `default`, as a
+                // partner names it in an update.
+                let name = if l.warehouse == state.default_warehouse {
+                    "default".to_string()
+                } else {
+                    reader.warehouse(&l.warehouse)?.map(|w| w.name).unwrap_or_default()
+                };
                 names.insert(l.warehouse.clone(), name);
+                warehouse_ids.insert(l.warehouse.clone(), numbers.warehouse(&l.warehouse)?);
+            }
+            if !product_ids.contains_key(&l.product_id) {
+                product_ids.insert(l.product_id.clone(), numbers.product(&l.product_id)?);
             }
         }
     }
@@ -326,6 +366,8 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                         l.channels.iter().map(|(c, q)| (c.as_str(), *q)).collect()
                     };
                     let names = &names;
+                    let warehouse_id = warehouse_ids.get(&l.warehouse).cloned();
+                    let variant_id = product_ids.get(&l.product_id).cloned();
                     let at = at.clone();
                     channels
                         .into_iter()
@@ -335,17 +377,17 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
                             update_stock_history_id: b.first_seq,
                             store_id: 0,
                             store_name: "",
-                            warehouse_id: dialect_id(&l.warehouse),
+                            warehouse_id: warehouse_id.clone().unwrap_or_else(|| dialect_id(&l.warehouse)),
                             warehouse_name: names.get(&l.warehouse).cloned().unwrap_or_default(),
-                            variant_id: dialect_id(&l.product_id),
+                            variant_id: variant_id.clone().unwrap_or_else(|| dialect_id(&l.product_id)),
                             sku: &l.sku,
-                            remote_variant: "",
+                            remote_variant: remote_variant(variant_id.as_deref(), channel),
                             row_number: row,
                             channel,
                             qty,
                             retrier_count: 0,
                             progress: false,
-                            client_reponse: "",
+                            client_reponse: client_response(variant_id.as_deref(), b.created_ms),
                             message: "Successfully Updated",
                             success: true,
                             created_at: at.clone(),

@@ -73,6 +73,9 @@ pub struct ProductOut<'a> {
     pub prices: std::collections::BTreeMap<&'a str, Box<RawValue>>,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The stable number the seed dialects show for this product (docs/dialects.md).
+    #[schema(required = true)]
+    pub number: Option<u64>,
 }
 
 pub fn product(p: &Product) -> ProductOut<'_> {
@@ -86,6 +89,7 @@ pub fn product(p: &Product) -> ProductOut<'_> {
         unit_cost: p.unit_cost.map(decimal),
         prices: p.prices.iter().map(|(k, v)| (k.as_str(), decimal(*v))).collect(),
         updated_at: rfc3339_ms(p.updated_ms),
+        number: crate::ledger::number_of(p.number, &p.id),
     }
 }
 
@@ -95,12 +99,16 @@ pub fn product(p: &Product) -> ProductOut<'_> {
 pub struct WarehouseOut<'a> {
     pub id: &'a str,
     pub name: &'a str,
+    /// The stable number the seed dialects show for this warehouse (`0`: the default one).
+    #[schema(required = true)]
+    pub number: Option<u64>,
 }
 
 pub fn warehouse(w: &Warehouse) -> WarehouseOut<'_> {
     WarehouseOut {
         id: &w.id,
         name: &w.name,
+        number: crate::ledger::number_of(w.number, &w.id),
     }
 }
 

@@ -64,10 +64,55 @@ pub struct Level {
     pub channel_stock: Vec<(String, i64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Warehouse {
     pub id: String,
     pub name: String,
+    /// The stable number the seed dialects show and accept (`number_of`); `None` until the
+    /// store assigns it (on creation, or when it upgrades a file written before numbers).
+    pub number: Option<u64>,
+}
+
+/// What a number names: the product and warehouse numbers are two separate spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberSpace {
+    Product,
+    Warehouse,
+}
+
+impl NumberSpace {
+    /// The key prefix in the store's number index.
+    pub fn key(self) -> &'static str {
+        match self {
+            NumberSpace::Product => "product",
+            NumberSpace::Warehouse => "warehouse",
+        }
+    }
+}
+
+/// Largest number a dialect shows: 2^53 − 1, exact in every JSON parser (JavaScript's too).
+pub const NUMBER_MAX: u64 = 9_007_199_254_740_991;
+/// First number the store assigns to an id that is not its own number. Assigned numbers
+/// live at the top of the safe range, far above the ids shops use, so that an all-digit id
+/// rarely meets one; one that does is refused (`number_taken`), never silently shadowed.
+pub const NUMBER_ASSIGNED_MIN: u64 = 9_000_000_000_000_001;
+/// The default warehouse's number (the seed documents show `0` for it).
+pub const DEFAULT_WAREHOUSE_NUMBER: u64 = 0;
+
+/// The number of a stored record: the one it keeps, else (a file not yet upgraded) the
+/// id's own digits.
+pub fn number_of(stored: Option<u64>, id: &str) -> Option<u64> {
+    stored.or_else(|| direct_number(id))
+}
+
+/// The number an id is by itself: its digits when it is all digits, without a leading
+/// zero, from 1 to `NUMBER_MAX`. Other ids (`p1`, `007`, 40 digits) get an assigned one.
+pub fn direct_number(id: &str) -> Option<u64> {
+    let canonical = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0');
+    if !canonical || id.len() > 16 {
+        return None;
+    }
+    id.parse::<u64>().ok().filter(|n| (1..=NUMBER_MAX).contains(n))
 }
 
 /// A decimal amount (cost, price) held exactly as integer millionths.
@@ -145,6 +190,8 @@ pub struct Product {
     /// Named prices (`retail`, `wholesale`, …).
     pub prices: Vec<(String, Decimal)>,
     pub updated_ms: i64,
+    /// The stable number the seed dialects show and accept; see `Warehouse::number`.
+    pub number: Option<u64>,
 }
 
 /// What a movement did, as recorded in the journal.
@@ -231,11 +278,19 @@ impl Kind {
         match self {
             Kind::In | Kind::Receive => "in",
             Kind::Out | Kind::Commit | Kind::WriteOff => "out",
-            Kind::Adjustment | Kind::Count | Kind::Buffer | Kind::Damage => "adjustment",
+            // Holds and buffer changes are not among seed 003's four values (a strict enum
+            // would break): they show as adjustments, their own kind is in `kind`.
+            Kind::Adjustment | Kind::Count | Kind::Buffer | Kind::Damage | Kind::Reserve | Kind::Release => {
+                "adjustment"
+            }
             Kind::TransferOut | Kind::TransferIn => "transfer",
-            Kind::Reserve => "reserve",
-            Kind::Release => "release",
         }
+    }
+
+    /// Whether entries of this kind can change `on_hand`. Those that cannot (holds and
+    /// buffer changes) are left out of movement lists unless a filter names their kind.
+    pub fn moves_on_hand(self) -> bool {
+        !matches!(self, Kind::Reserve | Kind::Release | Kind::Buffer)
     }
 }
 
@@ -390,5 +445,30 @@ impl Reservation {
             self.closed_ms = Some(self.expires_ms);
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_its_own_number_only_when_it_is_a_safe_integer_without_a_leading_zero() {
+        assert_eq!(direct_number("963414"), Some(963414));
+        assert_eq!(direct_number("9007199254740991"), Some(NUMBER_MAX));
+        for id in [
+            "",
+            "0",
+            "007",
+            "p1",
+            "9007199254740992",
+            "255428000059312855148083097871927924884",
+            "1 2",
+        ] {
+            assert_eq!(direct_number(id), None, "{id:?}");
+        }
+        assert_eq!(number_of(None, "42"), Some(42));
+        assert_eq!(number_of(Some(NUMBER_ASSIGNED_MIN), "p1"), Some(NUMBER_ASSIGNED_MIN));
+        assert_eq!(number_of(None, "p1"), None);
     }
 }

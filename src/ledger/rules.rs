@@ -11,7 +11,8 @@ use super::command::{
     CHANNELS_MAX, RESERVATION_TTL_MS_MAX,
 };
 use super::model::{
-    Buckets, Draft, Kind, Level, Product, Reservation, ReservationStatus, Transfer, Warehouse, DEFAULT_WAREHOUSE,
+    direct_number, Buckets, Draft, Kind, Level, NumberSpace, Product, Reservation, ReservationStatus, Transfer,
+    Warehouse, DEFAULT_WAREHOUSE, NUMBER_ASSIGNED_MIN, NUMBER_MAX,
 };
 
 /// What the ledger needs to read. The store implements it over a write transaction.
@@ -33,6 +34,11 @@ pub trait State {
     }
     fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
         Ok(self.warehouse(id)?.is_some())
+    }
+
+    /// The id the store assigned `number` to in `space` (a state without numbers has none).
+    fn numbered(&mut self, _space: NumberSpace, _number: u64) -> Result<Option<String>, Fault> {
+        Ok(None)
     }
 }
 
@@ -69,6 +75,11 @@ pub enum LedgerError {
     },
     SkuTaken {
         sku: String,
+        owner: String,
+    },
+    /// A new id's number already names another product or warehouse.
+    NumberTaken {
+        number: u64,
         owner: String,
     },
     Invalid {
@@ -130,6 +141,9 @@ impl std::fmt::Display for LedgerError {
             }
             LedgerError::SkuTaken { sku, owner } => {
                 write!(f, "sku `{sku}` already belongs to product `{owner}`")
+            }
+            LedgerError::NumberTaken { number, owner } => {
+                write!(f, "number {number} already names `{owner}`: choose another id")
             }
             LedgerError::Invalid { field, reason } => write!(f, "`{field}`: {reason}"),
             LedgerError::TooManyItems { count, max } => {
@@ -262,12 +276,65 @@ fn check_lines(count: usize) -> Result<(), LedgerError> {
 }
 
 fn put_warehouse<S: State>(state: &mut S, w: &Warehouse) -> Result<Effects, LedgerError> {
-    let created = state.warehouse(&w.id)?.is_none();
+    let before = state.warehouse(&w.id)?;
+    let mut warehouse = w.clone();
+    match &before {
+        // A record keeps its number for good (the dialects' clients store it).
+        Some(b) => warehouse.number = b.number,
+        None => check_new_number(state, NumberSpace::Warehouse, &w.id, w.number)?,
+    }
     Ok(Effects {
-        warehouse: Some(w.clone()),
-        created,
+        warehouse: Some(warehouse),
+        created: before.is_none(),
         ..Effects::default()
     })
+}
+
+/// Refuses a new id whose number — its own digits, or the one an import brings — already
+/// names another record of the space; a new id without either gets a free one (the store).
+fn check_new_number<S: State>(
+    state: &mut S,
+    space: NumberSpace,
+    id: &str,
+    given: Option<u64>,
+) -> Result<(), LedgerError> {
+    let direct = direct_number(id);
+    let n = match (given, direct) {
+        (None, None) => return Ok(()),
+        (None, Some(n)) => n,
+        (Some(g), Some(d)) if g != d => {
+            return Err(LedgerError::invalid(
+                "number",
+                format!("an all-digit id is its own number ({d})"),
+            ))
+        }
+        (Some(g), Some(_)) => g,
+        (Some(g), None) if (NUMBER_ASSIGNED_MIN..=NUMBER_MAX).contains(&g) => g,
+        (Some(_), None) => {
+            return Err(LedgerError::invalid(
+                "number",
+                format!("must be from {NUMBER_ASSIGNED_MIN} to {NUMBER_MAX} for an id that is not all digits"),
+            ))
+        }
+    };
+    if let Some(owner) = state.numbered(space, n)? {
+        if owner != id {
+            return Err(LedgerError::NumberTaken { number: n, owner });
+        }
+    }
+    // An imported number that an all-digit id already is.
+    let digits = n.to_string();
+    let held = match space {
+        NumberSpace::Product => state.has_product(&digits)?,
+        NumberSpace::Warehouse => state.has_warehouse(&digits)?,
+    };
+    if direct.is_none() && held {
+        return Err(LedgerError::NumberTaken {
+            number: n,
+            owner: digits,
+        });
+    }
+    Ok(())
 }
 
 fn put_product<S: State>(state: &mut S, p: &Product, now_ms: i64) -> Result<Effects, LedgerError> {
@@ -282,6 +349,10 @@ fn put_product<S: State>(state: &mut S, p: &Product, now_ms: i64) -> Result<Effe
     let before = state.product(&p.id)?;
     let mut product = p.clone();
     product.updated_ms = now_ms;
+    match &before {
+        Some(b) => product.number = b.number,
+        None => check_new_number(state, NumberSpace::Product, &p.id, p.number)?,
+    }
     Ok(Effects {
         created: before.is_none(),
         product: Some(product),

@@ -11,7 +11,7 @@ use super::rollup::{self, Rollup, Stats};
 use super::tables::*;
 use super::writer::{Applied, BatchHeader, WriteCtx};
 use crate::error::ApiError;
-use crate::ledger::{self, Command, Effects, Fault, Level, Movement, Product, Rules, Transfer, Warehouse};
+use crate::ledger::{self, Command, Effects, Fault, Level, Movement, NumberSpace, Product, Rules, Transfer, Warehouse};
 
 /// Running batch numbers start after this (`IA100001`, as seed 002 shows them).
 const BATCH_NUMBER_BASE: u64 = 100_000;
@@ -81,6 +81,7 @@ pub(super) struct Tables<'t> {
     pub(super) low_stock: Logged<'t, (&'static str, &'static str), ()>,
     pub(super) reservations: Logged<'t, &'static str, &'static [u8]>,
     pub(super) reservations_by_expiry: Logged<'t, (i64, &'static str), ()>,
+    pub(super) numbers: Logged<'t, (&'static str, u64), &'static str>,
     /// Roll-ups and stats of this group, summed in memory and written once per key.
     pending: Pending,
 }
@@ -132,6 +133,7 @@ impl<'t> Tables<'t> {
             low_stock: logged!(22, LOW_STOCK),
             reservations: logged!(23, RESERVATIONS),
             reservations_by_expiry: logged!(24, RESERVATIONS_BY_EXPIRY),
+            numbers: logged!(25, NUMBERS),
             pending: Pending::default(),
         }
     }
@@ -153,6 +155,52 @@ impl<'t> Tables<'t> {
         let next = current + 1;
         self.meta.insert(key.as_str(), next.to_le_bytes().as_slice())?;
         Ok(next)
+    }
+
+    /// Gives a new record its number — the id's own (`direct_number`), the one an import
+    /// brings (checked by the ledger), else the next free assigned one — and indexes a
+    /// number that is not the id itself.
+    fn give_number(
+        &mut self,
+        space: NumberSpace,
+        id: &str,
+        number: &mut Option<u64>,
+    ) -> Result<(), redb::StorageError> {
+        let direct = ledger::direct_number(id);
+        let n = match (*number, direct) {
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => self.next_free_number(space)?,
+        };
+        if Some(n) != direct {
+            self.numbers.insert((space.key(), n), id)?;
+        }
+        *number = Some(n);
+        Ok(())
+    }
+
+    /// One past the highest assigned number of `space` (an index seek, no scan), skipping
+    /// numbers that an all-digit id already is.
+    fn next_free_number(&mut self, space: NumberSpace) -> Result<u64, redb::StorageError> {
+        let key = space.key();
+        let last = self
+            .numbers
+            .read()?
+            .range((key, ledger::NUMBER_ASSIGNED_MIN)..=(key, ledger::NUMBER_MAX))?
+            .next_back()
+            .transpose()?
+            .map(|(k, _)| k.value().1);
+        let mut n = last.map_or(ledger::NUMBER_ASSIGNED_MIN, |l| l.saturating_add(1));
+        loop {
+            let digits = n.to_string();
+            let taken = match space {
+                NumberSpace::Product => self.products.read()?.get(digits.as_str())?.is_some(),
+                NumberSpace::Warehouse => self.warehouses.read()?.get(digits.as_str())?.is_some(),
+            };
+            if !taken {
+                return Ok(n);
+            }
+            n = n.saturating_add(1);
+        }
     }
 
     fn unit_cost(&mut self, product: &str) -> Result<Option<ledger::Decimal>, redb::StorageError> {
@@ -246,9 +294,9 @@ impl<'t> Tables<'t> {
         let Effects {
             mut drafts,
             levels,
-            product,
+            mut product,
             product_before,
-            warehouse,
+            mut warehouse,
             created,
             new_transfer,
             received_transfer,
@@ -256,10 +304,16 @@ impl<'t> Tables<'t> {
             closed_reservations,
             is_batch,
         } = effects;
-        if let Some(w) = &warehouse {
+        if let Some(w) = &mut warehouse {
+            if created || w.number.is_none() {
+                self.give_number(NumberSpace::Warehouse, &w.id, &mut w.number)?;
+            }
             self.warehouses.insert(w.id.as_str(), codec::warehouse(w).as_slice())?;
         }
-        if let Some(p) = &product {
+        if let Some(p) = &mut product {
+            if created || p.number.is_none() {
+                self.give_number(NumberSpace::Product, &p.id, &mut p.number)?;
+            }
             self.put_product(p, product_before.as_ref())?;
         }
         let seq_first = chain.seq_next;
@@ -501,6 +555,16 @@ impl ledger::State for Tables<'_> {
 
     fn has_warehouse(&mut self, id: &str) -> Result<bool, Fault> {
         Ok(self.warehouses.read().map_err(fault)?.get(id).map_err(fault)?.is_some())
+    }
+
+    fn numbered(&mut self, space: NumberSpace, number: u64) -> Result<Option<String>, Fault> {
+        Ok(self
+            .numbers
+            .read()
+            .map_err(fault)?
+            .get((space.key(), number))
+            .map_err(fault)?
+            .map(|v| v.value().to_string()))
     }
 }
 

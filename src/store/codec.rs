@@ -123,6 +123,13 @@ impl<'a> Dec<'a> {
             in_transit: self.i64()?,
         })
     }
+    /// A trailing optional number: `None` when the row ends before it (older rows).
+    fn opt_number(&mut self) -> Result<Option<u64>, CodecError> {
+        if self.rest().is_empty() {
+            return Ok(None);
+        }
+        Ok(self.opt_i64()?.map(|n| n as u64))
+    }
     fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
     }
@@ -196,6 +203,17 @@ pub fn decode_movement(buf: &[u8]) -> Result<Movement, CodecError> {
         idempotency_key,
         hash,
     })
+}
+
+/// Byte offset of the kind code inside an encoded movement (after version, seq, time).
+const MOVEMENT_KIND_OFFSET: usize = MOVEMENT_AT_OFFSET + 8;
+
+/// Reads only the kind of an encoded movement (lists count rows by kind without decoding).
+pub fn movement_kind(buf: &[u8]) -> Result<Kind, CodecError> {
+    let code = *buf
+        .get(MOVEMENT_KIND_OFFSET)
+        .ok_or_else(|| CodecError("truncated movement".into()))?;
+    Kind::from_code(code).ok_or_else(|| CodecError(format!("unknown movement kind {code}")))
 }
 
 /// Reads only the time of an encoded movement.
@@ -325,6 +343,7 @@ pub fn product(p: &Product) -> Vec<u8> {
         e.i64(price.micros);
     }
     e.i64(p.updated_ms);
+    e.opt_i64(p.number.map(|n| n as i64));
     e.0
 }
 
@@ -352,6 +371,8 @@ pub fn decode_product(buf: &[u8]) -> Result<Product, CodecError> {
         p.prices.push((name, Decimal { micros: d.i64()? }));
     }
     p.updated_ms = d.i64()?;
+    // Rows written before numbers end here.
+    p.number = d.opt_number()?;
     Ok(p)
 }
 
@@ -360,6 +381,7 @@ pub fn warehouse(w: &Warehouse) -> Vec<u8> {
     e.u8(V1);
     e.str(&w.id);
     e.str(&w.name);
+    e.opt_i64(w.number.map(|n| n as i64));
     e.0
 }
 
@@ -368,6 +390,7 @@ pub fn decode_warehouse(buf: &[u8]) -> Result<Warehouse, CodecError> {
     Ok(Warehouse {
         id: d.str()?,
         name: d.str()?,
+        number: d.opt_number()?,
     })
 }
 
@@ -630,6 +653,7 @@ mod tests {
             warehouse: Some(Warehouse {
                 id: "w".into(),
                 name: "W".into(),
+                number: Some(9_000_000_000_000_001),
             }),
             ..Applied::default()
         };

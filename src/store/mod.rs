@@ -10,6 +10,7 @@ mod replay;
 pub mod rollup;
 pub mod snapshot;
 pub mod tables;
+pub mod upgrade;
 pub mod verify;
 pub mod wal;
 mod writer;
@@ -220,17 +221,28 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
         }
         all_tables!(create);
         let mut meta = txn.open_table(META)?;
-        if meta.get(MAGIC_KEY)?.is_none() {
+        let is_new = meta.get(MAGIC_KEY)?.is_none();
+        if is_new {
             meta.insert(MAGIC_KEY, MAGIC)?;
             meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
+            // A new file is born upgraded: records get numbers as they are created.
+            meta.insert(UPGRADE_KEY, upgrade::UPGRADE_LEVEL.to_le_bytes().as_slice())?;
         }
         let mut warehouses = txn.open_table(WAREHOUSES)?;
         if warehouses.get(default_warehouse)?.is_none() {
+            // Number 0 is the default warehouse a file is created with; one created later
+            // (the configured default changed) gets an assigned number at open (upgrade.rs).
+            let number = is_new.then_some(crate::ledger::DEFAULT_WAREHOUSE_NUMBER);
             let w = Warehouse {
                 id: default_warehouse.to_string(),
                 name: "Default".to_string(),
+                number,
             };
             warehouses.insert(default_warehouse, codec::warehouse(&w).as_slice())?;
+            if is_new {
+                txn.open_table(NUMBERS)?
+                    .insert((crate::ledger::NumberSpace::Warehouse.key(), 0), default_warehouse)?;
+            }
         }
     }
     txn.commit()?;
@@ -294,19 +306,28 @@ impl Store {
         let db = open_or_create(path, default_warehouse)?;
         let reopen_path = path.to_path_buf();
         let opener: Opener = Arc::new(move || Database::builder().create(&reopen_path));
-        Store::start(path, db, opener, rules, options)
+        Store::start(path, db, opener, rules, options, default_warehouse)
     }
 
     /// Opens a store whose database comes from `opener` (every time it is opened).
     pub fn open_with(path: &Path, opener: Opener, rules: Rules, default_warehouse: &str) -> Result<Store, OpenError> {
         let db = opener().map_err(|e| open_error(path, e))?;
         init(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
-        Store::start(path, db, opener, rules, Options::default())
+        Store::start(path, db, opener, rules, Options::default(), default_warehouse)
     }
 
-    fn start(path: &Path, db: Database, opener: Opener, rules: Rules, options: Options) -> Result<Store, OpenError> {
+    fn start(
+        path: &Path,
+        db: Database,
+        opener: Opener,
+        rules: Rules,
+        options: Options,
+        default_warehouse: &str,
+    ) -> Result<Store, OpenError> {
         let (wal, gen) =
             recovery::open_log(path, &db, options.log_capacity_bytes()).map_err(|e| OpenError::Log(e.to_string()))?;
+        // After the log is applied (the upgrade reads the file as it ends), before any write.
+        upgrade::upgrade(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             opener,

@@ -5,7 +5,7 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata}
 use super::tables::*;
 use super::StoreError;
 use super::{codec, storage_error};
-use crate::ledger::{Kind, Level, Movement, Product, Transfer, Warehouse};
+use crate::ledger::{Kind, Level, Movement, NumberSpace, Product, Transfer, Warehouse};
 
 /// Most warehouses a list answers (they are few; this only bounds a runaway file).
 pub const WAREHOUSES_LIST_MAX: usize = 10_000;
@@ -80,6 +80,8 @@ pub struct MovementFilter {
     pub warehouse: Option<String>,
     /// A seed-003 `movement_type` (`in`, `out`, `adjustment`, `transfer`) or a journal kind.
     pub movement_type: Option<String>,
+    /// Only entries of this journal kind.
+    pub kind: Option<Kind>,
     pub reference_id: Option<String>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
@@ -161,6 +163,47 @@ impl Reader {
         for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
             let (_, v) = row.map_err(storage_error)?;
             out.push(codec::decode_warehouse(v.value()).map_err(corrupt)?);
+        }
+        Ok(out)
+    }
+
+    /// The id `number` names in `space`: an all-digit id's own number, else one the store
+    /// assigned (or `0`, the first default warehouse). At most two point lookups, never a
+    /// scan (the dialects' hot path).
+    pub fn id_of_number(&self, space: NumberSpace, number: u64) -> Result<Option<String>, StoreError> {
+        let digits = number.to_string();
+        if crate::ledger::direct_number(&digits).is_some() {
+            let def = match space {
+                NumberSpace::Product => PRODUCTS,
+                NumberSpace::Warehouse => WAREHOUSES,
+            };
+            if table(&self.txn, def)?
+                .get(digits.as_str())
+                .map_err(storage_error)?
+                .is_some()
+            {
+                return Ok(Some(digits));
+            }
+        }
+        let t = table(&self.txn, NUMBERS)?;
+        let id = t.get((space.key(), number)).map_err(storage_error)?;
+        Ok(id.map(|v| v.value().to_string()))
+    }
+
+    /// Ids of the warehouses named exactly `name` that pass `keep`, at most two (one is an
+    /// answer, two an ambiguity). Warehouses are few; the walk stops after
+    /// `WAREHOUSES_LIST_MAX` of them.
+    pub fn warehouses_named(&self, name: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, StoreError> {
+        let t = table(&self.txn, WAREHOUSES)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
+            let (k, v) = row.map_err(storage_error)?;
+            if keep(k.value()) && codec::decode_warehouse(v.value()).map_err(corrupt)?.name == name {
+                out.push(k.value().to_string());
+                if out.len() == 2 {
+                    break;
+                }
+            }
         }
         Ok(out)
     }
@@ -416,11 +459,14 @@ impl Reader {
         if lo > hi || last == 0 {
             return Ok(acc.finish(|m: &Movement| cursor_encode(&[&m.seq.to_string()])));
         }
+        // Entries that cannot change on_hand (holds, buffer) only when a filter names their kind.
         let type_ok = |k: Kind| {
-            filter
-                .movement_type
-                .as_deref()
-                .is_none_or(|t| k.movement_type() == t || k.name() == t)
+            filter.kind.is_none_or(|x| x == k)
+                && filter
+                    .movement_type
+                    .as_deref()
+                    .is_none_or(|t| k.movement_type() == t || k.name() == t)
+                && (k.moves_on_hand() || filter.kind == Some(k) || filter.movement_type.as_deref() == Some(k.name()))
         };
         // Filters the chosen index does not cover are checked on each movement.
         let (index, reference_checked) = match (&filter.product, &filter.warehouse, &filter.reference_id) {
@@ -430,22 +476,25 @@ impl Reader {
             (None, None, Some(_)) => (Index::Reference, true),
             (None, None, None) => (Index::Journal, false),
         };
-        let residual = filter.movement_type.is_some() || (filter.reference_id.is_some() && !reference_checked);
-        if !residual && index == Index::Journal && paging.cursor.is_none() {
-            // Seq has no gap: the count of an unfiltered range is its width.
-            acc.total_known = Some(hi - lo + 1);
-        }
-        let mut visit = |seq: u64| -> Result<bool, StoreError> {
+        // Every list filters on the kind (hidden kinds), read from its fixed place in the
+        // entry; only a reference the index does not cover needs the whole entry decoded.
+        let residual = filter.reference_id.is_some() && !reference_checked;
+        let mut visit_entry = |bytes: &[u8]| -> Result<bool, StoreError> {
             if !residual && !acc.wants_row() {
-                return Ok(acc.skip_counted());
+                let kind = codec::movement_kind(bytes).map_err(corrupt)?;
+                return Ok(!type_ok(kind) || acc.skip_counted());
             }
-            let Some(v) = journal.get(seq).map_err(storage_error)? else {
-                return Ok(true);
-            };
-            let m = codec::decode_movement(v.value()).map_err(corrupt)?;
+            let m = codec::decode_movement(bytes).map_err(corrupt)?;
             let ok = type_ok(m.draft.kind)
                 && (reference_checked || filter.reference_id.is_none() || m.draft.reference_id == filter.reference_id);
             Ok(!ok || acc.push(m))
+        };
+        let journal_at = table(&self.txn, JOURNAL)?;
+        let mut visit = |seq: u64| -> Result<bool, StoreError> {
+            match journal_at.get(seq).map_err(storage_error)? {
+                Some(v) => visit_entry(v.value()),
+                None => Ok(true),
+            }
         };
         let s = |o: &Option<String>| o.clone().unwrap_or_default();
         match index {
@@ -515,8 +564,9 @@ impl Reader {
                 }
             }
             Index::Journal => {
-                for seq in (lo..=hi).rev() {
-                    if !visit(seq)? {
+                // One sequential walk of the range (the kinds it counts are in the entries).
+                for row in journal.range(lo..=hi).map_err(storage_error)?.rev() {
+                    if !visit_entry(row.map_err(storage_error)?.1.value())? {
                         break;
                     }
                 }
@@ -783,7 +833,8 @@ impl Reader {
         {
             let (k, v) = row.map_err(storage_error)?;
             if in_scope(k.value().1) {
-                a.trends.add(&Rollup::decode(v.value()).map_err(corrupt)?);
+                let r = Rollup::decode(v.value()).map_err(corrupt)?;
+                a.trends.add(&if warehouse.is_some() { r } else { r.shop_wide() });
             }
         }
 
@@ -803,7 +854,8 @@ impl Reader {
                 }
             }
         }
-        let mut movers: Vec<(String, Rollup)> = movers.into_iter().collect();
+        // A product whose entries changed no on_hand (only holds, say) moved nothing.
+        let mut movers: Vec<(String, Rollup)> = movers.into_iter().filter(|(_, r)| r.movements > 0).collect();
         movers.sort_by(|x, y| {
             (y.1.movements, y.1.moved)
                 .cmp(&(x.1.movements, x.1.moved))
@@ -1079,6 +1131,7 @@ mod tests {
             let w = Warehouse {
                 id: id.into(),
                 name: id.into(),
+                number: None,
             };
             store
                 .execute(Command::PutWarehouse(w), ctx.clone())

@@ -47,6 +47,7 @@ macro_rules! logged_tables {
         $m!(22, LOW_STOCK);
         $m!(23, RESERVATIONS);
         $m!(24, RESERVATIONS_BY_EXPIRY);
+        $m!(25, NUMBERS);
     };
 }
 

@@ -66,6 +66,14 @@ pub const WAREHOUSE_STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 /// (warehouse, product): levels at or below their reorder point.
 pub const LOW_STOCK: TableDefinition<(&str, &str), ()> = TableDefinition::new("low_stock");
 
+/// (number space, number) → id: the numbers the store assigned to ids that are not a
+/// number by themselves (`ledger::direct_number`), for the dialects' integer ids. An
+/// all-digit id is found by its number in `PRODUCTS`/`WAREHOUSES` directly.
+pub const NUMBERS: TableDefinition<(&str, u64), &str> = TableDefinition::new("numbers");
+/// `META` key: the upgrades this file has had (u64 LE; see `upgrade.rs`). Absent in files
+/// of earlier versions.
+pub const UPGRADE_KEY: &str = "upgrade_level";
+
 /// reservation id → reservation (codec::reservation).
 pub const RESERVATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("reservations");
 /// (expiry ms, reservation id) of the active ones: what the sweep releases, oldest first.
@@ -100,6 +108,7 @@ macro_rules! all_tables {
         $m!(LOW_STOCK);
         $m!(RESERVATIONS);
         $m!(RESERVATIONS_BY_EXPIRY);
+        $m!(NUMBERS);
     };
 }
 pub(crate) use all_tables;

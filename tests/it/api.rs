@@ -40,7 +40,11 @@ fn warehouses_create_update_get_list() {
     let server = Server::open();
     let res = server.put("/api/warehouses/w1", json!({"name": "Main Warehouse"}));
     res.expect(201);
-    assert_eq!(res.data(), json!({"id": "w1", "name": "Main Warehouse"}));
+    // `number`: the stable number the seed dialects show for it (docs/dialects.md).
+    assert_eq!(
+        res.data(),
+        json!({"id": "w1", "name": "Main Warehouse", "number": 9_000_000_000_000_001u64})
+    );
     assert!(res
         .header("content-type")
         .unwrap_or_default()
@@ -52,7 +56,11 @@ fn warehouses_create_update_get_list() {
 
     let res = server.get("/api/warehouses/w1");
     res.expect(200);
-    assert_eq!(res.data(), json!({"id": "w1", "name": "Main Warehouse (north)"}));
+    // An update keeps the number.
+    assert_eq!(
+        res.data(),
+        json!({"id": "w1", "name": "Main Warehouse (north)", "number": 9_000_000_000_000_001u64})
+    );
 
     let res = server.get("/api/warehouses");
     res.expect(200);

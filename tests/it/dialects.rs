@@ -568,8 +568,11 @@ fn adjustments_document_create_example_adjust_and_set() {
     let lines = a["line_items"].as_array().expect("lines");
     assert_eq!(lines[0]["quantity"], 4);
     assert_eq!(lines[1]["quantity"], 9);
-    assert_eq!(lines[0]["sku"], Value::Null);
-    assert_eq!(lines[0]["barcode"], Value::Null);
+    // Not in the request: filled from the product the line moves (issue 12).
+    assert_eq!(lines[0]["sku"], "IPOD123");
+    assert_eq!(lines[0]["barcode"], "123_pink");
+    assert_eq!(lines[1]["sku"], "IPOD124");
+    assert_eq!(lines[1]["barcode"], Value::Null, "the product has none");
     // `set` overrides: 10 → 4, 0 → 9; the variant, not the parent product, moved.
     assert_eq!(server.on_hand("1068095306", "963414"), 4);
     assert_eq!(server.on_hand("1068095307", "963414"), 9);
@@ -806,18 +809,37 @@ fn adjustments_refusals_are_422_and_change_nothing() {
         "line_items",
     );
     // An unknown product on the second line: nothing of the first line is applied either.
+    // Errors about a line name the line's field (issue 12).
     refuse(
         json!({"inventory": {"location_id": 963414, "line_items": [line(2), {"product_id": 42, "quantity": 1}]}}),
-        "line_items",
+        "line_items[1].product_id",
     );
     // Taking more than there is: all or nothing.
     refuse(
         json!({"inventory": {"location_id": 963414, "line_items": [line(3), line(-9)]}}),
-        "quantity",
+        "line_items[1].quantity",
     );
     refuse(
         json!({"inventory": {"location_id": 963414, "type": "adjust", "line_items": [line(-6)]}}),
-        "quantity",
+        "line_items[0].quantity",
+    );
+    // A zero adjust and a negative set: the line's quantity, not `base`.
+    refuse(
+        json!({"inventory": {"location_id": 963414, "line_items": [line(1), line(0)]}}),
+        "line_items[1].quantity",
+    );
+    refuse(
+        json!({"inventory": {"location_id": 963414, "type": "set", "line_items": [line(-1)]}}),
+        "line_items[0].quantity",
+    );
+    // A wrong type: named as the request names it, without the `inventory.` wrapper.
+    refuse(
+        json!({"inventory": {"location_id": 963414, "reason": 5, "line_items": [line(1)]}}),
+        "reason",
+    );
+    refuse(
+        json!({"inventory": {"location_id": 963414, "line_items": [{"product_id": 1068095306, "quantity": "1"}]}}),
+        "line_items[0].quantity",
     );
     refuse(
         json!({"inventory": {"location_id": 777, "line_items": [line(1)]}}),
@@ -872,8 +894,8 @@ fn adjustments_accept_200_line_items() {
     check_adjustment_shape(&a);
     assert_eq!(a["line_items"].as_array().map(Vec::len), Some(200));
     assert_eq!(a["total_quantity"], 200);
-    // No location: the default warehouse, shown as a string (its id is not a number).
-    assert_eq!(a["location_id"], "default");
+    // No location: the default warehouse, shown as its number 0 (issue 12).
+    assert_eq!(a["location_id"], 0);
     assert_eq!(server.journal_len(), journal + 200);
     for i in 0..10 {
         assert_eq!(server.on_hand(&format!("{}", 500 + i), "default"), 20);
@@ -906,6 +928,9 @@ fn depot_ok(res: &Response) -> Vec<Value> {
 }
 
 /// The product ids of items, as text.
+/// The number the store assigns to the first product whose id is not all digits.
+const ABC: &str = "9000000000000001";
+
 fn product_ids(items: &[Value]) -> Vec<String> {
     items
         .iter()
@@ -1134,10 +1159,12 @@ fn depot_filters() {
         product_ids(&items)
     };
 
-    assert_eq!(ids_of(json!({})), vec!["201", "202", "203", "204", "abc"]);
+    assert_eq!(ids_of(json!({})), vec!["201", "202", "203", "204", ABC]);
     // ids, as numbers or strings
     assert_eq!(ids_of(json!({"ids": [203, "201"]})), vec!["201", "203"]);
-    assert_eq!(ids_of(json!({"ids": ["abc", 999]})), vec!["abc"]);
+    assert_eq!(ids_of(json!({"ids": ["abc", 999]})), vec![ABC]);
+    // …or by the number an answer shows (issue 12).
+    assert_eq!(ids_of(json!({"ids": [9_000_000_000_000_001u64]})), vec![ABC]);
     assert_eq!(ids_of(json!({"ids": []})), Vec::<String>::new());
     assert_eq!(
         ids_of(json!({"ids": [201, "201"]})),
@@ -1150,7 +1177,7 @@ fn depot_filters() {
     assert_eq!(ids_of(json!({"name": "shirt"})), vec!["201", "202"]);
     assert_eq!(ids_of(json!({"name": "gh-3"})), vec!["203"]);
     assert_eq!(ids_of(json!({"name": "0000000028"})), vec!["202"]);
-    assert_eq!(ids_of(json!({"name": "SCARF"})), vec!["abc"]);
+    assert_eq!(ids_of(json!({"name": "SCARF"})), vec![ABC]);
     put_product(&server, "205", json!({"sku": "AT-5", "name": "Áo thun"}));
     assert_eq!(
         ids_of(json!({"name": "ÁO THUN"})),
@@ -1161,18 +1188,19 @@ fn depot_filters() {
     assert_eq!(ids_of(json!({"name": "nothing like it"})), Vec::<String>::new());
     // categoryId and brandIds
     assert_eq!(ids_of(json!({"categoryId": 7})), vec!["201", "202"]);
-    assert_eq!(ids_of(json!({"categoryId": "8"})), vec!["203", "abc"]);
+    assert_eq!(ids_of(json!({"categoryId": "8"})), vec!["203", ABC]);
     assert_eq!(ids_of(json!({"brandIds": [3]})), vec!["201", "203"]);
     assert_eq!(ids_of(json!({"brandIds": ["4", 3]})), vec!["201", "202", "203"]);
     assert_eq!(ids_of(json!({"brandIds": [9]})), Vec::<String>::new());
     // combined
     assert_eq!(ids_of(json!({"name": "shirt", "brandIds": [3]})), vec!["201"]);
     assert_eq!(ids_of(json!({"categoryId": 8, "ids": [203, 204]})), vec!["203"]);
-    // A non-numeric id stays a string.
+    // A non-numeric id shows its assigned number, a JSON integer (issue 12).
     let res = depot(&server, json!({"filters": {"ids": ["abc"]}}));
-    assert_eq!(raw_value(&res.body, "productId"), "\"abc\"");
+    assert_eq!(raw_value(&res.body, "productId"), ABC);
 
-    // depotIds restrict the depots shown, and the totals are over those depots.
+    // depotIds filter the products (one without stock rows there is not listed), restrict
+    // the depots shown, and the totals are over those depots (issue 12).
     let res = depot(&server, json!({"filters": {"depotIds": [2]}}));
     let items = depot_ok(&res);
     for item in &items {
@@ -1184,9 +1212,7 @@ fn depot_filters() {
     let by_id: BTreeMap<String, Value> = product_ids(&items).into_iter().zip(items.iter().cloned()).collect();
     assert_eq!(by_id["203"]["inventory"]["remain"], 3, "depot 2 only: {}", by_id["203"]);
     assert_eq!(by_id["202"]["inventory"]["remain"], 6);
-    if let Some(i) = by_id.get("201") {
-        assert_eq!(i["inventory"]["remain"], 0, "201 has nothing at depot 2: {i}");
-    }
+    assert_eq!(product_ids(&items), vec!["202", "203"], "201 has nothing at depot 2");
     let items = depot_ok(&depot(
         &server,
         json!({"filters": {"depotIds": ["1", 2], "ids": [203]}}),
@@ -1352,6 +1378,18 @@ warehouses = ["1"]
 }
 
 /// Walks the whole list with `size`; `between` runs after each page (with the page's ids).
+/// Number (as text) → id of every product, from the native list's `number`.
+fn product_numbers(c: &Client) -> BTreeMap<String, String> {
+    let res = c.get("/api/products?limit=500");
+    res.expect(200);
+    res.json()["data"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .map(|p| (p["number"].to_string(), p["id"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
 fn depot_walk(c: &Client, size: u64, sort: &str, mut between: impl FnMut(usize, &[String])) -> Vec<String> {
     let mut out = Vec::new();
     let mut next = Value::Null;
@@ -1363,7 +1401,12 @@ fn depot_walk(c: &Client, size: u64, sort: &str, mut between: impl FnMut(usize, 
         let res = depot(c, json!({"paginator": paginator}));
         let items = depot_ok(&res);
         assert!(items.len() as u64 <= size, "{}", res.body);
-        let ids = product_ids(&items);
+        // Answers show numbers (`x-1` shows an assigned one): back to the catalog's ids.
+        let numbers = product_numbers(c);
+        let ids: Vec<String> = product_ids(&items)
+            .into_iter()
+            .map(|n| numbers.get(&n).cloned().unwrap_or(n))
+            .collect();
         next = res.json()["paginator"]["next"].clone();
         if next.is_null() {
             out.extend(ids);
@@ -1489,7 +1532,8 @@ fn dialects_use_the_configured_default_warehouse() {
         json!({"inventory": {"line_items": [{"product_id": "p1", "quantity": 2}]}}),
     );
     res.expect(201);
-    assert_eq!(res.json()["adjustment"]["location_id"], "main");
+    // The default warehouse is number 0, whatever its id (issue 12).
+    assert_eq!(res.json()["adjustment"]["location_id"], 0);
     assert_eq!(server.on_hand("p1", "main"), 9);
     let log = server.get("/v2/products/inventory/p1").json();
     assert_eq!(log["count"], 2);
@@ -1723,7 +1767,8 @@ warehouses = ["w1"]
         .iter()
         .map(|a| a["location_id"].clone())
         .collect();
-    assert_eq!(locations, vec![json!("w1")]);
+    // w1 is not all digits: it shows its assigned number (the first one).
+    assert_eq!(locations, vec![json!(9_000_000_000_000_001u64)]);
     assert_eq!(
         server
             .get_as(Some(W1), "/com/inventories/adjustments/count.json")

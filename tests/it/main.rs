@@ -19,6 +19,7 @@ mod ops;
 mod partner;
 mod production;
 mod reservations;
+mod seed_clients;
 mod slow_bodies;
 mod store_model;
 mod visibility;

@@ -61,6 +61,7 @@ impl ledger::State for Mem {
         Ok((id != "nowhere").then(|| Warehouse {
             id: id.to_string(),
             name: id.to_string(),
+            number: None,
         }))
     }
     fn transfer(&mut self, id: &str) -> Result<Option<Transfer>, Fault> {

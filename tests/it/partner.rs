@@ -222,7 +222,9 @@ fn the_documents_update_and_history_examples() {
         assert_eq!(i["sku"], "sku1");
         assert_eq!(i["success"], true);
         assert_eq!(i["variant_id"], json!(1031046355u64), "all-digit ids are JSON numbers");
-        assert_eq!(i["warehouse_name"], "Default");
+        // As the document's example shows the default warehouse (issue 12).
+        assert_eq!(i["warehouse_name"], "default");
+        assert_eq!(i["warehouse_id"], 0);
     }
     // A later updated_at leaves it out.
     let later = d.admin(

@@ -148,6 +148,7 @@ async fn catalog_in_process(store: &Store) {
         let warehouse = Warehouse {
             id: w.to_string(),
             name: format!("Warehouse {w}"),
+            number: None,
         };
         store
             .execute(Command::PutWarehouse(warehouse), WriteCtx::default())

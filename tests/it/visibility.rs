@@ -321,7 +321,9 @@ fn seed_001_history_lists_a_restricted_partner_only_updates_it_may_see() {
     assert_eq!(first["total_sku"], 1, "{first}");
     let items = first["update_stock_history_item"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{first}");
-    assert_eq!(items[0]["warehouse_id"], "w1");
+    // w1's number: the first one assigned (docs/dialects.md, "Numbers").
+    let w1_number = json!(9_000_000_000_000_001u64);
+    assert_eq!(items[0]["warehouse_id"], w1_number);
     assert_eq!(items[0]["qty"], 5);
     assert_eq!(items[0]["row_number"], 1, "the line's place in its update");
     let every_item_w1 = seen["data"]
@@ -329,7 +331,7 @@ fn seed_001_history_lists_a_restricted_partner_only_updates_it_may_see() {
         .expect("data")
         .iter()
         .flat_map(|r| r["update_stock_history_item"].as_array().cloned().unwrap_or_default())
-        .all(|i| i["warehouse_id"] == "w1");
+        .all(|i| i["warehouse_id"] == w1_number);
     assert!(every_item_w1, "{seen}");
 
     // Paging counts visible updates only.

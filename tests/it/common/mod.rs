@@ -424,12 +424,18 @@ impl Client {
             .expect("quantity_on_hand is an integer")
     }
 
-    /// Number of journal entries (`meta.total` of the unfiltered movement list).
+    /// Number of journal entries: `meta.total` of the movement list, plus the entries it
+    /// lists only when asked by kind (holds and buffer changes, which move no on_hand).
     #[track_caller]
     pub fn journal_len(&self) -> u64 {
-        let res = self.get("/api/inventory/movements?limit=1");
-        res.expect(200);
-        res.json()["meta"]["total"].as_u64().expect("meta.total is a number")
+        ["", "&kind=reserve", "&kind=release", "&kind=buffer"]
+            .iter()
+            .map(|filter| {
+                let res = self.get(&format!("/api/inventory/movements?limit=1{filter}"));
+                res.expect(200);
+                res.json()["meta"]["total"].as_u64().expect("meta.total is a number")
+            })
+            .sum()
     }
 
     /// Asserts `GET /admin/verify` reports ok.
