@@ -143,6 +143,14 @@ impl<'t> Tables<'t> {
         self.meta.insert(GEN_KEY, gen.to_le_bytes().as_slice()).map(|_| ())
     }
 
+    /// One more journal entry that changes no on_hand (`HIDDEN_ENTRIES_KEY`).
+    fn count_hidden(&mut self) -> Result<(), redb::StorageError> {
+        let hidden = meta_u64(self.meta.read()?.get(HIDDEN_ENTRIES_KEY)?.as_ref().map(|v| v.value()));
+        self.meta
+            .insert(HIDDEN_ENTRIES_KEY, (hidden + 1).to_le_bytes().as_slice())
+            .map(|_| ())
+    }
+
     /// The next running number of batches of `kind`, from 100001.
     fn next_number(&mut self, kind: &str) -> Result<u64, redb::StorageError> {
         let key = format!("counter\u{0}{kind}");
@@ -487,6 +495,9 @@ impl<'t> Tables<'t> {
         self.by_warehouse.insert((w, seq), ())?;
         if let Some(r) = &m.draft.reference_id {
             self.by_reference.insert((r.as_str(), seq), ())?;
+        }
+        if !m.draft.kind.moves_on_hand() {
+            self.count_hidden()?;
         }
         let key = (rollup::day_of(now_ms), w.to_string(), p.to_string());
         self.pending.rollups.entry(key).or_default().add(&Rollup::of(&m));

@@ -479,6 +479,18 @@ impl Reader {
         // Every list filters on the kind (hidden kinds), read from its fixed place in the
         // entry; only a reference the index does not cover needs the whole entry decoded.
         let residual = filter.reference_id.is_some() && !reference_checked;
+        let unfiltered = index == Index::Journal && filter.kind.is_none() && filter.movement_type.is_none();
+        if unfiltered && paging.cursor.is_none() && lo == 1 && hi == last {
+            // The whole journal less what it hides: no walk to count a page's `total`.
+            let hidden = meta_u64(
+                table(&self.txn, META)?
+                    .get(HIDDEN_ENTRIES_KEY)
+                    .map_err(storage_error)?
+                    .as_ref()
+                    .map(|v| v.value()),
+            );
+            acc.total_known = Some(last.saturating_sub(hidden));
+        }
         let mut visit_entry = |bytes: &[u8]| -> Result<bool, StoreError> {
             if !residual && !acc.wants_row() {
                 let kind = codec::movement_kind(bytes).map_err(corrupt)?;

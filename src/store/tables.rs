@@ -73,6 +73,17 @@ pub const NUMBERS: TableDefinition<(&str, u64), &str> = TableDefinition::new("nu
 /// `META` key: the upgrades this file has had (u64 LE; see `upgrade.rs`). Absent in files
 /// of earlier versions.
 pub const UPGRADE_KEY: &str = "upgrade_level";
+/// How many journal entries change no on_hand (holds, releases, buffer changes): the
+/// movement list hides them, and its unfiltered `total` is the journal's length less this.
+pub const HIDDEN_ENTRIES_KEY: &str = "hidden_entries";
+
+/// A u64 kept in `META` (absent = 0).
+pub fn meta_u64(value: Option<&[u8]>) -> u64 {
+    value
+        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
+}
 
 /// reservation id → reservation (codec::reservation).
 pub const RESERVATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("reservations");

@@ -17,6 +17,21 @@ use crate::ledger::{self, NumberSpace};
 /// The level this version writes (`META[UPGRADE_KEY]`).
 pub const UPGRADE_LEVEL: u64 = 1;
 
+/// Counts the journal's entries that change no on_hand (`HIDDEN_ENTRIES_KEY`), which the
+/// writer keeps counting from here on.
+fn count_hidden_entries(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut hidden = 0u64;
+    for row in txn.open_table(JOURNAL)?.iter()? {
+        let (_, v) = row?;
+        if !codec::movement_kind(v.value()).map_err(corrupt)?.moves_on_hand() {
+            hidden += 1;
+        }
+    }
+    txn.open_table(META)?
+        .insert(HIDDEN_ENTRIES_KEY, hidden.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
 /// The file's level: 0 when it predates upgrades.
 pub fn level(txn: &redb::ReadTransaction) -> Result<u64, redb::Error> {
     let meta = txn.open_table(META)?;
@@ -51,6 +66,7 @@ pub fn upgrade(db: &Database, default_warehouse: &str) -> Result<(), redb::Error
         number_records(&txn, NumberSpace::Warehouse, Some(default_warehouse))?;
         number_records(&txn, NumberSpace::Product, None)?;
         sum_rollups_again(&txn)?;
+        count_hidden_entries(&txn)?;
         txn.open_table(META)?
             .insert(UPGRADE_KEY, UPGRADE_LEVEL.to_le_bytes().as_slice())?;
     }

@@ -67,6 +67,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let mut rollups: BTreeMap<(i64, String, String), Rollup> = BTreeMap::new();
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
+    let mut hidden = 0u64;
     for row in journal.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let seq = k.value();
@@ -97,11 +98,19 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         }
         let key = (day_of(m.at_ms), m.draft.warehouse.clone(), m.draft.product.clone());
         rollups.entry(key).or_default().add(&Rollup::of(&m));
+        hidden += u64::from(!m.draft.kind.moves_on_hand());
         prev = m.hash;
         expected = seq + 1;
         report.movements += 1;
     }
     report.seq_last = expected - 1;
+    let meta = txn.open_table(META).map_err(|e| e.to_string())?;
+    let stored = meta_u64(meta.get(HIDDEN_ENTRIES_KEY).map_err(s)?.as_ref().map(|v| v.value()));
+    if stored != hidden {
+        return Err(format!(
+            "{stored} entries that change no on_hand counted, the journal has {hidden}"
+        ));
+    }
 
     check_rollups(txn, &rollups)?;
 

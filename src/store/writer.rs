@@ -341,9 +341,11 @@ impl Writer {
     /// is committed this way; under load jobs are always queued and the timer decides).
     fn commit_due(&self) -> bool {
         let Some(open) = &self.open else { return false };
-        open.due()
-            || self.shared.flush_wanted.load(Ordering::Acquire)
-            || self.shared.queued.load(Ordering::Relaxed) == 0
+        #[cfg(test)]
+        let idle = self.shared.queued.load(Ordering::Relaxed) == 0 && !self.shared.hold_commits.load(Ordering::Relaxed);
+        #[cfg(not(test))]
+        let idle = self.shared.queued.load(Ordering::Relaxed) == 0;
+        open.due() || self.shared.flush_wanted.load(Ordering::Acquire) || idle
     }
 
     /// A clean stop: a last durable commit, then the log is marked clean.
