@@ -21,5 +21,6 @@ mod production;
 mod reservations;
 mod slow_bodies;
 mod store_model;
+mod ui;
 mod visibility;
 mod wal;
