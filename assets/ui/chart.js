@@ -6,7 +6,7 @@ import { num, time } from "./dom.js";
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 600;
 const HEIGHT = 200;
-const PAD = { left: 48, right: 12, top: 12, bottom: 28 };
+const PAD = { left: 48, right: 12, top: 24, bottom: 28 };
 
 function s(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
@@ -19,14 +19,15 @@ function frame(label) {
   return s("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-label": label });
 }
 
-/** Step line of `points` [{at: ISO time, value}] (oldest first). */
+/** Step line of `points` [{at: ISO time, value}] (oldest first), one step per movement:
+ * evenly spaced, so a busy minute is as readable as a quiet month (the ends are dated). */
 export function stepChart(points, label) {
   const svg = frame(label);
   if (points.length === 0) return svg;
-  const times = points.map((p) => new Date(p.at).getTime());
+  const times = points.map((_, i) => i);
   const values = points.map((p) => p.value);
-  const t0 = Math.min(...times);
-  const t1 = Math.max(...times, t0 + 1);
+  const t0 = 0;
+  const t1 = Math.max(1, points.length - 1);
   const v0 = Math.min(0, ...values);
   const v1 = Math.max(1, ...values);
   const x = (t) => PAD.left + ((t - t0) / (t1 - t0)) * (WIDTH - PAD.left - PAD.right);
@@ -38,8 +39,8 @@ export function stepChart(points, label) {
     s("path", { d, class: "line" }),
     s("text", { x: PAD.left - 6, y: y(v1) + 4, class: "tick", "text-anchor": "end" }, num(v1)),
     s("text", { x: PAD.left - 6, y: y(v0) + 4, class: "tick", "text-anchor": "end" }, num(v0)),
-    s("text", { x: PAD.left, y: HEIGHT - 8, class: "tick" }, time(new Date(t0).toISOString())),
-    s("text", { x: WIDTH - PAD.right, y: HEIGHT - 8, class: "tick", "text-anchor": "end" }, time(new Date(t1).toISOString())),
+    s("text", { x: PAD.left, y: HEIGHT - 8, class: "tick" }, time(points[0].at)),
+    s("text", { x: WIDTH - PAD.right, y: HEIGHT - 8, class: "tick", "text-anchor": "end" }, time(points[points.length - 1].at)),
   );
   for (let i = 0; i < points.length; i += 1) {
     svg.append(s("circle", { cx: x(times[i]), cy: y(values[i]), r: 3, class: "dot" }, s("title", {}, `${time(points[i].at)}: ${num(values[i])}`)));

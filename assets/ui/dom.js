@@ -90,7 +90,7 @@ export function table(caption, columns, rows, emptyText = "Nothing to show.") {
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : "" }, c.label)))),
       h("tbody", {}, rows.map((row) => h("tr", {}, columns.map((c) =>
-        h("td", { "data-label": c.label, class: c.num ? "num" : "" }, c.cell(row))))))));
+        h("td", { "data-label": c.label, class: c.num ? "num" : "" }, h("span", { class: "v" }, c.cell(row)))))))));
 }
 
 /** A status line for results and errors (announced to screen readers). */

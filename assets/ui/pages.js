@@ -214,7 +214,7 @@ export async function product(main, params, id) {
       fill(historyBox, table(`Movements of ${p.name}, newest first`, [
         { label: "When", cell: (m) => time(m.created_at) },
         { label: "Warehouse", cell: (m) => warehouseName(m.warehouse_id) },
-        { label: "Type", cell: (m) => m.movement_type },
+        { label: "Type", cell: (m) => KIND_WORDS[m.kind] || m.kind || m.movement_type },
         { label: "Change", num: true, cell: (m) => signed(m.balance_after - m.balance_before) },
         { label: "Before", num: true, cell: (m) => num(m.balance_before) },
         { label: "After", num: true, cell: (m) => num(m.balance_after) },
@@ -234,7 +234,6 @@ export async function product(main, params, id) {
       return;
     }
     const points = [{ at: mine[0].created_at, value: mine[0].balance_before }, ...mine.map((m) => ({ at: m.created_at, value: m.balance_after }))];
-    points.push({ at: new Date().toISOString(), value: shown.get(wid) ?? points[points.length - 1].value });
     fill(chartBox, stepChart(points, `On hand of ${p.name} in ${warehouseName(wid)}: ${num(points[points.length - 1].value)} now`),
       h("p", { class: "hint" }, `${warehouseName(wid)}, last ${num(mine.length)} movements`));
   }
@@ -243,6 +242,13 @@ export async function product(main, params, id) {
   if (params.get("scan")) form.focus();
   return { refresh: reloader(form.section, load) };
 }
+
+/** The journal's kinds in a shop person's words. */
+const KIND_WORDS = {
+  in: "In", out: "Out", adjustment: "Adjustment", count: "Count", transfer_out: "Transfer out",
+  transfer_in: "Transfer in", receive: "Received", reserve: "Reserved", release: "Reservation released",
+  commit: "Shipped (reservation)", damage: "Damaged", write_off: "Written off", buffer: "Buffer",
+};
 
 function signed(n) {
   return n > 0 ? `+${num(n)}` : num(n);
@@ -367,6 +373,22 @@ export function counts(main) {
     const err = h("span", { class: "line-error", role: "alert" });
     const tr = h("tr", {}, h("td", { "data-label": "Line" }, String(n)), h("td", { "data-label": "Product" }, code), h("td", { "data-label": "Counted" }, qty), h("td", { "data-label": "Result" }, err));
     const line = { code, qty, err, tr };
+    // A scanner types the code and Enter: Enter moves on (code → count → next line's code)
+    // instead of sending a half-typed count; "Send count" sends it.
+    code.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        qty.focus();
+      }
+    });
+    qty.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        const next = lines[lines.indexOf(line) + 1];
+        if (next) next.code.focus();
+        else addLine(true);
+      }
+    });
     lines.push(line);
     linesBody.append(tr);
     if (focus) code.focus();
@@ -565,11 +587,12 @@ export function analytics(main, params) {
           card("Products", num(o.total_products)), card("Stock value", money(o.total_stock_value)),
           card("Low stock", num(o.low_stock_items)), card("Out of stock", num(o.out_of_stock_items))),
         h("section", { "aria-labelledby": "trends-h" }, h("h2", { id: "trends-h" }, "Trends"),
-          barChart([
-            { label: "In", value: a.trends.stock_in, kind: "in" },
-            { label: "Out", value: a.trends.stock_out, kind: "out" },
+          h("div", { class: "chart-box" }, barChart([
+            { label: "Units in", value: a.trends.stock_in, kind: "in" },
+            { label: "Units out", value: a.trends.stock_out, kind: "out" },
             { label: "Adjustments", value: a.trends.adjustments, kind: "adj" },
-          ], `Stock in ${num(a.trends.stock_in)}, out ${num(a.trends.stock_out)}, ${num(a.trends.adjustments)} adjustments`)),
+          ], `Units in ${num(a.trends.stock_in)}, units out ${num(a.trends.stock_out)}, ${num(a.trends.adjustments)} adjustments`),
+          h("p", { class: "hint" }, `${num(a.trends.movements)} movements in the period.`))),
         h("section", { "aria-labelledby": "movers-h" }, h("h2", { id: "movers-h" }, "Top movers"),
           table("Products with the most movements", [
             { label: "Product", cell: (m) => productLink({ id: m.product_id, name: m.product_name }) },

@@ -401,8 +401,14 @@ def test_bulk_count_with_a_bad_line_shows_its_error_and_changes_nothing(browser,
         page.get_by_label("Warehouse").select_option("default")
         mug, jar = d.on_hand("mug", "default"), d.on_hand("jar", "default")
         # An unknown code: caught per line, nothing sent.
-        page.get_by_label("Line 1: product (SKU, barcode or id)").fill("MUG-1")
-        page.get_by_label("Line 1: counted quantity").fill("30")
+        # Scanner style: code + Enter moves to the count, count + Enter to the next line.
+        page.get_by_label("Line 1: product (SKU, barcode or id)").focus()
+        page.keyboard.type("MUG-1")
+        page.keyboard.press("Enter")
+        expect(page.get_by_label("Line 1: counted quantity")).to_be_focused()
+        page.keyboard.type("30")
+        page.keyboard.press("Enter")
+        expect(page.get_by_label("Line 2: product (SKU, barcode or id)")).to_be_focused()
         page.get_by_label("Line 2: product (SKU, barcode or id)").fill("NOPE-404")
         page.get_by_label("Line 2: counted quantity").fill("1")
         page.get_by_role("button", name="Send count").click()
@@ -589,7 +595,7 @@ def test_every_page_at_1280_and_360_px_stays_on_the_daemon(browser, d, shots=Non
                 if width == "phone":
                     wide = s.page.evaluate("document.documentElement.scrollWidth")
                     assert wide <= WIDTHS["phone"][0], f"{name} is {wide} px wide at 360 px"
-                s.page.screenshot(path=str(out / f"{name}-{WIDTHS[width][0]}.png"))
+                s.page.screenshot(path=str(out / f"{name}-{WIDTHS[width][0]}.png"), full_page=True)
             assert s.outside_requests() == [], s.outside_requests()
             assert s.console_errors == [], s.console_errors
         finally:
