@@ -64,7 +64,9 @@ async function route() {
   document.title = `${(main.querySelector("h1") || {}).textContent || "stockd"} · stockd`;
   if (!params.get("scan") && path !== "scan") {
     const h1 = main.querySelector("h1");
-    if (h1 && document.activeElement === document.body) {
+    // The new page's heading takes the focus (keyboard and screen-reader users start there),
+    // unless the page focused a control of its own.
+    if (h1 && !main.contains(document.activeElement)) {
       h1.tabIndex = -1;
       h1.focus({ preventScroll: true });
     }

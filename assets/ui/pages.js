@@ -459,10 +459,11 @@ export function counts(main) {
   return {};
 }
 
-/** The count line an error is about: `adjustments[i]` in its detail, or the product it names. */
+/** The count line an error is about: the line its detail names, or the product it names. */
 function lineOf(err, items) {
   const text = errorText(err);
-  const at = /adjustments\[(\d+)\]/.exec(text);
+  // `adjustments[i].field` (a field check) or `item i: …` (the ledger's refusal), 0-based.
+  const at = /adjustments\[(\d+)\]/.exec(text) || /\bitem (\d+):/.exec(text);
   if (at && items[Number(at[1])]) return items[Number(at[1])].line;
   const named = items.find((it) => text.includes(`\`${it.product_id}\``));
   return named ? named.line : null;

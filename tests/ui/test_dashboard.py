@@ -423,7 +423,15 @@ def test_bulk_count_with_a_bad_line_shows_its_error_and_changes_nothing(browser,
         expect(line2.locator(".line-error")).to_contain_text("adjustments[1].actual_quantity")
         expect(page.get_by_role("alert").filter(has_text="Nothing was saved")).to_be_visible()
         assert (d.on_hand("mug", "default"), d.on_hand("jar", "default")) == (mug, jar), "a refused count changed stock"
+        # A line the ledger refuses (the same product twice): `item 1: …` lands on line 2.
+        page.get_by_label("Line 2: product (SKU, barcode or id)").fill("4006381333931")
+        page.get_by_label("Line 2: counted quantity").fill("5")
+        page.get_by_role("button", name="Send count").click()
+        expect(line2.locator(".line-error")).to_contain_text("appear twice")
+        expect(page.get_by_role("alert").filter(has_text="Nothing was saved")).to_be_visible()
+        assert (d.on_hand("mug", "default"), d.on_hand("jar", "default")) == (mug, jar), "a refused count changed stock"
         # Fixed, the whole count goes through at once.
+        page.get_by_label("Line 2: product (SKU, barcode or id)").fill("JAR-1")
         page.get_by_label("Line 2: counted quantity").fill("9")
         page.get_by_role("button", name="Send count").click()
         expect(page.get_by_role("status").filter(has_text="Count saved")).to_contain_text("2 lines")
@@ -602,6 +610,12 @@ def test_every_page_at_1280_and_360_px_stays_on_the_daemon(browser, d, shots=Non
             s.close()
     if not shots:
         shutil.rmtree(out, ignore_errors=True)
+    elif shutil.which("pngquant"):
+        # Committed files: a 256-colour palette keeps them a third of the size, same look.
+        pngs = sorted(str(p) for p in out.glob("*.png"))
+        subprocess.run(["pngquant", "--quality=70-95", "--speed", "1", "--strip", "--force", "--ext", ".png", *pngs], check=True)
+    else:
+        print("    (pngquant not found: the screenshots are left uncompressed)")
 
 
 TESTS = [v for k, v in list(globals().items()) if k.startswith("test_")]
