@@ -192,12 +192,15 @@ export async function product(main, params, id) {
     h("section", { "aria-labelledby": "chart-h" }, h("h2", { id: "chart-h" }, "On hand over time"), chartBox),
     h("section", { "aria-labelledby": "history-h" }, h("h2", { id: "history-h" }, "Movements"), historyBox));
 
+  let firstLoad = true;
   async function load() {
     try {
       const inv = (await api(`/api/products/${enc(p.id)}/inventory`)).data;
       const rows = inv.warehouses.filter((r) => !session.restrictedTo || session.restrictedTo.includes(r.warehouse.id));
       shown.clear();
       for (const r of rows) shown.set(r.warehouse.id, r.quantity_on_hand);
+      if (firstLoad && !params.get("warehouse") && rows.length > 0) form.choose(rows[0].warehouse.id);
+      firstLoad = false;
       for (const w of session.warehouses) if (!expected.has(w.id)) expected.set(w.id, shown.get(w.id) ?? 0);
       fill(levelsBox, table(`Levels of ${p.name}`, [
         { label: "Warehouse", cell: (r) => r.warehouse.name },
@@ -334,6 +337,10 @@ function movementForm(p, params, shown, expected, reload) {
     section,
     update: sync,
     warehouse: () => wh.value,
+    /** Preselects the warehouse the product is in (the form opens on the first visible one). */
+    choose: (id) => {
+      if (session.warehouses.some((w) => w.id === id)) wh.value = id;
+    },
     focus: () => qty.focus(),
     onWarehouse: (fn) => { warehouseListener = fn; },
   };
@@ -569,7 +576,9 @@ export function reservations(main) {
 
 export function analytics(main, params) {
   const period = select([["7d", "Last 7 days"], ["30d", "Last 30 days"], ["90d", "Last 90 days"], ["1y", "Last year"]], params.get("period") || "30d", { name: "period" });
-  const wh = select(warehouseOptions(session.restrictedTo && session.warehouses.length > 1 ? null : "All warehouses"), params.get("warehouse") || "", { name: "warehouse" });
+  // A credential restricted to several warehouses must name one (API.md); to one, it is implied.
+  const allLabel = !session.restrictedTo ? "All warehouses" : session.warehouses.length === 1 ? "All my warehouses" : null;
+  const wh = select(warehouseOptions(allLabel), params.get("warehouse") || "", { name: "warehouse" });
   const box = h("div");
   const form = h("form", { class: "filters", "aria-label": "Analytics period" }, field("Period", period), field("Warehouse", wh));
   form.addEventListener("submit", (e) => e.preventDefault());

@@ -257,13 +257,21 @@ def test_static_shell_needs_no_credential_and_sends_csp(browser, d):
         s.close()
 
 
-def test_bad_token_is_refused_with_the_servers_words(browser, d):
+def test_a_bad_token_is_refused_and_a_401_returns_to_sign_in(browser, d):
     s = Session(browser, d)
     try:
         s.open()
         s.page.get_by_label("Access token").fill("stk_not_a_real_token_0000000000")
         s.page.get_by_role("button", name="Sign in").click()
         expect(s.page.get_by_role("alert")).to_contain_text("That token was not accepted")
+        assert s.page.evaluate("sessionStorage.length") == 0
+        # A token that stops working mid-session (revoked, daemon reconfigured): any 401
+        # returns to sign-in, with the server's words.
+        s.sign_in("reader")
+        s.page.evaluate("sessionStorage.setItem('stockd.token', 'stk_revoked_0000000000000000')")
+        s.go("#/transfers")
+        expect(s.page.get_by_label("Access token")).to_be_visible()
+        expect(s.page.get_by_role("alert")).to_contain_text("You were signed out")
         assert s.page.evaluate("sessionStorage.length") == 0
     finally:
         s.close()
