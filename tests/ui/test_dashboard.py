@@ -570,6 +570,51 @@ def test_admin_backups_and_sinks(browser, d):
         s.close()
 
 
+def test_sinks_page_follows_the_outbound_contract(browser, d):
+    """`/admin/sinks` as API.md "Outbound" describes it, answered by the browser (the route
+    may not exist in this build): the page lists position, lag and state and pauses/resumes
+    through `POST /admin/sinks/{id}/pause|resume`."""
+    sinks = [
+        {"id": "erp", "kind": "webhook", "target": "https://erp.example.com/hooks/stock", "position": 1200, "lag": 3,
+         "state": "retrying", "attempts": 4, "last_error": "HTTP 502 from the receiver", "last_attempt_at": "2026-01-15T15:30:00.000Z"},
+        {"id": "nats", "kind": "nats", "target": "nats://127.0.0.1:4222", "position": 1203, "lag": 0,
+         "state": "paused", "attempts": 0, "last_error": None, "last_attempt_at": None},
+    ]
+    posts = []
+
+    def answer(route):
+        req = route.request
+        if req.method == "GET":
+            route.fulfill(status=200, content_type="application/json", body=json.dumps({"data": sinks}))
+            return
+        assert req.headers.get("authorization") == f"Bearer {d.tokens['admin']}"
+        posts.append(req.url[len(d.base):])
+        sink_id, verb = req.url.rsplit("/", 2)[-2:]
+        for sink in sinks:
+            if sink["id"] == sink_id:
+                sink["state"] = "paused" if verb == "pause" else "ok"
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({"data": {}}))
+
+    s = Session(browser, d)
+    try:
+        s.page.route(re.compile(r".*/admin/sinks(/.*)?$"), answer)
+        s.sign_in("admin", then="#/admin/sinks")
+        page = s.page
+        erp = page.locator("tbody tr").filter(has_text="erp")
+        expect(cell(erp, "Lag")).to_have_text("3")
+        expect(cell(erp, "Position")).to_have_text("1,200")
+        expect(cell(erp, "State")).to_have_text("retrying")
+        expect(cell(erp, "Last error")).to_have_text("HTTP 502 from the receiver")
+        erp.get_by_role("button", name="Pause sink erp").click()
+        expect(page.get_by_role("status").filter(has_text="Sink erp paused")).to_be_visible()
+        expect(cell(erp, "State")).to_have_text("paused")
+        page.locator("tbody tr").filter(has_text="nats://").get_by_role("button", name="Resume sink nats").click()
+        expect(page.get_by_role("status").filter(has_text="Sink nats resumed")).to_be_visible()
+        assert posts == ["/admin/sinks/erp/pause", "/admin/sinks/nats/resume"], posts
+    finally:
+        s.close()
+
+
 PAGES = [
     ("levels", "#/levels", "Stock levels"),
     ("product", "#/product/mug", "Blue mug"),
