@@ -6,8 +6,11 @@ import { backups, sinks } from "./admin.js";
 import { field, fill, h, notice } from "./dom.js";
 import { analytics, counts, errorText, levels, product, reservations, scan, transfers } from "./pages.js";
 
-/** A burst of feed news reloads the page once, this long after the first of it. */
+/** A burst of feed news reloads the page once, this long after the first of it… */
 const REFRESH_DEBOUNCE_MS = 100;
+/** …and a busy shop reloads an open page at most once per this (the server's load stays
+ * bounded however many movements a second come in). */
+const REFRESH_SPACING_MS = 1000;
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -134,12 +137,20 @@ whenUnauthenticated((err) => {
 });
 
 let refreshTimer = null;
-onChanges(() => {
+let lastRefresh = 0;
+let news = [];
+onChanges((movements) => {
+  news.push(...movements);
   if (refreshTimer) return;
+  const now = Date.now();
+  const at = Math.max(now + REFRESH_DEBOUNCE_MS, lastRefresh + REFRESH_SPACING_MS);
   refreshTimer = setTimeout(() => {
     refreshTimer = null;
-    if (current.refresh) current.refresh();
-  }, REFRESH_DEBOUNCE_MS);
+    lastRefresh = Date.now();
+    const batch = news;
+    news = [];
+    if (current.refresh && (!current.concerns || batch.some(current.concerns))) current.refresh();
+  }, at - now);
 });
 
 onFeedState((state) => {

@@ -243,7 +243,8 @@ export async function product(main, params, id) {
   form.onWarehouse(() => load());
   await load();
   if (params.get("scan")) form.focus();
-  return { refresh: reloader(form.section, load) };
+  // Only this product's movements concern its page.
+  return { refresh: reloader(form.section, load), concerns: (m) => m.product_id === p.id };
 }
 
 /** The journal's kinds in a shop person's words. */
