@@ -177,10 +177,10 @@ class Session:
     """One browser context (its own sessionStorage) with a record of every request and
     every console error, so a test can assert nothing left the daemon and CSP blocked nothing."""
 
-    def __init__(self, browser, daemon, width="desktop"):
+    def __init__(self, browser, daemon, width="desktop", locale="en-US"):
         w, hgt = WIDTHS[width]
         self.daemon = daemon
-        self.context = browser.new_context(viewport={"width": w, "height": hgt}, locale="en-US")
+        self.context = browser.new_context(viewport={"width": w, "height": hgt}, locale=locale)
         self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.requests = []
@@ -283,6 +283,15 @@ def test_read_token_sees_levels_but_no_write_controls(browser, d):
         s.sign_in("reader")
         page = s.page
         expect(level_row(page, "Blue mug", "Shop floor")).to_be_visible()
+        # Keyboard only: the page's heading has the focus, Tab reaches the search, Enter searches.
+        expect(page.get_by_role("heading", name="Stock levels")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.get_by_label("Search by name, SKU or barcode")).to_be_focused()
+        page.keyboard.type("TEA-1")
+        page.keyboard.press("Enter")
+        expect(page.locator("tbody")).not_to_contain_text("Blue mug")
+        expect(level_row(page, "Green tea", "South depot")).to_be_visible()
+        s.go("#/levels")
         # No count page, no reorder point inputs, no admin pages.
         nav = page.get_by_role("navigation", name="Pages")
         expect(nav.get_by_role("link", name="Levels")).to_be_visible()
@@ -595,14 +604,15 @@ def test_sinks_page_follows_the_outbound_contract(browser, d):
                 sink["state"] = "paused" if verb == "pause" else "ok"
         route.fulfill(status=200, content_type="application/json", body=json.dumps({"data": {}}))
 
-    s = Session(browser, d)
+    # German number formatting: the page follows the browser's locale.
+    s = Session(browser, d, locale="de-DE")
     try:
         s.page.route(re.compile(r".*/admin/sinks(/.*)?$"), answer)
         s.sign_in("admin", then="#/admin/sinks")
         page = s.page
         erp = page.locator("tbody tr").filter(has_text="erp")
         expect(cell(erp, "Lag")).to_have_text("3")
-        expect(cell(erp, "Position")).to_have_text("1,200")
+        expect(cell(erp, "Position")).to_have_text("1.200")
         expect(cell(erp, "State")).to_have_text("retrying")
         expect(cell(erp, "Last error")).to_have_text("HTTP 502 from the receiver")
         erp.get_by_role("button", name="Pause sink erp").click()
