@@ -131,10 +131,15 @@ fn gzip_if_it_pays(content_type: &str, bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub fn config_ui(cfg: &mut web::ServiceConfig) {
+    // HEAD as GET (actix sends the head without the body): `curl -I` and link checkers.
     cfg.route("/", web::get().to(to_ui))
+        .route("/", web::head().to(to_ui))
         .route("/ui", web::get().to(to_ui))
+        .route("/ui", web::head().to(to_ui))
         .route("/ui/", web::get().to(page))
-        .route("/ui/{version}/{name}", web::get().to(asset));
+        .route("/ui/", web::head().to(page))
+        .route("/ui/{version}/{name}", web::get().to(asset))
+        .route("/ui/{version}/{name}", web::head().to(asset));
 }
 
 /// The total size of the embedded files, for the docs' "what the dashboard adds" figure.

@@ -42,6 +42,24 @@ fn server() -> Server {
     server
 }
 
+/// The raw answer to `HEAD path`.
+fn head_request(s: &Server, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = s.client().addr;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(crate::common::IO_TIMEOUT))
+        .expect("timeout");
+    write!(
+        stream,
+        "HEAD {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    raw
+}
+
 /// The `/ui/{version}/{file}` URL the page names for `file`.
 fn asset_url(page: &str, file: &str) -> String {
     let end = page.find(&format!("/{file}\"")).expect("the page names the file");
@@ -78,6 +96,12 @@ fn the_shell_needs_no_credential_and_carries_the_csp() {
         page.body
     );
     assert!(page.body.contains("<script type=\"module\" src=\"/ui/"));
+    // HEAD: the same head, no body (by hand: the harness's client reads a body by its length).
+    let head = head_request(&s, "/ui/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let etag = page.header("etag").unwrap_or("?");
+    assert!(head.to_ascii_lowercase().contains(&format!("etag: {etag}")), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "a body after the head: {head}");
     // The data still needs a token.
     c.get("/api/inventory").expect_error(401, "unauthenticated");
     c.get("/api/whoami").expect_error(401, "unauthenticated");
