@@ -37,7 +37,8 @@ export function backups(main) {
     }
   }
   fill(main, h("h1", {}, "Backups"),
-    h("p", { class: "hint" }, "A backup is a consistent copy of the data file, written while the shop keeps working. Restore one with `stockd serve --data FILE`."),
+    h("p", { class: "hint" }, "A backup is a consistent copy of the data file, written while the shop keeps working, into the server's backup directory. Copy one elsewhere with ",
+      h("code", {}, "stockd backup --out FILE"), "; restore one with ", h("code", {}, "stockd serve --data FILE"), "."),
     h("p", {}, take), msg, box);
   load();
   return {};
