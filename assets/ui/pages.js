@@ -492,7 +492,8 @@ export function transfers(main) {
   const msg = h("div", { class: "form-msg" });
   async function load() {
     try {
-      const rows = (await api("/api/inventory/transfers?status=in_transit")).data;
+      const page = await api("/api/inventory/transfers?status=in_transit&limit=500");
+      const rows = page.data;
       const names = await Promise.all(rows.map((t) => productName(t.product_id)));
       rows.forEach((t, i) => { t.product_name = names[i]; });
       fill(box, table("Transfers in transit, newest first", [
@@ -502,7 +503,7 @@ export function transfers(main) {
         { label: "To", cell: (t) => warehouseName(t.to_warehouse_id) },
         { label: "Quantity", num: true, cell: (t) => num(t.quantity) },
         { label: "Action", cell: (t) => receiveButton(t) },
-      ], rows, "Nothing is in transit."));
+      ], rows, "Nothing is in transit."), page.meta.hasMore ? h("p", { class: "hint" }, "More transfers may be in transit than this list shows.") : null);
     } catch (e) {
       fill(box, notice("error", errorText(e)));
     }
@@ -537,7 +538,8 @@ export function reservations(main) {
   const msg = h("div", { class: "form-msg" });
   async function load() {
     try {
-      const rows = (await api("/api/inventory/reservations?status=active")).data;
+      const page = await api("/api/inventory/reservations?status=active&limit=500");
+      const rows = page.data;
       const names = await Promise.all(rows.map((r) => productName(r.product_id)));
       rows.forEach((r, i) => { r.product_name = names[i]; });
       fill(box, table("Active reservations, soonest expiry first", [
@@ -547,7 +549,7 @@ export function reservations(main) {
         { label: "Reference", cell: (r) => r.reference_id || "—" },
         { label: "Expires", cell: (r) => time(r.expires_at) },
         { label: "Action", cell: (r) => (session.canWrite ? reservationActions(r) : "—") },
-      ], rows, "No active reservations."));
+      ], rows, "No active reservations."), page.meta.hasMore ? h("p", { class: "hint" }, "More reservations are active than this list shows.") : null);
     } catch (e) {
       fill(box, notice("error", errorText(e)));
     }

@@ -1004,17 +1004,24 @@ async fn list_transfers(
         check_id("warehouse_id", w)?;
         g.check_warehouse(w)?;
     }
-    let named = q.warehouse_id.as_deref();
-    let visible = |t: &crate::ledger::Transfer| {
-        (g.may_use(&t.from) || g.may_use(&t.to)) && named.is_none_or(|w| t.from == w || t.to == w)
-    };
     let reader = state.store.reader().await?;
-    // `limit` ≤ TRANSFERS_LIMIT_MAX: the cast cannot truncate.
-    let scan = reader.transfers_in_transit(&visible, limit as usize)?;
-    let mut legs = Vec::with_capacity(scan.rows.len());
-    for t in &scan.rows {
-        legs.push(visible_legs(&g, reader.movement(t.out_seq)?));
-    }
+    let identity = g.identity.clone();
+    // The scan reads up to TRANSFERS_SCAN_MAX rows: on the blocking pool, not a worker.
+    let (scan, legs) = web::block(move || -> Result<_, ApiError> {
+        let named = q.warehouse_id.as_deref();
+        let visible = |t: &crate::ledger::Transfer| {
+            (identity.may_use(&t.from) || identity.may_use(&t.to)) && named.is_none_or(|w| t.from == w || t.to == w)
+        };
+        // `limit` ≤ TRANSFERS_LIMIT_MAX: the cast cannot truncate.
+        let scan = reader.transfers_in_transit(&visible, limit as usize)?;
+        let mut legs = Vec::with_capacity(scan.rows.len());
+        for t in &scan.rows {
+            legs.push(visible_legs(&identity, reader.movement(t.out_seq)?));
+        }
+        Ok((scan, legs))
+    })
+    .await
+    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
     let rows: Vec<_> = scan
         .rows
         .iter()

@@ -151,18 +151,21 @@ async fn list(g: Guard<ReadInventory>, state: State, q: Query<ListQuery>) -> Res
         g.check_warehouse(w)?;
     }
     let now_ms = clock::now_ms();
-    let visible = |r: &Reservation| {
-        g.may_use(&r.warehouse)
-            && !r.is_due(now_ms)
-            && q.warehouse_id.as_ref().is_none_or(|w| &r.warehouse == w)
-            && q.product_id.as_ref().is_none_or(|p| &r.product == p)
-    };
-    // `limit` ≤ LIST_LIMIT_MAX: the cast cannot truncate.
-    let scan = state
-        .store
-        .reader()
-        .await?
-        .active_reservations(&visible, limit as usize)?;
+    let reader = state.store.reader().await?;
+    let identity = g.identity.clone();
+    // The scan reads up to RESERVATIONS_SCAN_MAX rows: on the blocking pool, not a worker.
+    let scan = web::block(move || {
+        let visible = |r: &Reservation| {
+            identity.may_use(&r.warehouse)
+                && !r.is_due(now_ms)
+                && q.warehouse_id.as_ref().is_none_or(|w| &r.warehouse == w)
+                && q.product_id.as_ref().is_none_or(|p| &r.product == p)
+        };
+        // `limit` ≤ LIST_LIMIT_MAX: the cast cannot truncate.
+        reader.active_reservations(&visible, limit as usize)
+    })
+    .await
+    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
     let out = super::render::List {
         data: scan.rows.iter().map(render).collect(),
         meta: super::render::Meta {

@@ -1049,8 +1049,9 @@ impl Reader {
 }
 
 /// Most transfers one `in_transit` list examines (the table holds every transfer ever
-/// made, received ones too): bounded work per request; the answer says when it stopped.
-pub const TRANSFERS_SCAN_MAX: usize = 50_000;
+/// made, received ones too): bounded work per request (the caller runs it on the blocking
+/// pool); the answer says when it stopped.
+pub const TRANSFERS_SCAN_MAX: usize = 200_000;
 /// Most active reservations one list examines (bounded work per request).
 pub const RESERVATIONS_SCAN_MAX: usize = 50_000;
 
