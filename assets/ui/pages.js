@@ -243,8 +243,10 @@ export async function product(main, params, id) {
   form.onWarehouse(() => load());
   await load();
   if (params.get("scan")) form.focus();
-  // Only this product's movements concern its page.
-  return { refresh: reloader(form.section, load), concerns: (m) => m.product_id === p.id };
+  // Only this product's movements concern its page. Reloading never touches the form's
+  // controls (only the tables, the chart and the basis line), so it need not wait for the
+  // user to leave the form: the "it is now …" warning shows while they are in it.
+  return { refresh: load, concerns: (m) => m.product_id === p.id };
 }
 
 /** The journal's kinds in a shop person's words. */
@@ -279,6 +281,7 @@ function movementForm(p, params, shown, expected, reload) {
     toField, transitField, field("Reason", reason), field("Notes", notes), basis, submit, msg);
   const section = h("section", { "aria-labelledby": "move-h" }, h("h2", { id: "move-h" }, "Record a movement"), session.canWrite ? form : h("p", { class: "empty" }, "This token may only read stock."));
 
+  let drawn = "";
   const sync = () => {
     const transfer = type.value === "transfer";
     toField.hidden = !transfer;
@@ -287,6 +290,10 @@ function movementForm(p, params, shown, expected, reload) {
     const w = wh.value;
     const base = expected.get(w) ?? 0;
     const now = shown.get(w) ?? 0;
+    // Redrawn only when it changes: a redraw would take the focus off its button.
+    const key = JSON.stringify([w, base, now]);
+    if (key === drawn) return;
+    drawn = key;
     fill(basis, `On hand in ${warehouseName(w)} when you started: `, h("strong", {}, num(base)), ".");
     if (now !== base) {
       basis.append(" ", h("span", { class: "warn" }, `It is now ${num(now)}: someone else recorded a change. Check the shelf; saving will be refused until you use the new quantity.`), " ",

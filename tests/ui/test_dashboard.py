@@ -398,7 +398,8 @@ def test_compare_and_set_conflict_is_shown_not_swallowed(browser, d):
         page.get_by_label("Warehouse", exact=True).select_option("default")
         start = d.on_hand("pot", "default")
         expect(page.locator(".basis strong")).to_have_text(f"{start:,}")
-        # Someone else counts the same shelf meanwhile.
+        # Someone else counts the same shelf meanwhile, while this user is in the form.
+        page.get_by_label("Quantity").focus()
         d.ok("POST", "/api/inventory/movements", {"product_id": "pot", "warehouse_id": "default", "movement_type": "adjustment", "quantity": 2})
         expect(page.locator(".basis .warn")).to_contain_text(f"It is now {start + 2:,}")
         page.get_by_label("Movement", exact=True).select_option("out")
