@@ -119,6 +119,11 @@ impl Identity {
         ))
     }
 
+    /// The scopes as configured, by their API.md names.
+    pub fn scope_names(&self) -> Vec<&'static str> {
+        self.scopes.iter().map(|s| s.name()).collect()
+    }
+
     /// The warehouses this identity is restricted to, if any.
     pub fn warehouses(&self) -> Option<&[String]> {
         self.warehouses.as_deref()

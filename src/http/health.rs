@@ -16,6 +16,7 @@ super::native::route_table! {
     GET "/readyz" => ready,
     GET "/admin/verify" => verify,
     POST "/admin/backup" => backup,
+    GET "/admin/backups" => list_backups,
     GET "/admin/backups/{name}" => download,
 }
 
@@ -90,6 +91,32 @@ pub struct BackupSnapshot {
     seq: u64,
     /// Its size.
     bytes: u64,
+}
+
+/// A snapshot of the backup directory (`store::snapshot::Listed`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct ListedSnapshot {
+    /// The file name, for `GET /admin/backups/{name}`.
+    name: String,
+    bytes: u64,
+    /// The file's modification time.
+    #[schema(format = DateTime)]
+    modified_at: String,
+}
+
+/// The snapshots in the backup directory, newest first.
+#[utoipa::path(get, path = "/admin/backups", tag = "operations",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The snapshot files (at most 1000).", body = One<Vec<ListedSnapshot>>)),
+)]
+async fn list_backups(_g: Guard<Admin>, state: State) -> Result<HttpResponse, ApiError> {
+    let dir = state.backup_dir.clone();
+    let files = web::block(move || crate::store::snapshot::list(&dir))
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(Code::StorageUnavailable, e))?;
+    Ok(data(StatusCode::OK, &files))
 }
 
 /// A snapshot file, as `GET /admin/backups/{name}` streams it.

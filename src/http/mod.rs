@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod partner;
 pub mod render;
 pub mod reservations;
+pub mod ui;
 pub mod write;
 
 use std::future::Future;
@@ -58,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .configure(movement_log::config_movement_log_api)
         .configure(adjustments::config_adjustments_api)
         .configure(depot::config_depot_api)
+        .configure(ui::config_ui)
         .default_service(web::to(not_found));
 }
 

@@ -54,6 +54,8 @@ route_table! {
     GET "/api/products" => list_products,
     POST "/api/inventory/adjustments" => post_adjustments,
     GET "/api/inventory/analytics" => analytics,
+    GET "/api/inventory/transfers" => list_transfers,
+    GET "/api/whoami" => whoami,
     PUT "/api/warehouses/{id}" => put_warehouse,
     GET "/api/warehouses/{id}" => get_warehouse,
     PUT "/api/products/{id}" => put_product,
@@ -976,6 +978,114 @@ async fn get_transfer(g: Guard<ReadInventory>, state: State, id: web::Path<Strin
     }
     let legs = visible_legs(&g, legs);
     Ok(data(StatusCode::OK, &render::transfer(&t, &legs)))
+}
+
+/// Most transfers one list answers (the default too: a shop has few in transit at once).
+pub const TRANSFERS_LIMIT_MAX: u64 = 500;
+pub const TRANSFERS_LIMIT_DEFAULT: u64 = 100;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct TransferQuery {
+    /// Only `in_transit` (the default): transfers waiting to be received.
+    #[param(value_type = Option<String>, pattern = "^in_transit$")]
+    status: Option<String>,
+    /// Only transfers from or to this warehouse.
+    #[param(value_type = Option<Id>)]
+    warehouse_id: Option<String>,
+    /// At most this many, 1–500 (default 100).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+}
+
+/// Transfers still in transit, newest first (the dashboard's "receive" list).
+///
+/// A credential restricted to warehouses sees those from or to one of its warehouses, with
+/// only its own legs. One request examines a bounded number of transfers (`meta.hasMore`
+/// says when it stopped early).
+#[utoipa::path(get, path = "/api/inventory/transfers", tag = "transfers",
+    params(TransferQuery),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "Transfers in transit.", body = List<render::TransferOut>)),
+    extensions(("x-error-codes" = json!(["invalid_field"]))),
+)]
+async fn list_transfers(
+    g: Guard<ReadInventory>,
+    state: State,
+    q: Query<TransferQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.0;
+    if q.status.as_deref().is_some_and(|s| s != "in_transit") {
+        return Err(ApiError::invalid("status", "must be `in_transit`"));
+    }
+    let limit = int_param("limit", &q.limit, 1, TRANSFERS_LIMIT_MAX)?.unwrap_or(TRANSFERS_LIMIT_DEFAULT);
+    if let Some(w) = &q.warehouse_id {
+        check_id("warehouse_id", w)?;
+        g.check_warehouse(w)?;
+    }
+    let reader = state.store.reader().await?;
+    let identity = g.identity.clone();
+    // The scan reads up to TRANSFERS_SCAN_MAX rows: on the blocking pool, not a worker.
+    let (scan, legs) = web::block(move || -> Result<_, ApiError> {
+        let named = q.warehouse_id.as_deref();
+        let visible = |t: &crate::ledger::Transfer| {
+            (identity.may_use(&t.from) || identity.may_use(&t.to)) && named.is_none_or(|w| t.from == w || t.to == w)
+        };
+        // `limit` ≤ TRANSFERS_LIMIT_MAX: the cast cannot truncate.
+        let scan = reader.transfers_in_transit(&visible, limit as usize)?;
+        let mut legs = Vec::with_capacity(scan.rows.len());
+        for t in &scan.rows {
+            legs.push(visible_legs(&identity, reader.movement(t.out_seq)?));
+        }
+        Ok((scan, legs))
+    })
+    .await
+    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
+    let rows: Vec<_> = scan
+        .rows
+        .iter()
+        .zip(&legs)
+        .map(|(t, l)| render::transfer(t, l))
+        .collect();
+    let paging = Paging {
+        page: 1,
+        limit,
+        ..Paging::default()
+    };
+    let total = (!scan.has_more).then_some(rows.len() as u64);
+    Ok(list(rows, meta(&paging, total, scan.has_more, None)))
+}
+
+/// Who the credential is: its name, scopes and warehouses, and the change feed's position.
+#[derive(serde::Serialize, ToSchema)]
+pub struct WhoAmI<'a> {
+    /// The token's name or the partner's id.
+    pub name: &'a str,
+    /// As configured (`admin` implies every other, `inventory:write` implies read).
+    pub scopes: Vec<&'static str>,
+    /// The warehouses it is restricted to; `null` = every warehouse.
+    #[schema(required = true)]
+    pub warehouses: Option<&'a [String]>,
+    /// The last journal seq: `after` for the first `GET /api/inventory/changes` of a client
+    /// that wants only what happens from now on.
+    pub feed_position: u64,
+}
+
+/// The calling credential: what the dashboard may show it.
+#[utoipa::path(get, path = "/api/whoami", tag = "operations",
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "The credential.", body = One<WhoAmI>)),
+)]
+async fn whoami(g: Guard<ReadInventory>, state: State) -> Result<HttpResponse, ApiError> {
+    let feed_position = state.store.reader().await?.seq_last()?;
+    let out = WhoAmI {
+        name: &g.name,
+        scopes: g.scope_names(),
+        warehouses: g.warehouses(),
+        feed_position,
+    };
+    Ok(data(StatusCode::OK, &out))
 }
 
 /// Receive an in-transit transfer: its goods move into on_hand at the target.

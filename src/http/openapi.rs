@@ -127,6 +127,10 @@ answer again with `Idempotent-Replayed: true`.",
         native::get_movement,
         native::get_transfer,
         native::receive_transfer,
+        native::list_transfers,
+        native::whoami,
+        health::list_backups,
+        list_reservations,
         native::post_adjustments,
         native::analytics,
         health::healthz,
@@ -288,6 +292,46 @@ enum ReservationStatus {
 )]
 #[allow(dead_code)] // documentation only
 fn create_reservation() {}
+
+/// Query of `GET /api/inventory/reservations` (`http::reservations`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+struct ReservationQuery {
+    /// Only `active` (the default): reservations still holding stock.
+    #[param(pattern = "^active$")]
+    status: Option<String>,
+    /// Only this warehouse.
+    #[param(value_type = Option<Id>)]
+    warehouse_id: Option<String>,
+    /// Only this product.
+    #[param(value_type = Option<Id>)]
+    product_id: Option<String>,
+    /// At most this many, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u64>,
+}
+
+/// A list of reservations.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct ReservationList {
+    data: Vec<Reservation>,
+    meta: render::Meta,
+}
+
+/// Active reservations, soonest expiry first (those of the caller's warehouses).
+///
+/// One request examines a bounded number of reservations (`meta.hasMore` says when it
+/// stopped early).
+#[utoipa::path(get, path = "/api/inventory/reservations", tag = "reservations",
+    params(ReservationQuery),
+    security(("bearer" = ["inventory:read"])),
+    responses((status = 200, description = "Active reservations.", body = ReservationList)),
+    extensions(("x-error-codes" = json!(["invalid_field"]))),
+)]
+#[allow(dead_code)] // documentation only
+fn list_reservations() {}
 
 /// One reservation.
 #[utoipa::path(get, path = "/api/inventory/reservations/{id}", tag = "reservations",

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::native::check_id;
-use super::{data, write, Json, State};
+use super::{data, int_param, write, Json, Query, State};
 use crate::auth::{Guard, ReadInventory, WriteInventory};
 use crate::clock::{self, rfc3339_ms};
 use crate::error::{ApiError, Code};
@@ -19,6 +19,7 @@ pub const TTL_SECONDS_DEFAULT: i64 = 15 * 60;
 
 pub fn config_reservations_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/inventory/reservations", web::post().to(create))
+        .route("/api/inventory/reservations", web::get().to(list))
         .route("/api/inventory/reservations/{id}", web::get().to(get_one))
         .route("/api/inventory/reservations/{id}", web::delete().to(release))
         .route("/api/inventory/reservations/{id}/commit", web::post().to(commit));
@@ -118,6 +119,71 @@ async fn load(state: &State, identity: &crate::auth::Identity, id: &str) -> Resu
         return Err(not_found(id));
     }
     Ok(r)
+}
+
+/// Most reservations one list answers (the default too).
+pub const LIST_LIMIT_MAX: u64 = 500;
+pub const LIST_LIMIT_DEFAULT: u64 = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    warehouse_id: Option<String>,
+    product_id: Option<String>,
+    limit: Option<String>,
+}
+
+/// Active reservations, soonest expiry first: those of the caller's warehouses, not yet
+/// past `expires_at` (one past it reads as expired, API.md, even before the sweep).
+async fn list(g: Guard<ReadInventory>, state: State, q: Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    let q = q.0;
+    if q.status.as_deref().is_some_and(|s| s != "active") {
+        return Err(ApiError::invalid("status", "must be `active`"));
+    }
+    let limit = int_param("limit", &q.limit, 1, LIST_LIMIT_MAX)?.unwrap_or(LIST_LIMIT_DEFAULT);
+    for (field, id) in [("warehouse_id", &q.warehouse_id), ("product_id", &q.product_id)] {
+        if let Some(id) = id {
+            check_id(field, id)?;
+        }
+    }
+    if let Some(w) = &q.warehouse_id {
+        g.check_warehouse(w)?;
+    }
+    let now_ms = clock::now_ms();
+    let reader = state.store.reader().await?;
+    let identity = g.identity.clone();
+    // The scan reads up to RESERVATIONS_SCAN_MAX rows: on the blocking pool, not a worker.
+    let scan = web::block(move || {
+        let visible = |r: &Reservation| {
+            identity.may_use(&r.warehouse)
+                && !r.is_due(now_ms)
+                && q.warehouse_id.as_ref().is_none_or(|w| &r.warehouse == w)
+                && q.product_id.as_ref().is_none_or(|p| &r.product == p)
+        };
+        // `limit` ≤ LIST_LIMIT_MAX: the cast cannot truncate.
+        reader.active_reservations(&visible, limit as usize)
+    })
+    .await
+    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))??;
+    let out = super::render::List {
+        data: scan.rows.iter().map(render).collect(),
+        meta: super::render::Meta {
+            total: (!scan.has_more).then_some(scan.rows.len() as u64),
+            page: 1,
+            limit,
+            has_more: scan.has_more,
+            next_cursor: None,
+        },
+    };
+    Ok(data_list(&out))
+}
+
+fn data_list<T: Serialize>(out: &T) -> HttpResponse {
+    match serde_json::to_vec(out) {
+        Ok(body) => HttpResponse::Ok().content_type("application/json").body(body),
+        Err(e) => actix_web::ResponseError::error_response(&ApiError::new(Code::Internal, e.to_string())),
+    }
 }
 
 /// As it stands now: expired from `expires_at` on, before the sweep journals the release.

@@ -1112,6 +1112,81 @@ impl Reader {
     }
 }
 
+/// Most transfers one `in_transit` list examines (the table holds every transfer ever
+/// made, received ones too): bounded work per request (the caller runs it on the blocking
+/// pool); the answer says when it stopped.
+pub const TRANSFERS_SCAN_MAX: usize = 200_000;
+/// Most active reservations one list examines (bounded work per request).
+pub const RESERVATIONS_SCAN_MAX: usize = 50_000;
+
+/// What a bounded scan found: the matching rows (at most the caller's limit) and whether
+/// it stopped before the end of the table (the limit, or the scan bound).
+pub struct Scan<T> {
+    pub rows: Vec<T>,
+    pub has_more: bool,
+}
+
+impl Reader {
+    /// Transfers still in transit that `visible` accepts, newest first, at most `limit`.
+    /// Examines at most [`TRANSFERS_SCAN_MAX`] rows of the transfers table.
+    pub fn transfers_in_transit(
+        &self,
+        visible: &dyn Fn(&Transfer) -> bool,
+        limit: usize,
+    ) -> Result<Scan<Transfer>, StoreError> {
+        let t = table(&self.txn, TRANSFERS)?;
+        let mut found = Vec::new();
+        let mut complete = true;
+        for (examined, row) in t.iter().map_err(storage_error)?.enumerate() {
+            if examined == TRANSFERS_SCAN_MAX {
+                complete = false;
+                break;
+            }
+            let (_, v) = row.map_err(storage_error)?;
+            let transfer = codec::decode_transfer(v.value()).map_err(corrupt)?;
+            if transfer.in_transit && transfer.in_seq.is_none() && visible(&transfer) {
+                found.push(transfer);
+            }
+        }
+        // Ids are `trf_<seq>`: string order is not creation order.
+        found.sort_by_key(|t| std::cmp::Reverse(t.out_seq));
+        let has_more = !complete || found.len() > limit;
+        found.truncate(limit);
+        Ok(Scan { rows: found, has_more })
+    }
+
+    /// Active reservations that `visible` accepts, soonest expiry first, at most `limit`
+    /// (the expiry index holds only active ones). Examines at most [`RESERVATIONS_SCAN_MAX`].
+    pub fn active_reservations(
+        &self,
+        visible: &dyn Fn(&crate::ledger::Reservation) -> bool,
+        limit: usize,
+    ) -> Result<Scan<crate::ledger::Reservation>, StoreError> {
+        let by_expiry = table(&self.txn, RESERVATIONS_BY_EXPIRY)?;
+        let mut rows = Vec::new();
+        let mut has_more = false;
+        for (examined, row) in by_expiry.iter().map_err(storage_error)?.enumerate() {
+            if examined == RESERVATIONS_SCAN_MAX {
+                has_more = true;
+                break;
+            }
+            let (k, _) = row.map_err(storage_error)?;
+            let Some(r) = self.reservation(k.value().1)? else {
+                continue;
+            };
+            if !visible(&r) {
+                continue;
+            }
+            if rows.len() == limit {
+                has_more = true;
+                break;
+            }
+            rows.push(r);
+        }
+        Ok(Scan { rows, has_more })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::FEED_SCAN_ENTRIES_MAX;

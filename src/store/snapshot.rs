@@ -258,3 +258,44 @@ mod tests {
         assert_eq!(starts.len(), 4, "two turns started in the same millisecond");
     }
 }
+
+/// Most snapshots `GET /admin/backups` lists (the directory holds `keep` of them; this only
+/// bounds a directory someone filled by hand).
+pub const LIST_MAX: usize = 1000;
+
+/// A snapshot file of the backup directory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    /// The file name (what `GET /admin/backups/{name}` takes).
+    pub name: String,
+    pub bytes: u64,
+    /// Its modification time, RFC 3339 UTC.
+    pub modified_at: String,
+}
+
+/// The snapshots in `dir`, newest first, at most [`LIST_MAX`].
+pub fn list(dir: &Path) -> Result<Vec<Listed>, String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(SNAPSHOT_SUFFIX)) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        out.push(Listed {
+            name,
+            bytes: meta.len(),
+            modified_at: crate::clock::rfc3339_ms(modified_ms),
+        });
+    }
+    // Names start with the UTC time: reverse name order is newest first.
+    out.sort_by(|a, b| b.name.cmp(&a.name));
+    out.truncate(LIST_MAX);
+    Ok(out)
+}

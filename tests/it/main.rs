@@ -22,5 +22,6 @@ mod reservations;
 mod seed_clients;
 mod slow_bodies;
 mod store_model;
+mod ui;
 mod visibility;
 mod wal;
