@@ -492,14 +492,23 @@ async fn select(
         offset: (f.page - 1) * f.limit,
         limit: (!count_only).then_some(f.limit),
     };
-    let keep = |b: &Batch| {
-        header_of(b).is_some_and(|h| {
-            g.may_use(&h.location_id)
-                && location.as_ref().is_none_or(|l| *l == h.location_id)
-                && f.reason.as_ref().is_none_or(|r| *r == h.reason)
-        })
-    };
-    let (batches, total) = reader.batch_page(&q, keep)?;
+    let identity = g.identity.clone();
+    let reason = f.reason.clone();
+    // The page and its total come from one walk of this kind's batches, each header parsed:
+    // on the blocking pool, not an HTTP worker.
+    let (reader, (batches, total)) = web::block(move || -> Result<_, ApiError> {
+        let keep = |b: &Batch| {
+            header_of(b).is_some_and(|h| {
+                identity.may_use(&h.location_id)
+                    && location.as_ref().is_none_or(|l| *l == h.location_id)
+                    && reason.as_ref().is_none_or(|r| *r == h.reason)
+            })
+        };
+        let page = reader.batch_page(&q, keep)?;
+        Ok((reader, page))
+    })
+    .await
+    .map_err(|e| ApiError::new(crate::error::Code::Internal, e.to_string()))??;
     let mut seen = HashMap::new();
     let mut rows = Vec::with_capacity(batches.len());
     for b in batches {

@@ -22,6 +22,11 @@ use crate::store::Reader;
 /// The document: at most 100 ids, at most 100 products a page.
 pub const IDS_MAX: usize = 100;
 pub const PAGE_SIZE_MAX: u64 = 100;
+/// Most products one request examines. A filter that few products match (a name nothing
+/// has) would otherwise walk the whole catalog per request; past this the page ends early
+/// with `paginator.next` at the last product examined, so a client that follows `next`
+/// (as the document's clients do) still sees every match.
+pub const SCAN_PRODUCTS_MAX: usize = 10_000;
 pub const PAGE_SIZE_DEFAULT: u64 = 50;
 
 pub fn config_depot_api(cfg: &mut web::ServiceConfig) {
@@ -320,10 +325,17 @@ async fn page(state: &State, g: &Guard<DepotRead>, mut q: Query) -> Result<HttpR
     let mut numbers = Numbers::new(&reader);
     let mut data = Vec::new();
     let mut last: Option<Box<RawValue>> = None;
+    let mut examined = 0usize;
+    let mut cut: Option<Box<RawValue>> = None;
     let mut visit = |p: Product| -> Result<bool, ApiError> {
         if let Some(it) = item(&reader, &mut numbers, g, q, &p)? {
             last = Some(it.product_id.clone());
             data.push(it);
+        }
+        examined += 1;
+        if examined >= SCAN_PRODUCTS_MAX && (data.len() as u64) < q.size {
+            cut = Some(number_of(p.number, &p.id).map_or_else(|| dialect_id(&p.id), integer));
+            return Ok(false);
         }
         Ok((data.len() as u64) < q.size)
     };
@@ -365,9 +377,12 @@ async fn page(state: &State, g: &Guard<DepotRead>, mut q: Query) -> Result<HttpR
         paginator: PaginatorOut,
         data: Vec<Item>,
     }
-    // A full page points at its last product; the page after the last one is empty.
+    // A full page points at its last product; the page after the last one is empty. A
+    // page cut short by SCAN_PRODUCTS_MAX points at the last product it examined.
     let next = if data.len() as u64 >= q.size {
         last.map(|id| NextOut { id })
+    } else if let Some(id) = cut {
+        Some(NextOut { id })
     } else {
         None
     };

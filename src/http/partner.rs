@@ -310,11 +310,19 @@ async fn history(g: Guard<ReadInventory>, state: State, q: Query<HistoryQuery>) 
         None => None,
     };
     let reader = state.store.reader().await?;
-    let seq_from = match since_ms {
-        Some(ms) => reader.seq_since(ms)?,
-        None => 0,
-    };
-    let (batches, total) = visible_batches(&reader, &g, seq_from, offset, limit)?;
+    let identity = g.identity.clone();
+    // A restricted credential's scan examines up to HISTORY_SCAN_BATCHES_MAX batches: on the
+    // blocking pool, not an HTTP worker.
+    let (reader, batches, total) = web::block(move || -> Result<_, ApiError> {
+        let seq_from = match since_ms {
+            Some(ms) => reader.seq_since(ms)?,
+            None => 0,
+        };
+        let (batches, total) = visible_batches(&reader, &identity, seq_from, offset, limit)?;
+        Ok((reader, batches, total))
+    })
+    .await
+    .map_err(|e| ApiError::new(crate::error::Code::Internal, e.to_string()))??;
     // Only the lines of warehouses the credential may use: a batch is listed when it has
     // one (`visible_batches`), and shows only those.
     let headers: Vec<Vec<(usize, LineRecord)>> = batches

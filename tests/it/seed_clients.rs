@@ -736,3 +736,43 @@ fn number_0_stays_with_the_first_default_warehouse_when_the_default_changes() {
     assert_eq!(daemon.on_hand("p1", "default"), 3);
     daemon.terminate();
 }
+
+/// A seed 004 filter that no product matches examines at most `SCAN_PRODUCTS_MAX` products
+/// per request (not the whole catalog): the page ends early with `paginator.next` at the
+/// last product examined, and a client following `next` still walks every product once.
+#[test]
+fn seed_004_a_filter_nothing_matches_walks_the_catalog_in_bounded_pages() {
+    const PRODUCTS: usize = stockd::http::depot::SCAN_PRODUCTS_MAX + 50;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d.redb");
+    let csv = dir.path().join("products.csv");
+    let mut text = String::from("id,sku,name\n");
+    for i in 0..PRODUCTS {
+        text.push_str(&format!("{},S{i},Widget {i}\n", 1_000_000 + i));
+    }
+    std::fs::write(&csv, text).expect("csv");
+    let words = ["import", "--data", data.to_str().expect("path"), "--kind", "products"];
+    let args: Vec<&std::ffi::OsStr> = words.iter().map(|a| a.as_ref()).chain([csv.as_os_str()]).collect();
+    assert_eq!(run_bin(&args, Duration::from_secs(120)).code, Some(0));
+    let daemon = Binary::start(&data);
+    let mut next = Value::Null;
+    let mut pages = 0;
+    loop {
+        let paginator = if next.is_null() {
+            json!({})
+        } else {
+            json!({"next": next})
+        };
+        let body = json!({"filters": {"name": "no such widget"}, "paginator": paginator}).to_string();
+        let res = daemon.raw(daemon.request("POST", DEPOT).body(body.clone()));
+        assert_eq!(res.status, 200, "{body}: {}", res.body);
+        assert_eq!(res.json()["data"], json!([]));
+        pages += 1;
+        next = res.json()["paginator"]["next"].clone();
+        if next.is_null() {
+            break;
+        }
+        assert!(pages < 5, "the walk does not end: {}", res.body);
+    }
+    assert_eq!(pages, 2, "one page cut at the bound, then the rest");
+}
