@@ -381,10 +381,8 @@ async fn page(state: &State, g: &Guard<DepotRead>, mut q: Query) -> Result<HttpR
     // page cut short by SCAN_PRODUCTS_MAX points at the last product it examined.
     let next = if data.len() as u64 >= q.size {
         last.map(|id| NextOut { id })
-    } else if let Some(id) = cut {
-        Some(NextOut { id })
     } else {
-        None
+        cut.map(|id| NextOut { id })
     };
     let out = Out {
         code: 1,
