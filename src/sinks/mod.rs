@@ -169,10 +169,21 @@ fn snapshot(status: &Mutex<Status>, seq_last: u64) -> Option<Status> {
     Some(s)
 }
 
-/// The running sinks; dropping it stops their thread.
+/// The running sinks; dropping it stops their thread and waits for it (it holds the
+/// store, and the file must be free when the daemon is done).
 pub struct Running {
     pub sinks: Arc<Sinks>,
-    _stop: Option<oneshot::Sender<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// How one sink delivers.
@@ -196,6 +207,40 @@ struct Plan {
     control: mpsc::Receiver<Control>,
     filter: Filter,
     backoff: Backoff,
+}
+
+impl Plan {
+    /// Reads the sink's stored position and pause flag before the daemon takes writes. A
+    /// sink seen for the first time starts at the end of the journal, recorded before
+    /// anything is written after it (so a crash can neither skip nor invent a start).
+    fn start_at(&mut self, store: &Store) -> Result<(), String> {
+        let id = self.status.lock().map(|s| s.id.clone()).map_err(|e| e.to_string())?;
+        let stored = store
+            .reader_blocking()
+            .and_then(|r| r.sink(&id))
+            .map_err(|e| format!("sink `{id}`: cannot read its position: {e}"))?;
+        let (position, paused) = match stored {
+            Some(found) => found,
+            None => {
+                let position = store.seq_last();
+                let record = SinkRecord {
+                    sink: id.clone(),
+                    position,
+                    paused: false,
+                };
+                store
+                    .set_sink_blocking(record)
+                    .map_err(|e| format!("sink `{id}`: cannot record its position: {e}"))?;
+                (position, false)
+            }
+        };
+        if let Ok(mut s) = self.status.lock() {
+            s.position = position;
+            s.state = if paused { State::Paused } else { State::Ok };
+        }
+        tracing::info!(sink = %id, position, paused, "sink starts");
+        Ok(())
+    }
 }
 
 /// Builds a transport on the sinks' thread (the HTTP client is thread-local).
@@ -248,9 +293,16 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
             make,
         );
     }
+    for (plan, _) in &mut plans {
+        plan.start_at(store)?;
+    }
     let sinks = Arc::new(Sinks { handles });
     if plans.is_empty() {
-        return Ok(Running { sinks, _stop: None });
+        return Ok(Running {
+            sinks,
+            stop: None,
+            thread: None,
+        });
     }
     for h in &sinks.handles {
         if let Ok(s) = h.status.lock() {
@@ -262,7 +314,7 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
     }
     let (stop, stopped) = oneshot::channel::<()>();
     let store = store.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("stockd-sinks".into())
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -278,7 +330,8 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
         .map_err(|e| format!("cannot start the sinks' thread: {e}"))?;
     Ok(Running {
         sinks,
-        _stop: Some(stop),
+        stop: Some(stop),
+        thread: Some(thread),
     })
 }
 
@@ -310,7 +363,11 @@ struct Runner {
 
 impl Runner {
     fn new(plan: Plan, transport: Transport, store: Store) -> Runner {
-        let id = plan.status.lock().map(|s| s.id.clone()).unwrap_or_default();
+        let (id, position, paused) = plan
+            .status
+            .lock()
+            .map(|s| (s.id.clone(), s.position, s.state == State::Paused))
+            .unwrap_or_default();
         Runner {
             id,
             store,
@@ -319,18 +376,17 @@ impl Runner {
             backoff: plan.backoff,
             status: plan.status,
             control: plan.control,
-            position: 0,
-            saved: 0,
+            position,
+            saved: position,
             saved_at: Instant::now(),
-            paused: false,
-            read_to: 0,
+            paused,
+            read_to: position,
             pending: VecDeque::new(),
             attempts: 0,
         }
     }
 
     async fn run(mut self) {
-        self.load().await;
         let mut commits = self.store.commits();
         loop {
             self.show_lag();
@@ -343,59 +399,28 @@ impl Runner {
                 continue;
             }
             if self.pending.is_empty() && !self.refill().await {
-                // Caught up: record where, then sleep until a commit or a command.
-                self.save_if_behind().await;
+                // Caught up: sleep until a commit, a command, or the time to record the
+                // position (at most every POSITION_SAVE_INTERVAL_MS, so a sink that keeps
+                // up with a busy journal does not add a write per event).
                 commits.borrow_and_update();
                 if self.read_to < self.store.seq_last() {
                     continue;
                 }
+                let save_at = self.saved_at + Duration::from_millis(POSITION_SAVE_INTERVAL_MS);
+                let behind = self.saved != self.position;
                 tokio::select! {
                     changed = commits.changed() => if changed.is_err() { return },
                     c = self.control.recv() => match c {
                         Some(c) => self.obey(c).await,
                         None => return,
                     },
+                    _ = tokio::time::sleep_until(save_at.into()), if behind => {
+                        let _ = self.save().await;
+                    }
                 }
                 continue;
             }
             self.deliver_next().await;
-        }
-    }
-
-    /// The stored position and pause flag; a sink seen for the first time starts at the
-    /// end of the journal, recorded before it delivers anything.
-    async fn load(&mut self) {
-        loop {
-            let stored = match self.store.reader().await {
-                Ok(r) => r.sink(&self.id),
-                Err(e) => Err(e),
-            };
-            let (position, paused, fresh) = match stored {
-                Ok(Some((p, paused))) => (p, paused, false),
-                Ok(None) => (self.store.seq_last(), false, true),
-                Err(e) => {
-                    tracing::warn!(sink = %self.id, error = %e, "cannot read the sink's position; retrying");
-                    tokio::time::sleep(Duration::from_millis(READ_RETRY_MS)).await;
-                    continue;
-                }
-            };
-            self.position = position;
-            self.read_to = position;
-            self.paused = paused;
-            if fresh {
-                self.saved = u64::MAX; // not recorded yet
-                if self.save().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(READ_RETRY_MS)).await;
-                    continue;
-                }
-            }
-            self.saved = position;
-            self.update(|s| {
-                s.position = position;
-                s.state = if paused { State::Paused } else { State::Ok };
-            });
-            tracing::info!(sink = %self.id, position, paused, "sink started");
-            return;
         }
     }
 

@@ -2,8 +2,6 @@
 //! delivered) and whether it is paused, kept in the metadata table under `sink\0<id>` and
 //! written through the writer like everything else, so it survives restarts and `kill -9`.
 
-use redb::ReadableDatabase;
-
 use super::read::Reader;
 use super::writer::{SinkRecord, Work};
 use super::{storage_error, tables::META, Store, StoreError, WriteCtx};
@@ -50,11 +48,19 @@ impl Store {
             .map(|_| ())
     }
 
-    /// The stored state of a sink, read from the data file without waiting for the log
-    /// (used once at start, before any sink writes).
-    pub fn sink_at_start(&self, sink: &str) -> Result<Option<(u64, bool)>, StoreError> {
-        let db = self.open_database()?;
-        let txn = db.begin_read().map_err(storage_error)?;
-        Reader::new(txn)?.sink(sink)
+    /// [`Store::set_sink`] for code that is not async, or runs inside a runtime it may
+    /// not block on (the daemon's start): waits on a thread of its own.
+    pub fn set_sink_blocking(&self, record: SinkRecord) -> Result<(), StoreError> {
+        let store = self.clone();
+        let waited = std::thread::scope(|s| {
+            s.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(StoreError::unavailable)?;
+                runtime.block_on(store.set_sink(record))
+            })
+            .join()
+        });
+        waited.unwrap_or_else(|_| Err(StoreError::Internal("recording a sink's position panicked".into())))
     }
 }

@@ -23,3 +23,4 @@ mod slow_bodies;
 mod store_model;
 mod visibility;
 mod wal;
+mod webhooks;
