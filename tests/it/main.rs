@@ -14,6 +14,7 @@ mod dialects;
 mod edge;
 mod feed;
 mod model;
+mod nats;
 mod openapi;
 mod ops;
 mod partner;
