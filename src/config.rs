@@ -858,6 +858,10 @@ mod tests {
                 "replace-with-the-secret-from-stockd-partner-new".to_string(),
                 "a secret nobody has read".to_string(),
             ),
+            (
+                "whsec_cmVwbGFjZS13aXRoLXN0b2NrZC13ZWJob29rLW5ldyE=".to_string(),
+                "whsec_YSB3ZWJob29rIGtleSBub2JvZHkgaGFzIHJlYWQ=".to_string(),
+            ),
         ] {
             assert!(text.contains(&placeholder), "{placeholder}");
             text = text.replace(&placeholder, &real);

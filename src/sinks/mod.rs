@@ -279,7 +279,14 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
         let (url, secrets) = (w.url.clone(), w.secrets.clone());
         let filter = Filter::new(w.events.as_deref(), w.warehouses.as_deref());
         let make: MakeTransport = Box::new(move |tls| Transport::Webhook(webhook::Webhook::new(&url, &secrets, tls)));
-        add(&w.id, Kind::Webhook, w.url.clone(), filter, w.backoff(), make);
+        add(
+            &w.id,
+            Kind::Webhook,
+            webhook::display_url(&w.url),
+            filter,
+            w.backoff(),
+            make,
+        );
     }
     if let Some(n) = &config.nats {
         let nats_config = n.clone();

@@ -41,6 +41,22 @@ pub fn url_refusal(url: &str) -> Option<String> {
     None
 }
 
+/// The URL as `/admin/sinks` shows it: without user info, and with the query elided (either
+/// may hold a credential of the endpoint's).
+pub fn display_url(url: &str) -> String {
+    let Ok(uri) = url.parse::<awc::http::Uri>() else {
+        return String::new();
+    };
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    let query = if uri.query().is_some() { "?…" } else { "" };
+    format!(
+        "{}://{}{port}{}{query}",
+        uri.scheme_str().unwrap_or_default(),
+        uri.host().unwrap_or_default(),
+        uri.path()
+    )
+}
+
 /// The HMAC key of a `whsec_<base64>` secret, or why it is refused (never echoing it).
 pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
     let Some(encoded) = secret.strip_prefix(SECRET_PREFIX) else {
@@ -186,6 +202,10 @@ mod tests {
         assert!(url_refusal("ftp://x/").is_some());
         assert!(url_refusal("http:///x").is_some());
         assert!(url_refusal("https://erp.example.com/hooks").is_none());
+        assert_eq!(
+            display_url("https://user:pw@erp.example.com:8443/hooks?key=k"),
+            "https://erp.example.com:8443/hooks?…"
+        );
         let fresh = new_secret().expect("secret");
         assert_eq!(secret_key(&fresh).map(|k| k.len()), Ok(SECRET_KEY_BYTES_NEW));
     }
