@@ -425,12 +425,14 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             store,
             _backups,
             _sweeper,
+            _sinks,
             ..
         } = daemon;
         let result = server.await;
         crate::notify::notify("STOPPING=1");
         // Stop the background writers first, then commit what is queued and close.
-        drop((_backups, _sweeper));
+        // The sinks record their positions through the writer, so they stop before it.
+        drop((_backups, _sweeper, _sinks));
         let _ = actix_web::rt::task::spawn_blocking(move || store.shutdown()).await;
         match result {
             Ok(()) => ExitCode::SUCCESS,

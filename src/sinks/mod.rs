@@ -46,6 +46,8 @@ pub const ERROR_CHARS_MAX: usize = 300;
 pub const ID_BYTES_MAX: usize = 64;
 /// Pause before reading the journal again after a read failed, in milliseconds.
 const READ_RETRY_MS: u64 = 1_000;
+/// At a clean stop, how long the sinks may take to record their positions, in milliseconds.
+const STOP_SAVE_TIMEOUT_MS: u64 = 2_000;
 
 pub const LAG: &str = "stockd_sink_lag";
 pub const DELIVERIES: &str = "stockd_sink_deliveries_total";
@@ -326,12 +328,20 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
         .spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let tls = webhook::tls_config();
+                let (halt, halted) = tokio::sync::watch::channel(false);
+                let mut tasks = Vec::new();
                 for (plan, make) in plans {
                     let transport = make(tls.clone());
                     let runner = Runner::new(plan, transport, store.clone());
-                    actix_web::rt::spawn(runner.run());
+                    tasks.push(actix_web::rt::spawn(runner.run(halted.clone())));
                 }
                 let _ = stopped.await;
+                // Each sink records where it is, so a clean restart repeats nothing.
+                let _ = halt.send(true);
+                let deadline = tokio::time::Instant::now() + Duration::from_millis(STOP_SAVE_TIMEOUT_MS);
+                for task in tasks {
+                    let _ = tokio::time::timeout_at(deadline, task).await;
+                }
             });
         })
         .map_err(|e| format!("cannot start the sinks' thread: {e}"))?;
@@ -393,7 +403,16 @@ impl Runner {
         }
     }
 
-    async fn run(mut self) {
+    /// Delivers until `halt` turns true, then records the position.
+    async fn run(mut self, mut halt: tokio::sync::watch::Receiver<bool>) {
+        tokio::select! {
+            () = self.deliver_forever() => {}
+            _ = halt.wait_for(|h| *h) => {}
+        }
+        self.save_if_behind().await;
+    }
+
+    async fn deliver_forever(&mut self) {
         let mut commits = self.store.commits();
         loop {
             self.show_lag();

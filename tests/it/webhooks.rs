@@ -741,3 +741,29 @@ fn sinks_need_the_admin_scope() {
         .expect_error(403, "forbidden");
     s.get_as(None, "/admin/sinks").expect_error(401, "unauthenticated");
 }
+
+#[test]
+fn a_clean_stop_records_the_position_so_a_restart_repeats_at_most_the_event_in_flight() {
+    let rx = Receiver::start(&[SECRET_A]);
+    rx.set_delay(Duration::from_millis(30));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("stockd.redb");
+    let config = dir.path().join("stockd.toml");
+    std::fs::write(&config, webhook_toml("erp", &rx.url(), &[SECRET_A], "")).expect("config");
+    let b = Binary::start_config(&data, &config);
+    b.product("p1");
+    const N: u64 = 30;
+    for _ in 0..N {
+        b.movement("p1", "default", "in", 1);
+    }
+    rx.wait_for(10);
+    let status = b.terminate();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let before = rx.accepted().len();
+    assert!((before as u64) < N, "the stop came mid-delivery");
+    let b = Binary::start_config(&data, &config);
+    rx.wait_for(N as usize);
+    wait_caught_up(&b, "erp");
+    let total = rx.accepted().len() as u64;
+    assert!(total <= N + 1, "{total} deliveries of {N} events");
+}
