@@ -767,3 +767,31 @@ fn a_clean_stop_records_the_position_so_a_restart_repeats_at_most_the_event_in_f
     let total = rx.accepted().len() as u64;
     assert!(total <= N + 1, "{total} deliveries of {N} events");
 }
+
+#[test]
+fn a_failed_attempt_is_logged_with_sink_seq_and_status_but_no_secret_or_body() {
+    let rx = Receiver::start(&[SECRET_A]);
+    rx.fail_next(2, 500);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("stockd.redb");
+    let config = dir.path().join("stockd.toml");
+    std::fs::write(&config, webhook_toml("erp", &rx.url(), &[SECRET_A], "")).expect("config");
+    let b = Binary::start_config(&data, &config);
+    b.product("p1");
+    b.post(
+        "/api/inventory/movements",
+        json!({"product_id": "p1", "movement_type": "in", "quantity": 1, "notes": "note-in-the-body"}),
+    )
+    .expect(201);
+    rx.wait_for(1);
+    let log = b.stderr();
+    let failed: Vec<&str> = log.lines().filter(|l| l.contains("delivery failed")).collect();
+    assert_eq!(failed.len(), 2, "{log}");
+    for line in failed {
+        for part in ["sink=erp", "seq=1", "event=msg_1", "status=500", "attempts="] {
+            assert!(line.contains(part), "{part} missing: {line}");
+        }
+    }
+    assert!(!log.contains("dGVzdC1zZWNyZXQ"), "no secret in the log: {log}");
+    assert!(!log.contains("note-in-the-body"), "no body in the log: {log}");
+}
