@@ -795,3 +795,56 @@ fn a_failed_attempt_is_logged_with_sink_seq_and_status_but_no_secret_or_body() {
     assert!(!log.contains("dGVzdC1zZWNyZXQ"), "no secret in the log: {log}");
     assert!(!log.contains("note-in-the-body"), "no body in the log: {log}");
 }
+
+/// Waits until the sink has failed at least once; its `last_error`.
+fn first_error(c: &Client, id: &str) -> String {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    loop {
+        let s = sink(c, id);
+        if let Some(e) = s["last_error"].as_str() {
+            return e.to_string();
+        }
+        assert!(Instant::now() < deadline, "no attempt failed: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn https_endpoints_are_verified_against_the_system_roots() {
+    // The endpoint: a stockd serving HTTPS with a self-signed certificate for 127.0.0.1 (it
+    // answers a POST /hooks with 404: enough to tell a handshake that passed).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let generated = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("rcgen");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).expect("cert");
+    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("key");
+    let tls = format!("[server.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n");
+    let endpoint = Server::start(&tls);
+    let url = format!("https://{}/hooks", endpoint.client.addr);
+    let config = dir.path().join("stockd.toml");
+    std::fs::write(&config, webhook_toml("erp", &url, &[SECRET_A], "")).expect("config");
+    let args = |data: &std::path::Path| -> Vec<std::ffi::OsString> {
+        ["serve", "--listen", "127.0.0.1:0", "--config"]
+            .iter()
+            .map(Into::into)
+            .chain([config.clone().into_os_string(), "--data".into(), data.into()])
+            .collect()
+    };
+    let run = |name: &str, envs: &[(&str, &std::ffi::OsStr)]| {
+        let data = dir.path().join(name);
+        let args = args(&data);
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let b = Binary::start_args(&refs, &data, envs);
+        b.product("p1");
+        b.movement("p1", "default", "in", 1);
+        let error = first_error(&b, "erp");
+        drop(b);
+        error
+    };
+    // Not among the system's roots: the handshake fails, nothing is sent.
+    let untrusted = run("a.redb", &[]);
+    assert!(untrusted.to_lowercase().contains("certificate"), "{untrusted}");
+    // The same certificate as the only root (SSL_CERT_FILE): the request goes through.
+    let trusted = run("b.redb", &[("SSL_CERT_FILE", cert.as_os_str())]);
+    assert!(trusted.contains("404"), "{trusted}");
+}
