@@ -336,7 +336,8 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
                     tasks.push(actix_web::rt::spawn(runner.run(halted.clone())));
                 }
                 let _ = stopped.await;
-                // Each sink records where it is, so a clean restart repeats nothing.
+                // Each sink records where it is: a clean restart repeats at most the event
+                // that was in flight (its attempt is abandoned here).
                 let _ = halt.send(true);
                 let deadline = tokio::time::Instant::now() + Duration::from_millis(STOP_SAVE_TIMEOUT_MS);
                 for task in tasks {
