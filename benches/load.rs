@@ -38,6 +38,8 @@
 //!   printed apart: perf slows the daemon down);
 //! - `STOCKD_BENCH_PERF_ARGS`: perf record options (default `-F 499 --call-graph dwarf,16384`);
 //! - `STOCKD_BENCH_PERF_CONNS`: connections of that profiled phase (default 64);
+//! - `STOCKD_BENCH_EXTRA_CONFIG=FILE`: TOML appended to the daemon's config, e.g. a
+//!   `[[webhooks]]` entry whose endpoint never answers (issue 13: writes with a failing sink);
 //! - `RUST_LOG` is passed on to the daemon (unset: `info`, one log line per request); its
 //!   stderr goes to a file in the temp directory, and the bench counts its WARN/ERROR lines.
 
@@ -171,6 +173,12 @@ impl Daemon {
             settings.workers,
             toml_string(data_str)
         );
+        let extra = match std::env::var_os("STOCKD_BENCH_EXTRA_CONFIG") {
+            Some(file) => std::fs::read_to_string(&file)
+                .map_err(|e| format!("STOCKD_BENCH_EXTRA_CONFIG {}: {e}", Path::new(&file).display()))?,
+            None => String::new(),
+        };
+        let text = format!("{text}\n{extra}");
         std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
 
         // The daemon logs a line per request at its default level: to a file, not the terminal.

@@ -72,6 +72,11 @@ pub enum Commands {
         #[command(subcommand)]
         command: PartnerCommand,
     },
+    /// Manage outbound webhooks.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// Load products, warehouses or opening stock from CSV or NDJSON into a data file that
     /// no daemon has open. All rows, or none; errors name the line and the column.
     Import {
@@ -153,6 +158,23 @@ pub enum PartnerCommand {
         /// Comma-separated warehouse ids the partner is restricted to.
         #[arg(long, value_delimiter = ',')]
         warehouses: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Print a fresh webhook signing secret (`whsec_…`) and its config lines.
+    ///
+    /// Standard output is the `[[webhooks]]` lines, ready for `>> stockd.toml` (the daemon
+    /// signs with the secret, so the config holds it: keep it owner-only). Standard error
+    /// repeats the secret, to configure on the receiving side.
+    New {
+        /// The sink's id: 1 to 64 of a-z, 0-9, `_` and `-`, unique among sinks.
+        #[arg(long)]
+        id: String,
+        /// The endpoint: http:// or https://.
+        #[arg(long)]
+        url: String,
     },
 }
 
@@ -241,6 +263,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Partner {
             command: PartnerCommand::New { id, scopes, warehouses },
         } => partner_new(&id, &scopes, &warehouses),
+        Commands::Webhook {
+            command: WebhookCommand::New { id, url },
+        } => webhook_new(&id, &url),
         Commands::Import {
             data,
             kind,
@@ -332,6 +357,34 @@ fn partner_new(id: &str, scopes: &[String], warehouses: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn webhook_new(id: &str, url: &str) -> ExitCode {
+    let refusal = crate::sinks::id_refusal(id)
+        .map(|why| format!("--id: {why}"))
+        .or_else(|| crate::sinks::webhook::url_refusal(url).map(|why| format!("--url: {why}")));
+    if let Some(why) = refusal {
+        eprintln!("stockd: {why}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let secret = match crate::sinks::webhook::new_secret() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("stockd: no randomness: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    eprintln!("Configure the receiver of `{id}` with this signing secret (Standard Webhooks):");
+    eprintln!("{secret}");
+    eprintln!("The [[webhooks]] lines (on standard output) hold the secret too: keep the config owner-only.");
+    println!("# During a rotation add the new secret first and keep the old one second.");
+    println!("[[webhooks]]");
+    println!("id = {id:?}");
+    println!("url = {url:?}");
+    println!("secrets = [{secret:?}]");
+    println!("# events = [\"movement.created\", \"level.low_stock\", \"level.out_of_stock\", \"reservation.expired\"]");
+    println!("# warehouses = [\"default\"]");
+    ExitCode::SUCCESS
+}
+
 fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>) -> ExitCode {
     let cfg = match serve_config(config, listen, data) {
         Ok(c) => c,
@@ -372,12 +425,14 @@ fn serve(config: Option<PathBuf>, listen: Option<String>, data: Option<PathBuf>)
             store,
             _backups,
             _sweeper,
+            _sinks,
             ..
         } = daemon;
         let result = server.await;
         crate::notify::notify("STOPPING=1");
         // Stop the background writers first, then commit what is queued and close.
-        drop((_backups, _sweeper));
+        // The sinks record their positions through the writer, so they stop before it.
+        drop((_backups, _sweeper, _sinks));
         let _ = actix_web::rt::task::spawn_blocking(move || store.shutdown()).await;
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,11 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     #[serde(default)]
     pub partners: Vec<PartnerConfig>,
+    /// Outbound sinks (issue 13, docs/outbound.md).
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
     /// Where the config was read from, to name file and line in errors.
     #[serde(skip)]
     pub source: Source,
@@ -247,6 +252,108 @@ impl std::fmt::Debug for PartnerConfig {
     }
 }
 
+/// `[[webhooks]]`: an endpoint that receives the journal's events, signed (Standard Webhooks).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub id: String,
+    pub url: String,
+    /// `whsec_<base64>`: the first signs; a second (rotation) signs too.
+    pub secrets: Vec<String>,
+    /// Event types delivered; default: all.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// Only events of these warehouses; default: all.
+    #[serde(default)]
+    pub warehouses: Option<Vec<String>>,
+    /// Retry pauses (see [`Backoff`]).
+    #[serde(default = "backoff_initial_default")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "backoff_max_default")]
+    pub backoff_max_ms: u64,
+}
+
+/// Never the secrets: a `{config:?}` must not put them in a log.
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .field("events", &self.events)
+            .field("warehouses", &self.warehouses)
+            .finish()
+    }
+}
+
+/// Retry pauses of a sink: exponential from `backoff_initial_ms` up to `backoff_max_ms`,
+/// with jitter (API.md: 1 s up to 1 h; tests shorten them).
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial_ms: u64,
+    pub max_ms: u64,
+}
+
+impl WebhookConfig {
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            initial_ms: self.backoff_initial_ms,
+            max_ms: self.backoff_max_ms,
+        }
+    }
+}
+
+impl NatsConfig {
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            initial_ms: self.backoff_initial_ms,
+            max_ms: self.backoff_max_ms,
+        }
+    }
+}
+
+fn backoff_initial_default() -> u64 {
+    crate::sinks::BACKOFF_INITIAL_MS_DEFAULT
+}
+
+fn backoff_max_default() -> u64 {
+    crate::sinks::BACKOFF_MAX_MS_DEFAULT
+}
+
+/// `[nats]`: publish every event to a JetStream stream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// The sink's id in `/admin/sinks` and metrics (unique among sinks).
+    #[serde(default = "nats_id_default")]
+    pub id: String,
+    pub url: String,
+    #[serde(default = "nats_stream_default")]
+    pub stream: String,
+    #[serde(default = "nats_prefix_default")]
+    pub subject_prefix: String,
+    /// A NATS credentials file (`.creds`: JWT and nkey seed).
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Retry pauses (see [`Backoff`]).
+    #[serde(default = "backoff_initial_default")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "backoff_max_default")]
+    pub backoff_max_ms: u64,
+}
+
+fn nats_id_default() -> String {
+    "nats".to_string()
+}
+
+fn nats_stream_default() -> String {
+    "STOCKD".to_string()
+}
+
+fn nats_prefix_default() -> String {
+    "stockd".to_string()
+}
+
 /// A configuration that cannot be used; the CLI prints it and exits 2.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -441,7 +548,89 @@ impl Config {
         if self.inventory.default_warehouse.is_empty() {
             return bad("inventory.default_warehouse", "must not be empty");
         }
-        self.check_tokens(&mut Principals::default())
+        self.check_tokens(&mut Principals::default())?;
+        self.check_sinks()
+    }
+
+    /// Sink ids are `[a-z0-9_-]{1,64}` and unique; webhooks have an http(s) URL, one or two
+    /// `whsec_` secrets, known event types; `[nats]` a nats:// URL and valid names.
+    fn check_sinks(&self) -> Result<(), ConfigError> {
+        let mut ids: HashMap<String, String> = HashMap::new();
+        let mut check_id = |key: String, id: &str| -> Result<(), ConfigError> {
+            if let Some(why) = crate::sinks::id_refusal(id) {
+                return Err(self.error_at(&key, &why));
+            }
+            if let Some(first) = ids.insert(id.to_string(), key.clone()) {
+                return Err(self.error_at(
+                    &key,
+                    &format!("`{id}` is already the id of `{first}`: sink ids are unique"),
+                ));
+            }
+            Ok(())
+        };
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let key = format!("webhooks[{i}]");
+            check_id(format!("{key}.id"), &w.id)?;
+            self.check_webhook(&key, w)?;
+        }
+        if let Some(n) = &self.nats {
+            check_id("nats.id".into(), &n.id)?;
+            let refused = crate::sinks::nats::config_refusal(n);
+            if let Some((field, why)) = refused {
+                return Err(self.error_at(&format!("nats.{field}"), &why));
+            }
+            self.check_backoff("nats", &n.backoff())?;
+        }
+        Ok(())
+    }
+
+    fn check_webhook(&self, key: &str, w: &WebhookConfig) -> Result<(), ConfigError> {
+        if let Some(why) = crate::sinks::webhook::url_refusal(&w.url) {
+            return Err(self.error_at(&format!("{key}.url"), &why));
+        }
+        if w.secrets.is_empty() || w.secrets.len() > 2 {
+            return Err(self.error_at(&format!("{key}.secrets"), "one secret, or two during a rotation"));
+        }
+        for (j, secret) in w.secrets.iter().enumerate() {
+            if let Err(why) = crate::sinks::webhook::secret_key(secret) {
+                return Err(self.error_at(&format!("{key}.secrets[{j}]"), &why));
+            }
+        }
+        if let Some(events) = &w.events {
+            if events.is_empty() {
+                return Err(self.error_at(&format!("{key}.events"), "names no event (leave it out for all)"));
+            }
+            for e in events {
+                if crate::sinks::EventType::parse(e).is_none() {
+                    return Err(self.error_at(
+                        &format!("{key}.events"),
+                        &format!("unknown event type `{e}` ({})", crate::sinks::EventType::NAMES),
+                    ));
+                }
+            }
+        }
+        if let Some(ws) = &w.warehouses {
+            if ws.is_empty() || ws.iter().any(|w| w.is_empty()) {
+                return Err(self.error_at(
+                    &format!("{key}.warehouses"),
+                    "names no warehouse (leave it out for all)",
+                ));
+            }
+        }
+        self.check_backoff(key, &w.backoff())
+    }
+
+    fn check_backoff(&self, key: &str, b: &Backoff) -> Result<(), ConfigError> {
+        if b.initial_ms == 0 || b.initial_ms > b.max_ms {
+            return Err(self.error_at(
+                &format!("{key}.backoff_initial_ms"),
+                "must be at least 1 and at most backoff_max_ms",
+            ));
+        }
+        if b.max_ms > crate::sinks::BACKOFF_MAX_MS_DEFAULT {
+            return Err(self.error_at(&format!("{key}.backoff_max_ms"), "must be at most 3600000 (1 h)"));
+        }
+        Ok(())
     }
 
     /// Token hashes are 64 hex digits, none published, none twice; then the partners.
@@ -668,6 +857,10 @@ mod tests {
             (
                 "replace-with-the-secret-from-stockd-partner-new".to_string(),
                 "a secret nobody has read".to_string(),
+            ),
+            (
+                "whsec_cmVwbGFjZS13aXRoLXN0b2NrZC13ZWJob29rLW5ldyE=".to_string(),
+                "whsec_YSB3ZWJob29rIGtleSBub2JvZHkgaGFzIHJlYWQ=".to_string(),
             ),
         ] {
             assert!(text.contains(&placeholder), "{placeholder}");

@@ -53,6 +53,7 @@ error_codes! {
     MovementNotFound = "movement_not_found", 404, "Movement not found";
     TransferNotFound = "transfer_not_found", 404, "Transfer not found";
     ReservationNotFound = "reservation_not_found", 404, "Reservation not found";
+    SinkNotFound = "sink_not_found", 404, "Sink not found";
     ReservationNotActive = "reservation_not_active", 409, "Reservation not active";
     InsufficientStock = "insufficient_stock", 409, "Insufficient stock";
     QuantityMismatch = "quantity_mismatch", 409, "Quantity mismatch";

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod ledger;
 pub mod notify;
+pub mod sinks;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
@@ -67,6 +68,8 @@ pub struct Daemon {
     _backups: Option<std::sync::mpsc::Sender<()>>,
     /// Stops the reservation sweep when dropped.
     _sweeper: Option<std::sync::mpsc::Sender<()>>,
+    /// Stops the outbound sinks when dropped.
+    _sinks: sinks::Running,
 }
 
 /// Opens the store and binds the socket. Must run inside an actix/tokio runtime.
@@ -103,6 +106,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         config.storage.options(),
     )
     .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let sinks = sinks::start(config, &store).map_err(StartError::Runtime)?;
     let listener = TcpListener::bind(addr).map_err(|e| StartError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::Runtime(e.to_string()))?;
     let state = web::Data::new(AppState {
@@ -113,6 +117,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         backup_dir: config.backup_dir(),
         backup_keep: config.backup_keep(),
         trust_forwarded: config.server.trust_forwarded,
+        sinks: sinks.sinks.clone(),
     });
     let backups = schedule_backups(config, &store);
     let sweeper = sweep_reservations(&store);
@@ -153,6 +158,7 @@ pub fn start(config: &Config) -> Result<Daemon, StartError> {
         store,
         _backups: backups,
         _sweeper: sweeper,
+        _sinks: sinks,
     })
 }
 

@@ -26,6 +26,8 @@ pub const PUBLISHED_SECRETS: &[&str] = &[
     "s3cr3t",
     // config.example.toml's placeholder.
     "replace-with-the-secret-from-stockd-partner-new",
+    // config.example.toml's webhook placeholder (base64 of `replace-with-stockd-webhook-new!`).
+    "whsec_cmVwbGFjZS13aXRoLXN0b2NrZC13ZWJob29rLW5ldyE=",
 ];
 
 /// Whether `hash` (hex, any case) is one of [`PUBLISHED_TOKEN_HASHES`].

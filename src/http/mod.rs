@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod partner;
 pub mod render;
 pub mod reservations;
+pub mod sinks;
 pub mod ui;
 pub mod write;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub backup_keep: usize,
     /// `[server] trust_forwarded`: links may follow `X-Forwarded-Host`/`-Proto`.
     pub trust_forwarded: bool,
+    /// The outbound sinks (`/admin/sinks`).
+    pub sinks: Arc<crate::sinks::Sinks>,
 }
 
 pub type State = web::Data<AppState>;
@@ -49,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
         .app_data(web::Data::new(auth))
         .configure(health::config_health_api)
         .configure(metrics::config_metrics_api)
+        .configure(sinks::config_sinks_api)
         // The hot native routes first: actix tries resources in order, and every route
         // with path parameters before them costs a regex match per request.
         .configure(native::config_native_api)

@@ -151,6 +151,17 @@ impl<'t> Tables<'t> {
             .map(|_| ())
     }
 
+    /// Stores an outbound sink's position and pause flag in the metadata table.
+    pub(super) fn set_sink(&mut self, record: &super::writer::SinkRecord) -> Result<(), redb::StorageError> {
+        let key = super::sink::key(&record.sink);
+        self.meta
+            .insert(
+                key.as_str(),
+                super::sink::encode(record.position, record.paused).as_slice(),
+            )
+            .map(|_| ())
+    }
+
     /// The next running number of batches of `kind`, from 100001.
     fn next_number(&mut self, kind: &str) -> Result<u64, redb::StorageError> {
         let key = format!("counter\u{0}{kind}");

@@ -8,6 +8,7 @@ mod recovery;
 mod redo;
 mod replay;
 pub mod rollup;
+mod sink;
 pub mod snapshot;
 pub mod tables;
 pub mod upgrade;
@@ -30,7 +31,9 @@ pub use read::{
     BatchQuery, LevelFilter, MovementFilter, MovementPage, PageOf, Paging, ProductFilter, Reader, FEED_SCAN_ENTRIES_MAX,
 };
 pub use recovery::{new_file_id, settle_file};
-pub use writer::{Answer, Applied, BatchHeader, Limits, NonceClaim, Outcome, ReplayClaim, Stored, WriteCtx};
+pub use writer::{
+    Answer, Applied, BatchHeader, Limits, NonceClaim, Outcome, ReplayClaim, SinkRecord, Stored, WriteCtx,
+};
 
 use tables::*;
 

@@ -128,6 +128,11 @@ impl Reader {
         Ok(Reader { txn, owner: None })
     }
 
+    /// The read transaction, for readers of other store modules (sinks).
+    pub(super) fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
     pub fn level(&self, product: &str, warehouse: &str) -> Result<Option<Level>, StoreError> {
         let t = table(&self.txn, LEVELS)?;
         let row = t.get((product, warehouse)).map_err(storage_error)?;

@@ -121,10 +121,20 @@ pub struct NonceClaim {
     pub expires_ms: i64,
 }
 
+/// Where an outbound sink stands (issue 13): every event up to `position` was delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRecord {
+    pub sink: String,
+    pub position: u64,
+    pub paused: bool,
+}
+
 /// What a job asks the writer to do.
 pub enum Work {
     Ledger(Command),
     ClaimNonce(NonceClaim),
+    /// Records an outbound sink's position and pause flag (issue 13).
+    SetSink(SinkRecord),
     /// Panics on the writer thread: tests of panic containment.
     #[cfg(test)]
     Panic,
@@ -134,7 +144,7 @@ impl Work {
     fn weight(&self) -> usize {
         match self {
             Work::Ledger(cmd) => cmd.weight(),
-            Work::ClaimNonce(_) => 1,
+            Work::ClaimNonce(_) | Work::SetSink(_) => 1,
             #[cfg(test)]
             Work::Panic => 1,
         }
@@ -503,6 +513,10 @@ impl Writer {
         let cmd = match &job.work {
             Work::Ledger(cmd) => cmd,
             Work::ClaimNonce(claim) => return tables.claim_nonce(claim).map_err(|e| e.to_string()),
+            Work::SetSink(record) => {
+                tables.set_sink(record).map_err(|e| e.to_string())?;
+                return Ok(Ok(Applied::default()));
+            }
             #[cfg(test)]
             Work::Panic => panic!("a job that panics (test)"),
         };

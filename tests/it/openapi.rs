@@ -60,11 +60,12 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// The routes the app registers from its route tables: the native API and the
-/// probes/admin routes.
+/// probes/admin routes, the outbound sinks' admin routes.
 fn registered() -> BTreeSet<(String, String)> {
     stockd::http::native::NATIVE_ROUTES
         .iter()
         .chain(stockd::http::health::HEALTH_ROUTES)
+        .chain(stockd::http::sinks::SINK_ROUTES)
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect()
 }
