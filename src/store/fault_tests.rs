@@ -253,7 +253,6 @@ async fn a_failing_log_answers_503_then_commits_durably_until_it_works_again() {
 async fn a_read_after_an_answer_sees_it_before_the_deferred_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("defer.redb"), Rules::default(), "default").expect("open");
-    store.shared.hold_commits.store(true, Ordering::Relaxed);
     let ctx = test_ctx();
     store.execute(put_product(), ctx.clone()).await.expect("product");
     let mut deferred = 0;

@@ -279,9 +279,7 @@ struct Shared {
     applied: tokio::sync::watch::Sender<u64>,
     /// A reader waits for `applied`: the writer commits its open transaction now.
     flush_wanted: AtomicBool,
-    /// Tests: no commit when the queue empties (only by timer or on a reader's request).
-    #[cfg(test)]
-    hold_commits: AtomicBool,
+
     /// The last log write or sync failed: groups commit durably to redb instead.
     log_broken: AtomicBool,
     wal: Arc<wal::Wal>,
@@ -346,8 +344,7 @@ impl Store {
             settled: tokio::sync::watch::Sender::new(gen),
             applied: tokio::sync::watch::Sender::new(gen),
             flush_wanted: AtomicBool::new(false),
-            #[cfg(test)]
-            hold_commits: AtomicBool::new(false),
+
             log_broken: AtomicBool::new(false),
             wal: Arc::new(wal),
         });
