@@ -10,6 +10,10 @@ keep-alive connections at once (writes share groups and commits, as under load),
 request of every thread of the daemon (HTTP workers, writer, log syncer) and the functions
 that cost most, so a change to a hot path can be compared before and after. A release build
 with symbols is best: `cargo bench --no-run` leaves one in target/release/stockd.
+
+Environment: CG_PRODUCTS (products created, default 100; the bulk phase counts up to 1000 of
+them per request), CG_KEEP=DIR (keep the data and the callgrind dumps there, for
+`callgrind_annotate --tree=calling`).
 """
 import concurrent.futures
 import glob
