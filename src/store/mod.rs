@@ -349,12 +349,29 @@ impl Store {
             wal: Arc::new(wal),
         });
         let (jobs, rx) = mpsc::sync_channel(QUEUE_JOBS_MAX);
-        let w = writer::Writer::new(shared.clone(), rules, options.limits(), gen)
+        // The writer is built on its own thread (it holds tables that must stay there) and
+        // says whether it could start.
+        let (started, ready) = mpsc::channel();
+        let handle = {
+            let shared = shared.clone();
+            let limits = options.limits();
+            std::thread::Builder::new()
+                .name("stockd-writer".into())
+                .spawn(move || match writer::Writer::new(shared, rules, limits, gen) {
+                    Ok(w) => {
+                        let _ = started.send(Ok(()));
+                        w.run(rx)
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                })
+                .map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?
+        };
+        ready
+            .recv()
+            .unwrap_or_else(|_| Err("the writer thread stopped before it started".into()))
             .map_err(|e| OpenError::Io(path.to_path_buf(), e))?;
-        let handle = std::thread::Builder::new()
-            .name("stockd-writer".into())
-            .spawn(move || w.run(rx))
-            .map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
         Ok(Store {
             shared,
             jobs,
