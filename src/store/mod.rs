@@ -40,13 +40,17 @@ use tables::*;
 /// redb's page cache for the daemon's data file (redb's default is 1 GiB). The hot tables —
 /// levels, products, the journal's tail — fit many times over; colder pages come from the
 /// OS page cache. Without a bound the daemon's RSS grew with the data file (276 MiB with a
-/// 142 MiB file in the load bench; the target is 256 MiB).
+/// 142 MiB file in the load bench; the target is 256 MiB). Offline commands keep redb's
+/// default: an import writes everything in one transaction, which a small cache slows
+/// (52k → 37k rows/s).
 pub const CACHE_BYTES: usize = 64 << 20;
 
-/// A builder for the daemon's data file, with its cache bound.
-fn builder() -> redb::Builder {
+/// A builder for the data file: the daemon's bounded cache, or redb's default.
+fn builder(cache_bytes: Option<usize>) -> redb::Builder {
     let mut b = Database::builder();
-    b.set_cache_size(CACHE_BYTES);
+    if let Some(bytes) = cache_bytes {
+        b.set_cache_size(bytes);
+    }
     b
 }
 
@@ -171,6 +175,10 @@ fn check_meta(path: &Path, txn: &redb::ReadTransaction) -> Result<(), OpenError>
 /// Opens an existing data file without writing to it, unless it needs redb's crash repair
 /// (a daemon killed mid-write), which only a writable open performs.
 pub fn open_existing(path: &Path) -> Result<Database, OpenError> {
+    open_existing_with(path, None)
+}
+
+fn open_existing_with(path: &Path, cache_bytes: Option<usize>) -> Result<Database, OpenError> {
     if !path.exists() {
         return Err(OpenError::Io(path.to_path_buf(), "no such file".into()));
     }
@@ -184,7 +192,7 @@ pub fn open_existing(path: &Path) -> Result<Database, OpenError> {
         Err(redb::DatabaseError::RepairAborted) => {} // checked below, once repaired
         Err(e) => return Err(open_error(path, e)),
     }
-    let db = builder().open(path).map_err(|e| open_error(path, e))?;
+    let db = builder(cache_bytes).open(path).map_err(|e| open_error(path, e))?;
     let txn = db
         .begin_read()
         .map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
@@ -194,11 +202,19 @@ pub fn open_existing(path: &Path) -> Result<Database, OpenError> {
 
 /// Opens the data file, creating and initialising it when it does not exist or is empty.
 pub fn open_or_create(path: &Path, default_warehouse: &str) -> Result<Database, OpenError> {
+    open_or_create_with(path, default_warehouse, None)
+}
+
+fn open_or_create_with(
+    path: &Path,
+    default_warehouse: &str,
+    cache_bytes: Option<usize>,
+) -> Result<Database, OpenError> {
     let is_new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
     let db = if is_new {
-        builder().create(path).map_err(|e| open_error(path, e))?
+        builder(cache_bytes).create(path).map_err(|e| open_error(path, e))?
     } else {
-        open_existing(path)?
+        open_existing_with(path, cache_bytes)?
     };
     // A file that is already complete is not written to just by opening it.
     if is_new || !is_initialised(&db, default_warehouse) {
@@ -320,9 +336,9 @@ impl Store {
         options: Options,
     ) -> Result<Store, OpenError> {
         recovery::precheck(path)?; // before any writable open: a bad log changes nothing
-        let db = open_or_create(path, default_warehouse)?;
+        let db = open_or_create_with(path, default_warehouse, Some(CACHE_BYTES))?;
         let reopen_path = path.to_path_buf();
-        let opener: Opener = Arc::new(move || builder().create(&reopen_path));
+        let opener: Opener = Arc::new(move || builder(Some(CACHE_BYTES)).create(&reopen_path));
         Store::start(path, db, opener, rules, options, default_warehouse)
     }
 
