@@ -41,8 +41,8 @@ use tables::*;
 /// levels, products, the journal's tail — fit many times over; colder pages come from the
 /// OS page cache. Without a bound the daemon's RSS grew with the data file (276 MiB with a
 /// 142 MiB file in the load bench; the target is 256 MiB). Offline commands keep redb's
-/// default: an import writes everything in one transaction, which a small cache slows
-/// (52k → 37k rows/s).
+/// default: they are one-shot processes, and an import writes everything in one
+/// transaction.
 pub const CACHE_BYTES: usize = 64 << 20;
 
 /// A builder for the data file: the daemon's bounded cache, or redb's default.
