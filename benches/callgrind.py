@@ -11,8 +11,9 @@ request of every thread of the daemon (HTTP workers, writer, log syncer) and the
 that cost most, so a change to a hot path can be compared before and after. A release build
 with symbols is best: `cargo bench --no-run` leaves one in target/release/stockd.
 
-Environment: CG_PRODUCTS (products created, default 100; the bulk phase counts up to 1000 of
-them per request), CG_KEEP=DIR (keep the data and the callgrind dumps there, for
+Environment: CG_CONNECTIONS (connections per phase, default 16; 1 shows the per-group cost
+of one-movement groups), CG_PRODUCTS (products created, default 100; the bulk phase counts up
+to 1000 of them per request), CG_KEEP=DIR (keep the data and the callgrind dumps there, for
 `callgrind_annotate --tree=calling`).
 """
 import concurrent.futures
@@ -32,7 +33,7 @@ PORT = 18097
 PRODUCTS = int(os.environ.get("CG_PRODUCTS", "100"))
 READY_TIMEOUT_S = 120
 TOP_FUNCTIONS = 25
-CONNECTIONS = 16
+CONNECTIONS = int(os.environ.get("CG_CONNECTIONS", "16"))
 BULK_LINES = 1000
 BULK_REQUESTS = 32
 
