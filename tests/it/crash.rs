@@ -2,7 +2,7 @@
 //! file afterwards; foreign files are refused and left untouched.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,7 +12,12 @@ use crate::common::{enc, run_bin, send, verify, Binary, Client, Request};
 
 const ROUNDS: usize = 3;
 const WRITERS: usize = 32;
+/// The kill comes after at least this long under load and this many acknowledgements
+/// (on a loaded machine a fixed sleep could end before the first answer), but never
+/// later than `LOAD_MAX`.
 const LOAD: Duration = Duration::from_millis(700);
+const ACKS_BEFORE_KILL: usize = 64;
+const LOAD_MAX: Duration = Duration::from_secs(30);
 
 /// What a 201 told the client: the movement's id and the balance after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +28,7 @@ struct Ack {
 
 /// `WRITERS` threads posting `in 1` until `stop`; returns every acknowledged movement.
 /// Errors (the daemon is killed under them) end a writer; they are not acknowledgements.
-fn load(client: &Client, stop: &AtomicBool) -> Vec<Ack> {
+fn load(client: &Client, stop: &AtomicBool, answered: &AtomicUsize) -> Vec<Ack> {
     let acks = Mutex::new(Vec::new());
     let body = json!({"product_id": "p1", "movement_type": "in", "quantity": 1}).to_string();
     std::thread::scope(|s| {
@@ -39,6 +44,7 @@ fn load(client: &Client, stop: &AtomicBool) -> Vec<Ack> {
                     let id = d["id"].as_str().expect("id");
                     assert_eq!(d["product_id"], "p1");
                     assert_eq!(d["quantity"], 1);
+                    answered.fetch_add(1, Ordering::Relaxed);
                     mine.push(Ack {
                         seq: id.strip_prefix("mov_").and_then(|s| s.parse().ok()).expect("mov_<seq>"),
                         balance_after: d["balance_after"].as_i64().expect("balance_after"),
@@ -100,9 +106,15 @@ fn kill_9_rounds(data: &std::path::Path, config: Option<&std::path::Path>) {
         }
         let stop = AtomicBool::new(false);
         let client = daemon.client.clone();
+        let answered = AtomicUsize::new(0);
         let round_acks = std::thread::scope(|s| {
-            let loader = s.spawn(|| load(&client, &stop));
-            std::thread::sleep(LOAD);
+            let loader = s.spawn(|| load(&client, &stop, &answered));
+            let began = std::time::Instant::now();
+            while (began.elapsed() < LOAD || answered.load(Ordering::Relaxed) < ACKS_BEFORE_KILL)
+                && began.elapsed() < LOAD_MAX
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             // SIGKILL while the writers are still sending: whatever was acknowledged must survive.
             daemon.kill9();
             stop.store(true, Ordering::Release);
