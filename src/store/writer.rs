@@ -46,6 +46,12 @@ const LOG_RETRY_INTERVAL_MS: u64 = 1_000;
 const COMMIT_DEFER_MAX_MS: u64 = 5;
 /// Movement lines in the open transaction beyond which redb commits it.
 const COMMIT_DEFER_WEIGHT_MAX: usize = 4 * GROUP_WEIGHT_MAX;
+/// While groups keep coming, a due commit runs right after a group is handed to the
+/// syncer, when its fdatasync keeps the next request away anyway. Only when no group came
+/// for this long past `COMMIT_DEFER_MAX_MS` does the idle writer commit on its own: a
+/// timer-driven commit lands at a random moment and the next request waits behind it
+/// (measured at one connection: 3–5 % of throughput, and the p99).
+const COMMIT_IDLE_MS: u64 = 20;
 /// Pause between attempts to reopen the file after a failed commit.
 const REOPEN_BACKOFF_MS: u64 = 50;
 const REOPEN_BACKOFF_MAX_MS: u64 = 2_000;
@@ -324,7 +330,7 @@ impl Writer {
         loop {
             let due = match (&self.recovery, &self.open) {
                 (Some(r), _) => Some(r.next_at.saturating_duration_since(Instant::now())),
-                (None, Some(open)) => Some(open.left()),
+                (None, Some(open)) => Some(open.left() + Duration::from_millis(COMMIT_IDLE_MS)),
                 (None, None) if self.dirty => {
                     let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
                     Some(interval.saturating_sub(self.checkpoint_at.elapsed()))
