@@ -15,9 +15,11 @@ pub mod nats;
 pub mod webhook;
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -144,7 +146,7 @@ impl Sinks {
     }
 
     fn handle(&self, id: &str) -> Option<&Handle> {
-        self.handles.iter().find(|h| h.status.lock().is_ok_and(|s| s.id == id))
+        self.handles.iter().find(|h| lock(&h.status).id == id)
     }
 
     /// Hands `command` to the sink and waits until it took effect (recorded durably);
@@ -165,8 +167,14 @@ impl Sinks {
     }
 }
 
+/// A sink's status, even when a panic left its lock poisoned (the status is still worth
+/// showing, and the sink starts again).
+fn lock(status: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
+    status.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn snapshot(status: &Mutex<Status>, seq_last: u64) -> Option<Status> {
-    let mut s = status.lock().ok()?.clone();
+    let mut s = lock(status).clone();
     s.lag = seq_last.saturating_sub(s.position);
     Some(s)
 }
@@ -192,6 +200,9 @@ impl Drop for Running {
 enum Transport {
     Webhook(webhook::Webhook),
     Nats(Box<nats::Nats>),
+    /// Tests: records what it was given, after panicking as many times as asked.
+    #[cfg(test)]
+    Scripted(tests::Scripted),
 }
 
 impl Transport {
@@ -199,6 +210,8 @@ impl Transport {
         match self {
             Transport::Webhook(w) => w.deliver(event).await,
             Transport::Nats(n) => n.deliver(event).await,
+            #[cfg(test)]
+            Transport::Scripted(s) => s.deliver(event),
         }
     }
 }
@@ -404,13 +417,52 @@ impl Runner {
         }
     }
 
-    /// Delivers until `halt` turns true, then records the position.
+    /// Delivers until `halt` turns true, then records the position. A panic while
+    /// delivering (a bug: in the transport, or in turning an entry into events) does not
+    /// end the sink: like a failed attempt it is counted, logged and retried with backoff,
+    /// from the last delivered position (at least once, as after a restart). One that
+    /// panics on the same entry every time shows as `retrying` with its error, where
+    /// `/admin/sinks` can move the position past it.
     async fn run(mut self, mut halt: tokio::sync::watch::Receiver<bool>) {
-        tokio::select! {
-            () = self.deliver_forever() => {}
-            _ = halt.wait_for(|h| *h) => {}
+        loop {
+            let panicked = tokio::select! {
+                r = AssertUnwindSafe(self.deliver_forever()).catch_unwind() => r.is_err(),
+                _ = halt.wait_for(|h| *h) => false,
+            };
+            if !panicked {
+                break;
+            }
+            let retry = async {
+                self.after_panic().await;
+                true
+            };
+            let go_on = tokio::select! {
+                go_on = retry => go_on,
+                _ = halt.wait_for(|h| *h) => false,
+            };
+            if !go_on {
+                break;
+            }
         }
         self.save_if_behind().await;
+    }
+
+    /// Forgets what was read after the last delivered position, then pauses as after a
+    /// failed attempt.
+    async fn after_panic(&mut self) {
+        self.pending.clear();
+        self.read_to = self.position;
+        let seq = self.position + 1;
+        self.failed_with(
+            seq,
+            "-",
+            Failure {
+                status: None,
+                error: "internal error: the sink's task panicked (see the log); it starts again from its position"
+                    .into(),
+            },
+        )
+        .await;
     }
 
     async fn deliver_forever(&mut self) {
@@ -531,13 +583,17 @@ impl Runner {
     }
 
     async fn failed(&mut self, event: &Event, failure: Failure) {
+        self.failed_with(event.seq, &event.id, failure).await;
+    }
+
+    async fn failed_with(&mut self, seq: u64, event: &str, failure: Failure) {
         metrics::counter!(DELIVERIES, "sink" => self.id.clone(), "outcome" => "failed").increment(1);
         self.attempts += 1;
         let error: String = failure.error.chars().take(ERROR_CHARS_MAX).collect();
         let pause = backoff_ms(&self.backoff, self.attempts, jitter());
         // Never the body or a secret: the sink, the event and what went wrong.
         tracing::warn!(
-            sink = %self.id, seq = event.seq, event = %event.id, status = failure.status,
+            sink = %self.id, seq, event = %event, status = failure.status,
             error = %error, attempts = self.attempts, retry_in_ms = pause,
             "delivery failed; retrying"
         );
@@ -626,9 +682,7 @@ impl Runner {
     }
 
     fn update(&self, f: impl FnOnce(&mut Status)) {
-        if let Ok(mut s) = self.status.lock() {
-            f(&mut s);
-        }
+        f(&mut lock(&self.status));
     }
 
     fn show_lag(&self) {
@@ -667,6 +721,112 @@ mod tests {
         assert_eq!(backoff_ms(&b, 13, 1.0), 3_600_000);
         assert_eq!(backoff_ms(&b, 1_000, 1.0), 3_600_000);
         assert_eq!(backoff_ms(&b, 1, 0.5), 500);
+    }
+
+    /// A transport that panics on its first `panics` attempts, then takes every event.
+    pub(super) struct Scripted {
+        pub panics: usize,
+        pub got: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Scripted {
+        pub fn deliver(&mut self, event: &Event) -> Result<(), Failure> {
+            if self.panics > 0 {
+                self.panics -= 1;
+                panic!("a sink that panics (test)");
+            }
+            lock_vec(&self.got).push(event.seq);
+            Ok(())
+        }
+    }
+
+    fn lock_vec(v: &Mutex<Vec<u64>>) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        v.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A panic in a sink's task is retried like a failed attempt: every entry still goes
+    /// out once the sink stops panicking, and the status showed why it waited.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_sink_whose_task_panics_starts_again_from_its_position() {
+        use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Rules};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("sink.redb"), Rules::default(), "default").expect("open");
+        let ctx = crate::store::WriteCtx {
+            actor: "test".into(),
+            ..Default::default()
+        };
+        let product = Product {
+            id: "p".into(),
+            sku: "p".into(),
+            name: "P".into(),
+            ..Product::default()
+        };
+        store
+            .execute(Command::PutProduct(product), ctx.clone())
+            .await
+            .expect("product");
+        let line = MoveCmd {
+            product: "p".into(),
+            warehouse: "default".into(),
+            op: Op::In(1),
+            expected_on_hand: None,
+            meta: Meta::default(),
+        };
+        store
+            .execute(Command::Batch(vec![line; 3]), ctx.clone())
+            .await
+            .expect("movements");
+        let status = Arc::new(Mutex::new(Status {
+            id: "s".into(),
+            kind: Kind::Webhook,
+            target: "test".into(),
+            position: 0,
+            lag: 0,
+            state: State::Ok,
+            attempts: 0,
+            last_error: None,
+            last_attempt_at: None,
+        }));
+        let (_control_tx, control) = mpsc::channel(CONTROL_QUEUE_MAX);
+        let plan = Plan {
+            status: status.clone(),
+            control,
+            filter: Filter::default(),
+            backoff: Backoff {
+                initial_ms: 10,
+                max_ms: 10,
+            },
+        };
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let transport = Transport::Scripted(Scripted {
+            panics: 2,
+            got: got.clone(),
+        });
+        let (halt, halted) = tokio::sync::watch::channel(false);
+        // A runner is not Send (the webhook client is thread-local): a local task, as on the
+        // sinks' thread.
+        let local = tokio::task::LocalSet::new();
+        let task = local.spawn_local(Runner::new(plan, transport, store.clone()).run(halted));
+        local
+            .run_until(async {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while lock_vec(&got).len() < 3 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                assert_eq!(*lock_vec(&got), vec![1, 2, 3], "every entry, once, in order");
+                let seen = lock(&status).clone();
+                assert_eq!(seen.state, State::Ok);
+                assert_eq!(seen.position, 3);
+                assert!(
+                    seen.last_error.as_deref().is_some_and(|e| e.contains("panicked")),
+                    "{:?}",
+                    seen.last_error
+                );
+                let _ = halt.send(true);
+                task.await.expect("the runner ends when halted");
+            })
+            .await;
+        store.shutdown();
     }
 
     #[test]
