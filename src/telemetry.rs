@@ -200,7 +200,7 @@ pub async fn observe(
     metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!(HTTP_SECONDS, "route" => route.clone()).record(elapsed.as_secs_f64());
-    if status == 401 {
+    let refused = (status == 401).then(|| {
         // Who was refused and why (the counted reason, else the answer's detail): never
         // the credential itself.
         let detail = res
@@ -209,28 +209,153 @@ pub async fn observe(
             .and_then(|e| e.as_error::<crate::error::ApiError>())
             .map(|e| e.detail.clone());
         let reason = reason.map(str::to_string).or(detail).unwrap_or_default();
-        tracing::info!(
-            target: "stockd::http",
-            request_id = %id,
-            method = %method,
-            route = %route,
-            status,
-            latency_ms = millis(elapsed),
-            reason = %reason,
-            client = %peer.map(|p| p.to_string()).unwrap_or_default(),
-        );
-    } else {
-        tracing::info!(
-            target: "stockd::http",
-            request_id = %id,
-            method = %method,
-            route = %route,
-            status,
-            latency_ms = millis(elapsed),
-            actor = %actor,
-        );
-    }
+        (reason, peer.map(|p| p.to_string()).unwrap_or_default())
+    });
+    log_request(&RequestLine {
+        id: &id,
+        method,
+        route: &route,
+        status,
+        latency_ms: millis(elapsed),
+        actor: &actor,
+        refused: refused.as_ref().map(|(r, c)| (r.as_str(), c.as_str())),
+    });
     Ok(res)
+}
+
+/// The fields of one request's log line.
+struct RequestLine<'a> {
+    id: &'a str,
+    method: &'a str,
+    route: &'a str,
+    status: u16,
+    latency_ms: f64,
+    actor: &'a str,
+    /// A 401: its reason and the client's address (instead of the actor).
+    refused: Option<(&'a str, &'a str)>,
+}
+
+/// How [`log_request`] writes the line itself, set by [`init_logs`]; unset (a terminal, or
+/// logs not set up), the line goes through `tracing`.
+static REQUEST_LINES: OnceLock<crate::cli::LogFormat> = OnceLock::new();
+
+/// Longest request line kept in a worker's buffer between lines, in bytes.
+const REQUEST_LINE_BUFFER_BYTES_MAX: usize = 4096;
+
+/// Logs one request at INFO under target `stockd::http`. The line is the one tracing's fmt
+/// layer writes (same fields, text or JSON), formatted here: through the layer it cost
+/// ~10.5k instructions, a fifth of a whole /healthz (a third of that styling field names).
+/// RUST_LOG still decides whether it is written.
+fn log_request(line: &RequestLine<'_>) {
+    if !tracing::enabled!(target: "stockd::http", tracing::Level::INFO) {
+        return;
+    }
+    let Some(format) = REQUEST_LINES.get() else {
+        return log_request_through_tracing(line);
+    };
+    thread_local! {
+        static BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    BUFFER.with_borrow_mut(|out| {
+        out.clear();
+        match format {
+            crate::cli::LogFormat::Text => request_line_text(line, out),
+            crate::cli::LogFormat::Json => request_line_json(line, out),
+        }
+        use std::io::Write;
+        // One write of the whole line, as the fmt layer does: lines never interleave.
+        let _ = std::io::stderr().lock().write_all(out.as_bytes());
+        if out.capacity() > REQUEST_LINE_BUFFER_BYTES_MAX {
+            *out = String::new();
+        }
+    });
+}
+
+fn log_request_through_tracing(line: &RequestLine<'_>) {
+    let RequestLine {
+        id,
+        method,
+        route,
+        status,
+        latency_ms,
+        actor,
+        refused,
+    } = *line;
+    match refused {
+        Some((reason, client)) => tracing::info!(
+            target: "stockd::http",
+            request_id = %id, method = %method, route = %route, status, latency_ms,
+            reason = %reason, client = %client,
+        ),
+        None => tracing::info!(
+            target: "stockd::http",
+            request_id = %id, method = %method, route = %route, status, latency_ms, actor = %actor,
+        ),
+    }
+}
+
+/// `2026-11-27T09:49:58.012399Z`: UTC with microseconds, as tracing's `SystemTime` timer.
+fn push_timestamp(out: &mut String) {
+    use std::fmt::Write;
+    let now = time::OffsetDateTime::now_utc();
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    );
+}
+
+/// The fmt layer's text line (ANSI off): `<time>  INFO stockd::http: request_id=… …`.
+fn request_line_text(l: &RequestLine<'_>, out: &mut String) {
+    use std::fmt::Write;
+    push_timestamp(out);
+    let _ = write!(
+        out,
+        "  INFO stockd::http: request_id={} method={} route={} status={} latency_ms={:?} ",
+        l.id, l.method, l.route, l.status, l.latency_ms
+    );
+    let _ = match l.refused {
+        Some((reason, client)) => write!(out, "reason={reason} client={client}"),
+        None => write!(out, "actor={}", l.actor),
+    };
+    out.push('\n');
+}
+
+/// The fmt layer's JSON line: `{"timestamp":…,"level":"INFO","fields":{…},"target":"stockd::http"}`.
+fn request_line_json(l: &RequestLine<'_>, out: &mut String) {
+    use std::fmt::Write;
+    let string = |out: &mut String, s: &str| match serde_json::to_string(s) {
+        Ok(quoted) => out.push_str(&quoted),
+        Err(_) => out.push_str("\"\""),
+    };
+    out.push_str("{\"timestamp\":\"");
+    push_timestamp(out);
+    out.push_str("\",\"level\":\"INFO\",\"fields\":{\"request_id\":");
+    string(out, l.id);
+    out.push_str(",\"method\":");
+    string(out, l.method);
+    out.push_str(",\"route\":");
+    string(out, l.route);
+    let _ = write!(out, ",\"status\":{},\"latency_ms\":{:?}", l.status, l.latency_ms);
+    match l.refused {
+        Some((reason, client)) => {
+            out.push_str(",\"reason\":");
+            string(out, reason);
+            out.push_str(",\"client\":");
+            string(out, client);
+        }
+        None => {
+            out.push_str(",\"actor\":");
+            string(out, l.actor);
+        }
+    }
+    out.push_str("},\"target\":\"stockd::http\"}\n");
 }
 
 #[cfg(test)]
@@ -245,6 +370,85 @@ mod tests {
         assert_eq!(method_label(&Method::TRACE), "other");
         let made_up = Method::from_bytes(b"XYZZY").expect("a token");
         assert_eq!(method_label(&made_up), "other");
+    }
+
+    /// What tracing's fmt layer writes for `line` in `format` (ANSI off, as in production).
+    fn through_tracing(line: &RequestLine<'_>, format: crate::cli::LogFormat) -> String {
+        use tracing_subscriber::layer::SubscriberExt;
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let make = move || Capture(sink.clone());
+        let fmt = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(make);
+        let layer: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match format {
+            crate::cli::LogFormat::Text => Box::new(fmt),
+            crate::cli::LogFormat::Json => Box::new(fmt.json()),
+        };
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || log_request_through_tracing(line));
+        let bytes = out.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The hand-made request line is the fmt layer's, field for field, in both formats
+    /// (only the timestamp differs, taken at another moment).
+    #[test]
+    fn the_request_line_is_the_one_tracing_writes() {
+        let lines = [
+            RequestLine {
+                id: "req_0000000100000002",
+                method: "POST",
+                route: "/api/products/{id}",
+                status: 201,
+                latency_ms: 4.249,
+                actor: "shop \"main\"",
+                refused: None,
+            },
+            RequestLine {
+                id: "req_0000000100000003",
+                method: "GET",
+                route: "unmatched",
+                status: 401,
+                latency_ms: 1.0,
+                actor: "",
+                refused: Some(("unknown_token", "127.0.0.1:5000")),
+            },
+        ];
+        for line in &lines {
+            let theirs = through_tracing(line, crate::cli::LogFormat::Text);
+            let mut ours = String::new();
+            request_line_text(line, &mut ours);
+            let stamp = "2026-11-27T09:49:58.012399Z".len();
+            assert_eq!(theirs.len(), ours.len(), "{theirs}{ours}");
+            assert_eq!(theirs[stamp..], ours[stamp..]);
+            assert_eq!(theirs.as_bytes()[stamp - 1], b'Z');
+            assert_eq!(ours.as_bytes()[stamp - 1], b'Z');
+
+            let theirs = through_tracing(line, crate::cli::LogFormat::Json);
+            let mut ours = String::new();
+            request_line_json(line, &mut ours);
+            assert!(ours.ends_with('\n'));
+            let parse = |s: &str| -> serde_json::Value {
+                let mut v: serde_json::Value = serde_json::from_str(s).expect("json");
+                let stamp = v.as_object_mut().and_then(|o| o.remove("timestamp"));
+                assert!(stamp.is_some_and(|t| t.as_str().is_some_and(|t| t.len() == 27)));
+                v
+            };
+            assert_eq!(parse(&theirs), parse(&ours));
+        }
     }
 
     #[test]
@@ -281,6 +485,9 @@ pub fn init_logs(format: crate::cli::LogFormat) {
         crate::cli::LogFormat::Text => fmt.boxed(),
         crate::cli::LogFormat::Json => fmt.json().boxed(),
     };
+    if !std::io::stderr().is_terminal() {
+        let _ = REQUEST_LINES.set(format);
+    }
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(DemoteClientErrors(fmt))
