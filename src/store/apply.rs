@@ -6,7 +6,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransacti
 use sha2::{Digest, Sha256};
 
 use super::codec;
-use super::redo::{Logged, Redo};
+use super::redo::{Logged, Redo, RedoBuf};
 use super::rollup::{self, Rollup, Stats};
 use super::tables::*;
 use super::writer::{Applied, BatchHeader, WriteCtx};
@@ -622,7 +622,8 @@ pub fn apply_offline(
     };
     let mut applied = 0u64;
     {
-        let redo = Redo::default();
+        // One durable commit covers the import: no log record, so nothing to record.
+        let redo = Redo::new(RedoBuf::off());
         let mut tables = Tables::open(&txn, &redo);
         for (line, cmd) in commands {
             let now_ms = crate::clock::now_ms().max(chain.at_ms_last);

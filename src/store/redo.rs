@@ -16,7 +16,59 @@ const OP_PUT: u8 = 1;
 const OP_DEL: u8 = 2;
 
 /// The ops of one group, shared by all of its tables (the writer is one thread).
-pub type Redo = Rc<RefCell<Vec<u8>>>;
+pub type Redo = Rc<RedoBuf>;
+
+/// Where a transaction's tables record their ops: on for the writer, off for a transaction
+/// no log covers (`stockd import` commits once, durably: recording every row's ops there
+/// only held a copy of the whole import in memory).
+#[derive(Debug)]
+pub struct RedoBuf {
+    ops: RefCell<Vec<u8>>,
+    recording: bool,
+}
+
+impl Default for RedoBuf {
+    fn default() -> Self {
+        RedoBuf {
+            ops: RefCell::new(Vec::new()),
+            recording: true,
+        }
+    }
+}
+
+impl RedoBuf {
+    /// A buffer that records nothing.
+    pub fn off() -> RedoBuf {
+        RedoBuf {
+            ops: RefCell::new(Vec::new()),
+            recording: false,
+        }
+    }
+
+    /// The ops recorded since the last call.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.ops.borrow_mut())
+    }
+
+    fn put(&self, id: u8, key: &[u8], value: &[u8]) {
+        if self.recording {
+            let mut out = self.ops.borrow_mut();
+            out.push(id);
+            out.push(OP_PUT);
+            push_bytes(&mut out, key);
+            push_bytes(&mut out, value);
+        }
+    }
+
+    fn del(&self, id: u8, key: &[u8]) {
+        if self.recording {
+            let mut out = self.ops.borrow_mut();
+            out.push(id);
+            out.push(OP_DEL);
+            push_bytes(&mut out, key);
+        }
+    }
+}
 
 /// Calls `$m!(id, TABLE)` for every table a write may touch. Ids are part of the log
 /// format: never reuse or renumber one.
@@ -107,13 +159,11 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
-        {
-            let mut out = self.redo.borrow_mut();
-            out.push(self.id);
-            out.push(OP_PUT);
-            push_bytes(&mut out, K::as_bytes(key.borrow()).as_ref());
-            push_bytes(&mut out, V::as_bytes(value.borrow()).as_ref());
-        }
+        self.redo.put(
+            self.id,
+            K::as_bytes(key.borrow()).as_ref(),
+            V::as_bytes(value.borrow()).as_ref(),
+        );
         self.open()?.insert(key, value)
     }
 
@@ -121,12 +171,7 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
         &mut self,
         key: impl Borrow<K::SelfType<'k>>,
     ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
-        {
-            let mut out = self.redo.borrow_mut();
-            out.push(self.id);
-            out.push(OP_DEL);
-            push_bytes(&mut out, K::as_bytes(key.borrow()).as_ref());
-        }
+        self.redo.del(self.id, K::as_bytes(key.borrow()).as_ref());
         self.open()?.remove(key)
     }
 }

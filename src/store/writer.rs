@@ -434,7 +434,7 @@ impl Writer {
         metrics::histogram!(crate::telemetry::COMMIT_COMMANDS).record(commands as f64);
         open.add(weight);
         self.gen = gen;
-        let payload = std::mem::take(&mut *open.redo.borrow_mut());
+        let payload = open.redo.take();
         let record_bytes = wal::record_bytes(payload.len());
         let degraded = self.shared.log_broken.load(Ordering::Acquire);
         let checkpoint = degraded
