@@ -327,6 +327,34 @@ pub struct Movement {
 }
 
 impl Movement {
+    /// Tests: entry 1 of product `p` in warehouse `w` by actor `t`, with the given kind and
+    /// buckets (its quantity is the on-hand change); tests set what else they need.
+    #[cfg(test)]
+    pub fn sample(kind: Kind, before: Buckets, delta: Buckets) -> Movement {
+        Movement {
+            seq: 1,
+            at_ms: 0,
+            draft: Draft {
+                product: "p".into(),
+                warehouse: "w".into(),
+                kind,
+                quantity: delta.on_hand.abs(),
+                before,
+                delta,
+                reason: None,
+                reference_type: None,
+                reference_id: None,
+                note: None,
+                cost_per_unit: None,
+                transfer: None,
+            },
+            actor: "t".into(),
+            batch: None,
+            idempotency_key: None,
+            hash: [0; 32],
+        }
+    }
+
     pub fn after(&self) -> Buckets {
         // The store only journals drafts whose sum was checked.
         self.draft

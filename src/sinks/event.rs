@@ -189,36 +189,16 @@ pub fn derive(reader: &Reader, m: &Movement, filter: &Filter) -> Result<Vec<Even
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Buckets, Draft};
+    use crate::ledger::Buckets;
 
     fn entry(kind: Kind, before: i64, delta: i64) -> Movement {
+        let on_hand = |n| Buckets {
+            on_hand: n,
+            ..Buckets::default()
+        };
         Movement {
             seq: 7,
-            at_ms: 0,
-            draft: Draft {
-                product: "p".into(),
-                warehouse: "w".into(),
-                kind,
-                quantity: delta.abs(),
-                before: Buckets {
-                    on_hand: before,
-                    ..Buckets::default()
-                },
-                delta: Buckets {
-                    on_hand: delta,
-                    ..Buckets::default()
-                },
-                reason: None,
-                reference_type: None,
-                reference_id: None,
-                note: None,
-                cost_per_unit: None,
-                transfer: None,
-            },
-            actor: "t".into(),
-            batch: None,
-            idempotency_key: None,
-            hash: [0; 32],
+            ..Movement::sample(kind, on_hand(before), on_hand(delta))
         }
     }
 

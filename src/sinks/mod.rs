@@ -106,6 +106,23 @@ pub struct Status {
     pub last_attempt_at: Option<String>,
 }
 
+impl Status {
+    /// A sink before its start: at position 0 (read from the data file at start), ok.
+    fn new(id: &str, kind: Kind, target: String) -> Status {
+        Status {
+            id: id.to_string(),
+            kind,
+            target,
+            position: 0,
+            lag: 0,
+            state: State::Ok,
+            attempts: 0,
+            last_error: None,
+            last_attempt_at: None,
+        }
+    }
+}
+
 /// What an admin asks of a sink.
 #[derive(Debug, Clone, Copy)]
 pub enum Command {
@@ -266,17 +283,7 @@ pub fn start(config: &Config, store: &Store) -> Result<Running, String> {
     let mut handles = Vec::new();
     let mut plans = Vec::new();
     let mut add = |id: &str, kind, target: String, filter, backoff, make| {
-        let status = Arc::new(Mutex::new(Status {
-            id: id.to_string(),
-            kind,
-            target,
-            position: 0,
-            lag: 0,
-            state: State::Ok,
-            attempts: 0,
-            last_error: None,
-            last_attempt_at: None,
-        }));
+        let status = Arc::new(Mutex::new(Status::new(id, kind, target)));
         let (tx, rx) = mpsc::channel(CONTROL_QUEUE_MAX);
         handles.push(Handle {
             status: status.clone(),
@@ -748,45 +755,12 @@ mod tests {
     /// out once the sink stops panicking, and the status showed why it waited.
     #[tokio::test(flavor = "current_thread")]
     async fn a_sink_whose_task_panics_starts_again_from_its_position() {
-        use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Rules};
+        use crate::store::testing::{ctx, moves, product_p};
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("sink.redb"), Rules::default(), "default").expect("open");
-        let ctx = crate::store::WriteCtx {
-            actor: "test".into(),
-            ..Default::default()
-        };
-        let product = Product {
-            id: "p".into(),
-            sku: "p".into(),
-            name: "P".into(),
-            ..Product::default()
-        };
-        store
-            .execute(Command::PutProduct(product), ctx.clone())
-            .await
-            .expect("product");
-        let line = MoveCmd {
-            product: "p".into(),
-            warehouse: "default".into(),
-            op: Op::In(1),
-            expected_on_hand: None,
-            meta: Meta::default(),
-        };
-        store
-            .execute(Command::Batch(vec![line; 3]), ctx.clone())
-            .await
-            .expect("movements");
-        let status = Arc::new(Mutex::new(Status {
-            id: "s".into(),
-            kind: Kind::Webhook,
-            target: "test".into(),
-            position: 0,
-            lag: 0,
-            state: State::Ok,
-            attempts: 0,
-            last_error: None,
-            last_attempt_at: None,
-        }));
+        let store = Store::open(&dir.path().join("sink.redb"), Default::default(), "default").expect("open");
+        product_p(&store).await;
+        store.execute(moves("default", 3), ctx()).await.expect("movements");
+        let status = Arc::new(Mutex::new(Status::new("s", Kind::Webhook, "test".into())));
         let (_control_tx, control) = mpsc::channel(CONTROL_QUEUE_MAX);
         let plan = Plan {
             status: status.clone(),

@@ -620,30 +620,18 @@ mod tests {
     #[test]
     fn stored_outcomes_round_trip_and_old_answers_still_read() {
         use crate::store::{Answer, Applied, Outcome, Stored};
+        let delta = Buckets {
+            on_hand: 3,
+            ..Buckets::default()
+        };
         let m = Movement {
             seq: 7,
             at_ms: 1_700_000_000_000,
-            draft: Draft {
-                product: "p".into(),
-                warehouse: "w".into(),
-                kind: Kind::In,
-                quantity: 3,
-                before: Buckets::default(),
-                delta: Buckets {
-                    on_hand: 3,
-                    ..Buckets::default()
-                },
-                reason: None,
-                reference_type: None,
-                reference_id: None,
-                note: None,
-                cost_per_unit: None,
-                transfer: None,
-            },
             actor: "pos".into(),
             batch: Some("bat_7".into()),
             idempotency_key: Some("k".into()),
             hash: [9; 32],
+            ..Movement::sample(Kind::In, Buckets::default(), delta)
         };
         let applied = Applied {
             created: true,

@@ -647,3 +647,43 @@ pub fn read_file(path: &Path) -> Result<Reader, OpenError> {
     reader.owner = db;
     Ok(reader)
 }
+
+/// Tests: a few writes that set a store up.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Store, WriteCtx};
+    use crate::ledger::{Command, Meta, MoveCmd, Op, Product};
+
+    pub fn ctx() -> WriteCtx {
+        WriteCtx {
+            actor: "test".into(),
+            ..WriteCtx::default()
+        }
+    }
+
+    /// Creates product `p`.
+    pub async fn product_p(store: &Store) {
+        let product = Product {
+            id: "p".into(),
+            sku: "p".into(),
+            name: "P".into(),
+            ..Product::default()
+        };
+        store
+            .execute(Command::PutProduct(product), ctx())
+            .await
+            .expect("product");
+    }
+
+    /// `n` receipts of 1 of product `p` into `warehouse`, as one batch.
+    pub fn moves(warehouse: &str, n: usize) -> Command {
+        let line = MoveCmd {
+            product: "p".into(),
+            warehouse: warehouse.into(),
+            op: Op::In(1),
+            expected_on_hand: None,
+            meta: Meta::default(),
+        };
+        Command::Batch(vec![line; n])
+    }
+}

@@ -1195,19 +1195,9 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::FEED_SCAN_ENTRIES_MAX;
-    use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Rules, Warehouse};
-    use crate::store::{Store, WriteCtx};
-
-    fn moves(warehouse: &str, n: usize) -> Command {
-        let line = MoveCmd {
-            product: "p".into(),
-            warehouse: warehouse.into(),
-            op: Op::In(1),
-            expected_on_hand: None,
-            meta: Meta::default(),
-        };
-        Command::Batch(vec![line; n])
-    }
+    use crate::ledger::{Command, Rules, Warehouse};
+    use crate::store::testing::{ctx, moves, product_p};
+    use crate::store::Store;
 
     /// A journal of 1 w1 entry, 3000 w2 entries, 1 w1 entry: a w1 reader examines only
     /// its own entries and its position still reaches the end.
@@ -1215,10 +1205,7 @@ mod tests {
     async fn a_restricted_feed_examines_only_what_it_may_see() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("feed.redb"), Rules::default(), "default").expect("open");
-        let ctx = WriteCtx {
-            actor: "test".into(),
-            ..WriteCtx::default()
-        };
+        let ctx = ctx();
         for id in ["w1", "w2"] {
             let w = Warehouse {
                 id: id.into(),
@@ -1230,16 +1217,7 @@ mod tests {
                 .await
                 .expect("warehouse");
         }
-        let product = Product {
-            id: "p".into(),
-            sku: "p".into(),
-            name: "P".into(),
-            ..Product::default()
-        };
-        store
-            .execute(Command::PutProduct(product), ctx.clone())
-            .await
-            .expect("product");
+        product_p(&store).await;
         store.execute(moves("w1", 1), ctx.clone()).await.expect("w1");
         for _ in 0..3 {
             store.execute(moves("w2", 1000), ctx.clone()).await.expect("w2");

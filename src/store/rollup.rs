@@ -201,35 +201,17 @@ pub fn day_of(ms: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Buckets, Draft};
+    use crate::ledger::Buckets;
 
     fn entry(kind: Kind, on_hand: i64) -> Movement {
-        Movement {
-            seq: 1,
-            at_ms: 0,
-            draft: Draft {
-                product: "p".into(),
-                warehouse: "w".into(),
-                kind,
-                quantity: on_hand,
-                before: Buckets::default(),
-                delta: Buckets {
-                    on_hand,
-                    allocated: i64::from(kind == Kind::Reserve),
-                    ..Buckets::default()
-                },
-                reason: None,
-                reference_type: None,
-                reference_id: None,
-                note: None,
-                cost_per_unit: None,
-                transfer: None,
-            },
-            actor: "t".into(),
-            batch: None,
-            idempotency_key: None,
-            hash: [0; 32],
-        }
+        let delta = Buckets {
+            on_hand,
+            allocated: i64::from(kind == Kind::Reserve),
+            ..Buckets::default()
+        };
+        let mut m = Movement::sample(kind, Buckets::default(), delta);
+        m.draft.quantity = on_hand;
+        m
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::{start_in_process, test_config, Client, Request, Server};
+use crate::common::{start_in_process, test_config, token_toml, Client, Request, Server};
 
 const ADMIN: &str = "tok-admin-0123456789";
 const READ: &str = "tok-read-0123456789";
@@ -12,30 +12,16 @@ const CATALOG: &str = "tok-catalog-0123456789";
 const ONLY_A: &str = "tok-only-a-0123456789";
 const A_AND_C: &str = "tok-a-and-c-0123456789";
 
-fn token(name: &str, token: &str, scopes: &[&str], warehouses: Option<&[&str]>) -> String {
-    let scopes: Vec<String> = scopes.iter().map(|s| format!("{s:?}")).collect();
-    let mut t = format!(
-        "[[tokens]]\nname = {name:?}\nsha256 = \"{}\"\nscopes = [{}]\n",
-        stockd::auth::sha256_hex(token.as_bytes()),
-        scopes.join(", ")
-    );
-    if let Some(ws) = warehouses {
-        let ws: Vec<String> = ws.iter().map(|w| format!("{w:?}")).collect();
-        t.push_str(&format!("warehouses = [{}]\n", ws.join(", ")));
-    }
-    t
-}
-
 /// A daemon with one token per role; the helpers send the admin token.
 /// Product p1 has 10 in warehouses `a` and `b`.
 fn guarded() -> Server {
     let toml = [
-        token("admin", ADMIN, &["admin"], None),
-        token("reader", READ, &["inventory:read"], None),
-        token("writer", WRITE, &["inventory:write"], None),
-        token("catalog", CATALOG, &["catalog:write"], None),
-        token("only-a", ONLY_A, &["inventory:write"], Some(&["a"])),
-        token("a-and-c", A_AND_C, &["inventory:read"], Some(&["a", "c"])),
+        token_toml("admin", ADMIN, &["admin"], None),
+        token_toml("reader", READ, &["inventory:read"], None),
+        token_toml("writer", WRITE, &["inventory:write"], None),
+        token_toml("catalog", CATALOG, &["catalog:write"], None),
+        token_toml("only-a", ONLY_A, &["inventory:write"], Some(&["a"])),
+        token_toml("a-and-c", A_AND_C, &["inventory:read"], Some(&["a", "c"])),
     ]
     .concat();
     let server = Server::start_with_token(&toml, Some(ADMIN));
@@ -342,7 +328,7 @@ fn open_mode_is_loopback_only() {
     assert!(!data.exists(), "the data file was created by a refused start");
 
     // With a token the same address is fine.
-    let text = test_config(&token("admin", ADMIN, &["admin"], None), &data).replace("127.0.0.1:0", "0.0.0.0:0");
+    let text = test_config(&token_toml("admin", ADMIN, &["admin"], None), &data).replace("127.0.0.1:0", "0.0.0.0:0");
     let config = stockd::config::Config::parse(&text).expect("config parses");
     let (addr, handle, store, thread) = match start_in_process(config) {
         Ok(started) => started,
@@ -368,12 +354,12 @@ fn restricted_credentials_may_not_create_or_rename_warehouses() {
     const CATALOG_A: &str = "tok-catalog-a-0123456789";
     const ADMIN_A: &str = "tok-admin-a-0123456789";
     let toml = [
-        token("admin", ADMIN, &["admin"], None),
-        token("catalog", CATALOG, &["catalog:write"], None),
-        token("writer", WRITE, &["inventory:write"], None),
-        token("catalog-a", CATALOG_A, &["catalog:write"], Some(&["a"])),
-        token("admin-a", ADMIN_A, &["admin"], Some(&["a"])),
-        token("only-a", ONLY_A, &["inventory:write"], Some(&["a"])),
+        token_toml("admin", ADMIN, &["admin"], None),
+        token_toml("catalog", CATALOG, &["catalog:write"], None),
+        token_toml("writer", WRITE, &["inventory:write"], None),
+        token_toml("catalog-a", CATALOG_A, &["catalog:write"], Some(&["a"])),
+        token_toml("admin-a", ADMIN_A, &["admin"], Some(&["a"])),
+        token_toml("only-a", ONLY_A, &["inventory:write"], Some(&["a"])),
     ]
     .concat();
     let server = Server::start_with_token(&toml, Some(ADMIN));

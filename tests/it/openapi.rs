@@ -7,25 +7,16 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::common::{Client, Request, Server};
+use crate::common::{token_toml, Client, Request, Server};
 
 const ADMIN: &str = "tok-openapi-admin-0123456789";
 const READ: &str = "tok-openapi-read-0123456789";
 
-fn token(name: &str, token: &str, scopes: &[&str]) -> String {
-    let scopes: Vec<String> = scopes.iter().map(|s| format!("{s:?}")).collect();
-    format!(
-        "[[tokens]]\nname = {name:?}\nsha256 = \"{}\"\nscopes = [{}]\n",
-        stockd::auth::sha256_hex(token.as_bytes()),
-        scopes.join(", ")
-    )
-}
-
 /// A daemon with credentials: an admin token (the helpers' default) and a read-only one.
 fn guarded() -> Server {
     let toml = [
-        token("admin", ADMIN, &["admin"]),
-        token("reader", READ, &["inventory:read"]),
+        token_toml("admin", ADMIN, &["admin"], None),
+        token_toml("reader", READ, &["inventory:read"], None),
     ]
     .concat();
     Server::start_with_token(&toml, Some(ADMIN))

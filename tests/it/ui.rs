@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{Request, Server};
+use crate::common::{token_toml, Request, Server};
 
 const ADMIN: &str = "ui-admin-0123456789";
 /// inventory:read, every warehouse.
@@ -16,19 +16,12 @@ const W1: &str = "ui-w1-writer-0123456789";
 /// catalog:write only (no inventory:read).
 const CATALOG: &str = "ui-catalog-0123456789";
 
-fn token(name: &str, token: &str, scopes: &str, warehouses: &str) -> String {
-    format!(
-        "[[tokens]]\nname = {name:?}\nsha256 = \"{}\"\nscopes = [{scopes}]\n{warehouses}\n",
-        stockd::auth::sha256_hex(token.as_bytes())
-    )
-}
-
 fn server() -> Server {
     let toml = [
-        token("admin", ADMIN, "\"admin\"", ""),
-        token("reader", READER, "\"inventory:read\"", ""),
-        token("w1", W1, "\"inventory:write\"", "warehouses = [\"w1\"]"),
-        token("catalog", CATALOG, "\"catalog:write\"", ""),
+        token_toml("admin", ADMIN, &["admin"], None),
+        token_toml("reader", READER, &["inventory:read"], None),
+        token_toml("w1", W1, &["inventory:write"], Some(&["w1"])),
+        token_toml("catalog", CATALOG, &["catalog:write"], None),
     ]
     .concat();
     let server = Server::start_with_token(&toml, Some(ADMIN));

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use stockd::auth::signature::{sign, v1_message};
 
-use crate::common::{send, Client, Request, Response, Server};
+use crate::common::{send, token_toml, Client, Request, Response, Server};
 
 const ADMIN: &str = "vis-admin-0123456789";
 /// inventory:write, restricted to w1.
@@ -19,20 +19,13 @@ const W2: &str = "vis-w2-writer-0123456789";
 const PARTNER: &str = "w1-partner";
 const PARTNER_SECRET: &str = "w1-partner-secret-0123456789";
 
-fn token(name: &str, token: &str, scopes: &str, warehouses: &str) -> String {
-    format!(
-        "[[tokens]]\nname = {name:?}\nsha256 = \"{}\"\nscopes = [{scopes}]\n{warehouses}\n",
-        stockd::auth::sha256_hex(token.as_bytes())
-    )
-}
-
 /// Warehouses w1, w2, w3 with 100 of p1 each (and sku `SKU-p1`, `SKU-p2` for seed 001).
 fn server() -> Server {
     let toml = [
-        token("admin", ADMIN, "\"admin\"", ""),
-        token("w1", W1, "\"inventory:write\"", "warehouses = [\"w1\"]"),
-        token("w1-read", W1_READ, "\"inventory:read\"", "warehouses = [\"w1\"]"),
-        token("w2", W2, "\"inventory:write\"", "warehouses = [\"w2\"]"),
+        token_toml("admin", ADMIN, &["admin"], None),
+        token_toml("w1", W1, &["inventory:write"], Some(&["w1"])),
+        token_toml("w1-read", W1_READ, &["inventory:read"], Some(&["w1"])),
+        token_toml("w2", W2, &["inventory:write"], Some(&["w2"])),
         format!(
             "[[partners]]\nid = {PARTNER:?}\nsecrets = [{PARTNER_SECRET:?}]\nscopes = [\"inventory:read\"]\nwarehouses = [\"w1\"]\n"
         ),

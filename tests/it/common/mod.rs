@@ -850,3 +850,17 @@ pub fn verify(data: &Path) -> Output {
         Duration::from_secs(120),
     )
 }
+
+/// A `[[tokens]]` entry for `token` with these scopes, restricted to `warehouses` if given.
+pub fn token_toml(name: &str, token: &str, scopes: &[&str], warehouses: Option<&[&str]>) -> String {
+    let quoted = |items: &[&str]| items.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+    let mut t = format!(
+        "[[tokens]]\nname = {name:?}\nsha256 = \"{}\"\nscopes = [{}]\n",
+        stockd::auth::sha256_hex(token.as_bytes()),
+        quoted(scopes)
+    );
+    if let Some(ws) = warehouses {
+        t.push_str(&format!("warehouses = [{}]\n", quoted(ws)));
+    }
+    t
+}
