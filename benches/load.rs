@@ -11,7 +11,9 @@
 //! prints two markdown tables: the figures with the targets of issue 3 next to them, and
 //! where the time went (CPU of the daemon, its writer thread, this process and the rest of
 //! the machine from /proc; bytes the daemon wrote; its fsync/fdatasync calls, counted with
-//! `perf stat` when perf is installed). Then it stops the daemon with SIGTERM and runs
+//! `perf stat` when perf is installed), and a third with the writer thread's time by phase
+//! (waiting, applying, committing: the daemon's own counters, read from its /metrics at the
+//! window's start and end). Then it stops the daemon with SIGTERM and runs
 //! `stockd verify` on the file.
 //!
 //! Then, for issue 11, it times `stockd import` of the 40,000 stock rows into a fresh file
@@ -391,6 +393,25 @@ fn cpu_sample(pid: u32, writer_tid: Option<u32>) -> CpuSample {
     }
 }
 
+/// `stockd_writer_time_microseconds_total` by phase: waiting, applying, committing.
+type WriterPhases = [u64; 3];
+
+/// The writer's time by phase from the daemon's /metrics (open mode: no token needed).
+async fn writer_phases(addr: SocketAddr) -> Option<WriterPhases> {
+    let mut conn = Conn::new(addr);
+    if conn.call(&get("/metrics")).await.ok()? != 200 {
+        return None;
+    }
+    let text = std::str::from_utf8(conn.body()).ok()?;
+    let mut out = [0u64; 3];
+    for (i, phase) in ["waiting", "applying", "committing"].iter().enumerate() {
+        let series = format!("stockd_writer_time_microseconds_total{{phase=\"{phase}\"}} ");
+        let line = text.lines().find(|l| l.starts_with(&series))?;
+        out[i] = line[series.len()..].trim().parse().ok()?;
+    }
+    Some(out)
+}
+
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -719,6 +740,9 @@ struct Outcome {
     latencies_us: Vec<u32>,
     window: Duration,
     cpu: (CpuSample, CpuSample),
+    /// The writer's time by phase (µs: waiting, applying, committing) at the window's start
+    /// and end, from the daemon's /metrics.
+    writer: Option<(WriterPhases, WriterPhases)>,
     /// fsync + fdatasync calls of the daemon in the measured window (perf stat), when counted.
     syncs: Option<u64>,
 }
@@ -773,7 +797,7 @@ fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
     let (pid, writer_tid, addr) = (phase.daemon.pid, phase.daemon.writer_tid, phase.daemon.addr);
     let mut perf_child = None;
     let mut sync_counter = None;
-    let (tallies, cpu) = rt.block_on(async {
+    let (tallies, cpu, writer) = rt.block_on(async {
         let mut tasks = Vec::with_capacity(phase.conns);
         for c in 0..phase.conns {
             let seed = 0x5EED_0000 + c as u64;
@@ -791,6 +815,7 @@ fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
             tokio::time::sleep_until(tokio::time::Instant::from_std(measure_from)).await;
             cpu_sample(pid, writer_tid)
         };
+        let writer_before = writer_phases(addr).await;
         if let Some((args, out)) = phase.perf {
             perf_child = Some(spawn_perf(pid, args, out, phase.measure)?);
         }
@@ -801,6 +826,7 @@ fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
             tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
         }
         let mut after = cpu_sample(pid, writer_tid);
+        let writer_after = writer_phases(addr).await;
         let mut tallies = Vec::with_capacity(tasks.len());
         for t in tasks {
             tallies.push(t.await.map_err(|e| format!("a load task failed: {e}"))?);
@@ -808,7 +834,8 @@ fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
         if phase.until_done {
             after = cpu_sample(pid, writer_tid);
         }
-        Ok::<_, String>((tallies, (before, after)))
+        let writer = writer_before.zip(writer_after);
+        Ok::<_, String>((tallies, (before, after), writer))
     })?;
     if let Some(child) = perf_child {
         wait_perf(child)?;
@@ -826,6 +853,7 @@ fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
             phase.measure
         },
         cpu,
+        writer,
         syncs,
     };
     for t in tallies {
@@ -1099,6 +1127,27 @@ fn print_costs(rows: &[Row], tck: f64) {
     }
 }
 
+/// The writer thread's time by phase, as shares of each measured window.
+fn print_writer(rows: &[Row]) {
+    println!("| case | conns | writer waiting | applying groups | committing | writer µs per request (applying + committing) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let Some((a, b)) = r.out.writer else { continue };
+        let window_us = r.out.window.as_secs_f64() * 1e6;
+        let d = |i: usize| b[i].saturating_sub(a[i]) as f64;
+        let share = |i: usize| format!("{:.0} %", 100.0 * d(i) / window_us);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.1} µs |",
+            r.case,
+            r.conns,
+            share(0),
+            share(1),
+            share(2),
+            (d(1) + d(2)) / r.out.ok.max(1) as f64
+        );
+    }
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1281,6 +1330,10 @@ fn run() -> Res<()> {
     println!("Where the time goes (CPU in cores busy over the measured window):");
     println!();
     print_costs(&rows, tck);
+    println!();
+    println!("The writer thread's time (the daemon's `stockd_writer_time_microseconds_total`, share of each measured window):");
+    println!();
+    print_writer(&rows);
     println!();
     println!(
         "Throughput counts 2xx answers inside the measured window; latencies are per request (closed loop, \

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "stockd_http_requests_total";
 pub const HTTP_SECONDS: &str = "stockd_http_request_duration_seconds";
 pub const QUEUE_DEPTH: &str = "stockd_writer_queue_depth";
+pub const WRITER_TIME: &str = "stockd_writer_time_microseconds_total";
 pub const COMMIT_COMMANDS: &str = "stockd_commit_batch_commands";
 pub const COMMIT_SECONDS: &str = "stockd_commit_duration_seconds";
 pub const COMMIT_FAILURES: &str = "stockd_commit_failures_total";
@@ -86,6 +87,10 @@ fn register_at_zero() {
     metrics::describe_counter!(
         WRITER_PANICS,
         "Groups in which a write panicked (that write answered 500)"
+    );
+    metrics::describe_counter!(
+        WRITER_TIME,
+        "The writer thread's time by phase: waiting for work, applying groups, committing to the data file"
     );
     metrics::describe_histogram!(
         LOG_SYNC_SECONDS,

@@ -19,6 +19,14 @@ async fn metrics(_g: Guard<Admin>, state: State) -> HttpResponse {
     metrics::gauge!(telemetry::DATA_FILE_BYTES).set(bytes as f64);
     metrics::gauge!(telemetry::QUEUE_DEPTH).set(state.store.queue_depth() as f64);
     metrics::gauge!(telemetry::JOURNAL_SEQ).set(state.store.seq_last() as f64);
+    let writer = state.store.writer_time_us();
+    for (phase, us) in [
+        ("waiting", writer.waiting),
+        ("applying", writer.applying),
+        ("committing", writer.committing),
+    ] {
+        metrics::counter!(telemetry::WRITER_TIME, "phase" => phase).absolute(us);
+    }
     let text = telemetry::prometheus().map(|h| h.render()).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -284,6 +284,22 @@ fn init(db: &Database, default_warehouse: &str) -> Result<(), redb::Error> {
 /// Opens the database again after a failed commit (a test injects faults through it).
 pub type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
 
+/// Nanoseconds of the writer thread, by what it was doing.
+#[derive(Default)]
+pub(crate) struct WriterTime {
+    pub(crate) waiting_ns: AtomicU64,
+    pub(crate) applying_ns: AtomicU64,
+    pub(crate) committing_ns: AtomicU64,
+}
+
+/// [`Store::writer_time_us`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterTimes {
+    pub waiting: u64,
+    pub applying: u64,
+    pub committing: u64,
+}
+
 /// State shared by the handle, the writer thread and readers.
 struct Shared {
     path: PathBuf,
@@ -294,6 +310,8 @@ struct Shared {
     seq_last: AtomicU64,
     /// Jobs sent to the writer and not yet taken by it.
     queued: std::sync::atomic::AtomicUsize,
+    /// Where the writer thread's time went (`/metrics`, the load bench).
+    writer_time: WriterTime,
     writable: AtomicBool,
     /// The last committed seq, for change-feed long polls waiting on the next commit.
     committed: tokio::sync::watch::Sender<u64>,
@@ -367,6 +385,7 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             seq_last: AtomicU64::new(0),
             queued: std::sync::atomic::AtomicUsize::new(0),
+            writer_time: WriterTime::default(),
             writable: AtomicBool::new(true),
             committed: tokio::sync::watch::Sender::new(0),
             visible_gen: AtomicU64::new(gen),
@@ -420,6 +439,18 @@ impl Store {
     /// Jobs waiting for the writer.
     pub fn queue_depth(&self) -> usize {
         self.shared.queued.load(Ordering::Relaxed)
+    }
+
+    /// Microseconds the writer thread spent waiting for work, applying groups and
+    /// committing to redb, since the store opened.
+    pub fn writer_time_us(&self) -> WriterTimes {
+        let t = &self.shared.writer_time;
+        let us = |a: &AtomicU64| a.load(Ordering::Relaxed) / 1_000;
+        WriterTimes {
+            waiting: us(&t.waiting_ns),
+            applying: us(&t.applying_ns),
+            committing: us(&t.committing_ns),
+        }
     }
 
     /// Last committed journal seq.

@@ -17,7 +17,7 @@
 //! they see durable: no read answers what a crash could undo, none misses an answered write.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -295,7 +295,15 @@ impl Writer {
 
     pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut group: Vec<Job> = Vec::with_capacity(GROUP_JOBS_MAX);
-        while let Some(first) = self.wait(&rx) {
+        loop {
+            let waited = Instant::now();
+            let committed_ns = self.shared.writer_time.committing_ns.load(Ordering::Relaxed);
+            let next = self.wait(&rx);
+            // Commits made while waiting were counted as committing.
+            let busy_ns = self.shared.writer_time.committing_ns.load(Ordering::Relaxed) - committed_ns;
+            let waited_ns = u64::try_from(waited.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            (self.shared.writer_time.waiting_ns).fetch_add(waited_ns.saturating_sub(busy_ns), Ordering::Relaxed);
+            let Some(first) = next else { break };
             let mut stop = false;
             let mut weight = 0;
             let mut next = Some(first);
@@ -317,16 +325,31 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
+                let applying = Instant::now();
                 self.commit_group(&mut group, false);
+                self.spent(|t| &t.applying_ns, applying);
             }
             if self.commit_due() {
-                self.commit_open();
+                self.committing(Self::commit_open);
             }
             if stop {
                 break;
             }
         }
         self.close();
+    }
+
+    /// Counts the time since `since` as spent on what `what` names.
+    fn spent(&self, what: impl Fn(&super::WriterTime) -> &AtomicU64, since: Instant) {
+        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        what(&self.shared.writer_time).fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Runs a commit (or checkpoint), its time counted as committing.
+    fn committing(&mut self, commit: impl FnOnce(&mut Self)) {
+        let since = Instant::now();
+        commit(self);
+        self.spent(|t| &t.committing_ns, since);
     }
 
     /// The next message; meanwhile, the open transaction's commit once due, a due
@@ -349,8 +372,8 @@ impl Writer {
                 Err(mpsc::RecvTimeoutError::Timeout) if self.recovery.is_some() => {
                     self.try_recover();
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) if self.open.is_some() => self.commit_open(),
-                Err(mpsc::RecvTimeoutError::Timeout) => self.checkpoint_idle(),
+                Err(mpsc::RecvTimeoutError::Timeout) if self.open.is_some() => self.committing(Self::commit_open),
+                Err(mpsc::RecvTimeoutError::Timeout) => self.committing(Self::checkpoint_idle),
             }
         }
     }

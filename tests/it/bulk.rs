@@ -233,6 +233,9 @@ fn metrics_request_ids_and_auth_failures() {
         "stockd_journal_seq",
         "stockd_data_file_bytes",
         "stockd_writer_queue_depth",
+        "stockd_writer_time_microseconds_total{phase=\"applying\"}",
+        "stockd_writer_time_microseconds_total{phase=\"waiting\"}",
+        "stockd_writer_time_microseconds_total{phase=\"committing\"}",
         "stockd_auth_failures_total{reason=\"unknown_token\"}",
     ] {
         assert!(m.body.contains(needle), "/metrics lacks {needle}:\n{}", m.body);
