@@ -439,15 +439,11 @@ impl Runner {
             if !panicked {
                 break;
             }
-            let retry = async {
-                self.after_panic().await;
-                true
+            let halted = tokio::select! {
+                () = self.after_panic() => false,
+                _ = halt.wait_for(|h| *h) => true,
             };
-            let go_on = tokio::select! {
-                go_on = retry => go_on,
-                _ = halt.wait_for(|h| *h) => false,
-            };
-            if !go_on {
+            if halted {
                 break;
             }
         }

@@ -295,15 +295,7 @@ impl Writer {
 
     pub fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut group: Vec<Job> = Vec::with_capacity(GROUP_JOBS_MAX);
-        loop {
-            let waited = Instant::now();
-            let committed_ns = self.shared.writer_time.committing_ns.load(Ordering::Relaxed);
-            let next = self.wait(&rx);
-            // Commits made while waiting were counted as committing.
-            let busy_ns = self.shared.writer_time.committing_ns.load(Ordering::Relaxed) - committed_ns;
-            let waited_ns = u64::try_from(waited.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            (self.shared.writer_time.waiting_ns).fetch_add(waited_ns.saturating_sub(busy_ns), Ordering::Relaxed);
-            let Some(first) = next else { break };
+        while let Some(first) = self.wait_counted(&rx) {
             let mut stop = false;
             let mut weight = 0;
             let mut next = Some(first);
@@ -337,6 +329,19 @@ impl Writer {
             }
         }
         self.close();
+    }
+
+    /// [`Writer::wait`], its time counted as waiting (but for the commits it made).
+    fn wait_counted(&mut self, rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+        let since = Instant::now();
+        let committing = |w: &Self| w.shared.writer_time.committing_ns.load(Ordering::Relaxed);
+        let committed_ns = committing(self);
+        let next = self.wait(rx);
+        let busy_ns = committing(self).saturating_sub(committed_ns);
+        let waited_ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let waiting = &self.shared.writer_time.waiting_ns;
+        waiting.fetch_add(waited_ns.saturating_sub(busy_ns), Ordering::Relaxed);
+        next
     }
 
     /// Counts the time since `since` as spent on what `what` names.
