@@ -2,7 +2,10 @@
 //! and the partner signature check (which must hash the body before the handler sees it,
 //! so it buffers bodies of requests not yet authenticated: those draw on a [`Budget`]).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -36,18 +39,27 @@ impl Limits {
     }
 }
 
-/// Bytes that requests not yet authenticated may buffer together.
+/// Bytes that requests not yet authenticated may buffer together. While less than half of
+/// it is held anyone may take more; beyond half, a client (an IP address) may hold at most
+/// `max_bytes / PEER_SHARE_DIVISOR`. So one client's stalled uploads fill at most half of
+/// it, and the other half stays for everyone else (each up to that share).
 #[derive(Debug)]
 pub struct Budget {
     used_bytes: AtomicUsize,
     max_bytes: usize,
+    /// Bytes held per client; an entry only while it holds some.
+    peers: Mutex<HashMap<Option<IpAddr>, usize>>,
 }
+
+/// Beyond half of the budget, the share one client may hold: a quarter of the budget.
+pub const PEER_SHARE_DIVISOR: usize = 4;
 
 impl Budget {
     pub fn new(max_bytes: usize) -> Budget {
         Budget {
             used_bytes: AtomicUsize::new(0),
             max_bytes,
+            peers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -61,13 +73,44 @@ impl Budget {
         self.used_bytes.load(Ordering::Relaxed)
     }
 
-    /// Takes `bytes` if they fit.
-    fn take(&self, bytes: usize) -> bool {
-        self.used_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|&total| total <= self.max_bytes)
-            })
-            .is_ok()
+    /// The per-client figures, even if a panic poisoned their lock (they stay consistent:
+    /// every change is one insert or remove).
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<Option<IpAddr>, usize>> {
+        self.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes `bytes` for `peer` if they fit.
+    fn take(&self, peer: Option<IpAddr>, bytes: usize) -> bool {
+        let mut peers = self.peers();
+        let used = self.used_bytes.load(Ordering::Acquire);
+        let held = peers.get(&peer).copied().unwrap_or(0);
+        let (Some(total), Some(own)) = (used.checked_add(bytes), held.checked_add(bytes)) else {
+            return false;
+        };
+        let fits =
+            total <= self.max_bytes && (total <= self.max_bytes / 2 || own <= self.max_bytes / PEER_SHARE_DIVISOR);
+        if fits {
+            peers.insert(peer, own);
+            self.used_bytes.store(total, Ordering::Release);
+        }
+        fits
+    }
+
+    fn give_back(&self, peer: Option<IpAddr>, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let mut peers = self.peers();
+        match peers.get(&peer).copied() {
+            Some(held) if held > bytes => {
+                peers.insert(peer, held - bytes);
+            }
+            _ => {
+                peers.remove(&peer);
+            }
+        }
+        let used = self.used_bytes.load(Ordering::Acquire);
+        self.used_bytes.store(used.saturating_sub(bytes), Ordering::Release);
     }
 }
 
@@ -76,12 +119,13 @@ impl Budget {
 #[derive(Debug)]
 pub struct Held<'a> {
     budget: &'a Budget,
+    peer: Option<IpAddr>,
     bytes: usize,
 }
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.budget.used_bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.budget.give_back(self.peer, self.bytes);
     }
 }
 
@@ -130,9 +174,10 @@ pub async fn read_unauthenticated<'a>(
     limits: Limits,
     budget: &'a Budget,
 ) -> Result<(Bytes, Held<'a>), ApiError> {
-    let mut held = Held { budget, bytes: 0 };
+    let peer = req.peer_addr().map(|a| a.ip());
+    let mut held = Held { budget, peer, bytes: 0 };
     let body = read_admitting(req, payload, limits, |bytes| {
-        if !budget.take(bytes) {
+        if !budget.take(peer, bytes) {
             return Err(ApiError::new(
                 Code::Overloaded,
                 "too many bodies of unauthenticated requests are in transit; retry shortly",
@@ -267,18 +312,46 @@ mod tests {
 
     #[test]
     fn a_budget_holds_what_fits_and_gets_it_back() {
-        let budget = Budget::new(10);
-        assert!(budget.take(6));
-        assert!(!budget.take(5), "6 + 5 > 10");
+        let budget = Budget::new(16);
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        assert!(budget.take(a, 4));
+        assert!(budget.take(b, 4));
+        assert!(budget.take(c, 4));
+        assert!(!budget.take(a, 1), "past half, a holds its share (4) already");
+        assert!(budget.take(peer(4), 4));
+        assert!(!budget.take(peer(5), 1), "16 of 16 held");
         let held = Held {
             budget: &budget,
-            bytes: 6,
+            peer: a,
+            bytes: 4,
         };
-        assert!(budget.take(4));
-        assert_eq!(budget.used_bytes(), 10);
         drop(held);
-        assert_eq!(budget.used_bytes(), 4);
-        assert!(!budget.take(usize::MAX), "no overflow");
+        assert_eq!(budget.used_bytes(), 12);
+        assert!(budget.take(peer(5), 4), "a's bytes came back");
+        assert!(!budget.take(b, usize::MAX), "no overflow");
+    }
+
+    /// One client's stalled bodies fill at most half of the budget; others still get in.
+    #[test]
+    fn one_client_cannot_take_the_whole_budget() {
+        let budget = Budget::new(16);
+        let greedy = peer(1);
+        let taken = (0..16).filter(|_| budget.take(greedy, 1)).count();
+        assert_eq!(taken, 8, "half, which is above its share of 4");
+        assert!(budget.take(peer(2), 4), "another client gets its share");
+        assert!(!budget.take(peer(2), 1), "but no more once past half");
+        assert!(budget.take(None, 4), "a client without an address is one more client");
+        assert_eq!(budget.used_bytes(), 16);
+        budget.give_back(greedy, 8);
+        assert_eq!(budget.used_bytes(), 8);
+        assert!(
+            budget.peers().get(&greedy).is_none(),
+            "no entry is kept for a client that holds nothing"
+        );
+    }
+
+    fn peer(n: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([10, 0, 0, n]))
     }
 
     #[test]

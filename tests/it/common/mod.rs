@@ -131,7 +131,25 @@ impl<'a> Request<'a> {
 
 /// Sends one request on a fresh connection (`Connection: close`) and reads the answer to EOF.
 pub fn send(addr: SocketAddr, req: &Request<'_>) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    send_on(TcpStream::connect_timeout(&addr, IO_TIMEOUT)?, addr, req)
+}
+
+/// [`send`] from another loopback address (`127.0.0.2` …): the daemon sees another client.
+pub fn send_from(local: std::net::IpAddr, addr: SocketAddr, req: &Request<'_>) -> std::io::Result<Response> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(local, 0))?;
+        let stream = tokio::time::timeout(IO_TIMEOUT, socket.connect(addr))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect"))??;
+        stream.into_std()
+    })?;
+    stream.set_nonblocking(false)?;
+    send_on(stream, addr, req)
+}
+
+fn send_on(mut stream: TcpStream, addr: SocketAddr, req: &Request<'_>) -> std::io::Result<Response> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     stream.set_nodelay(true)?;
