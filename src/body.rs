@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,10 +44,15 @@ impl Limits {
 /// it, and the other half stays for everyone else (each up to that share).
 #[derive(Debug)]
 pub struct Budget {
-    used_bytes: AtomicUsize,
     max_bytes: usize,
-    /// Bytes held per client; an entry only while it holds some.
-    peers: Mutex<HashMap<Option<IpAddr>, usize>>,
+    held: Mutex<Holders>,
+}
+
+/// What is held now: in all, and per client (an entry only while it holds some).
+#[derive(Debug, Default)]
+struct Holders {
+    total_bytes: usize,
+    peers: HashMap<Option<IpAddr>, usize>,
 }
 
 /// Beyond half of the budget, the share one client may hold: a quarter of the budget.
@@ -57,9 +61,8 @@ pub const PEER_SHARE_DIVISOR: usize = 4;
 impl Budget {
     pub fn new(max_bytes: usize) -> Budget {
         Budget {
-            used_bytes: AtomicUsize::new(0),
             max_bytes,
-            peers: Mutex::new(HashMap::new()),
+            held: Mutex::new(Holders::default()),
         }
     }
 
@@ -70,28 +73,27 @@ impl Budget {
 
     /// Bytes held now by every request together.
     pub fn used_bytes(&self) -> usize {
-        self.used_bytes.load(Ordering::Relaxed)
+        self.held().total_bytes
     }
 
-    /// The per-client figures, even if a panic poisoned their lock (they stay consistent:
-    /// every change is one insert or remove).
-    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<Option<IpAddr>, usize>> {
-        self.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// What is held, even if a panic poisoned the lock (the figures stay consistent: each
+    /// change is made whole under it).
+    fn held(&self) -> std::sync::MutexGuard<'_, Holders> {
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Takes `bytes` for `peer` if they fit.
     fn take(&self, peer: Option<IpAddr>, bytes: usize) -> bool {
-        let mut peers = self.peers();
-        let used = self.used_bytes.load(Ordering::Acquire);
-        let held = peers.get(&peer).copied().unwrap_or(0);
-        let (Some(total), Some(own)) = (used.checked_add(bytes), held.checked_add(bytes)) else {
+        let mut held = self.held();
+        let own_before = held.peers.get(&peer).copied().unwrap_or(0);
+        let (Some(total), Some(own)) = (held.total_bytes.checked_add(bytes), own_before.checked_add(bytes)) else {
             return false;
         };
         let fits =
             total <= self.max_bytes && (total <= self.max_bytes / 2 || own <= self.max_bytes / PEER_SHARE_DIVISOR);
         if fits {
-            peers.insert(peer, own);
-            self.used_bytes.store(total, Ordering::Release);
+            held.peers.insert(peer, own);
+            held.total_bytes = total;
         }
         fits
     }
@@ -100,17 +102,16 @@ impl Budget {
         if bytes == 0 {
             return;
         }
-        let mut peers = self.peers();
-        match peers.get(&peer).copied() {
-            Some(held) if held > bytes => {
-                peers.insert(peer, held - bytes);
+        let mut held = self.held();
+        match held.peers.get(&peer).copied() {
+            Some(own) if own > bytes => {
+                held.peers.insert(peer, own - bytes);
             }
             _ => {
-                peers.remove(&peer);
+                held.peers.remove(&peer);
             }
         }
-        let used = self.used_bytes.load(Ordering::Acquire);
-        self.used_bytes.store(used.saturating_sub(bytes), Ordering::Release);
+        held.total_bytes = held.total_bytes.saturating_sub(bytes);
     }
 }
 
@@ -345,7 +346,7 @@ mod tests {
         budget.give_back(greedy, 8);
         assert_eq!(budget.used_bytes(), 8);
         assert!(
-            budget.peers().get(&greedy).is_none(),
+            !budget.held().peers.contains_key(&greedy),
             "no entry is kept for a client that holds nothing"
         );
     }

@@ -92,28 +92,33 @@ impl<'r> Numbers<'r> {
 
     /// The product's number; a record that is gone shows its id as `dialect_id` does.
     pub fn product(&mut self, id: &str) -> Result<Box<RawValue>, ApiError> {
-        if !self.products.contains_key(id) {
-            let n = self.reader.product(id)?.and_then(|p| number_of(p.number, &p.id));
-            self.products.insert(id.to_string(), n);
-        }
-        Ok(self
-            .products
-            .get(id)
-            .copied()
-            .flatten()
-            .map_or_else(|| dialect_id(id), integer))
+        let reader = self.reader;
+        shown(&mut self.products, id, || {
+            Ok(reader.product(id)?.and_then(|p| number_of(p.number, &p.id)))
+        })
     }
 
     pub fn warehouse(&mut self, id: &str) -> Result<Box<RawValue>, ApiError> {
-        if !self.warehouses.contains_key(id) {
-            let n = self.reader.warehouse(id)?.and_then(|w| number_of(w.number, &w.id));
-            self.warehouses.insert(id.to_string(), n);
-        }
-        Ok(self
-            .warehouses
-            .get(id)
-            .copied()
-            .flatten()
-            .map_or_else(|| dialect_id(id), integer))
+        let reader = self.reader;
+        shown(&mut self.warehouses, id, || {
+            Ok(reader.warehouse(id)?.and_then(|w| number_of(w.number, &w.id)))
+        })
     }
+}
+
+/// The number of `id` as an answer shows it, looked up (by `look`) only the first time.
+fn shown(
+    cache: &mut HashMap<String, Option<u64>>,
+    id: &str,
+    look: impl FnOnce() -> Result<Option<u64>, ApiError>,
+) -> Result<Box<RawValue>, ApiError> {
+    let number = match cache.get(id) {
+        Some(n) => *n,
+        None => {
+            let n = look()?;
+            cache.insert(id.to_string(), n);
+            n
+        }
+    };
+    Ok(number.map_or_else(|| dialect_id(id), integer))
 }
