@@ -40,7 +40,8 @@
 //!   printed apart: perf slows the daemon down);
 //! - `STOCKD_BENCH_PERF_ARGS`: perf record options (default `-F 499 --call-graph dwarf,16384`);
 //! - `STOCKD_BENCH_PERF_CONNS`: connections of that profiled phase (default 64);
-//! - `STOCKD_BENCH_EXTRA_CONFIG=FILE`: TOML appended to the daemon's config, e.g. a
+//! - `STOCKD_BENCH_EXTRA_CONFIG=FILE`: TOML appended to the daemon's config (keys before
+//!   any table header land in its `[storage]` section, e.g. `commit_interval_ms = 5`), or a
 //!   `[[webhooks]]` entry whose endpoint never answers (issue 13: writes with a failing sink);
 //! - `RUST_LOG` is passed on to the daemon (unset: `info`, one log line per request); its
 //!   stderr goes to a file in the temp directory, and the bench counts its WARN/ERROR lines.

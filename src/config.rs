@@ -113,6 +113,10 @@ fn body_read_deadline_default() -> u64 {
     BODY_READ_DEADLINE_MS_DEFAULT
 }
 
+/// Longest `[storage] commit_interval_ms`: what the open transaction holds in memory is
+/// bounded by the lines it has too, but a second of writes is enough to share a commit.
+pub const COMMIT_INTERVAL_MS_MAX: u64 = 1_000;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
@@ -129,6 +133,14 @@ pub struct Storage {
     /// … and after this much redo log; the log file is preallocated to twice this.
     #[serde(default = "checkpoint_log_bytes_default")]
     pub checkpoint_log_bytes: u64,
+    /// Answered writes wait this long in the open transaction before it is committed to the
+    /// data file (no fsync: the log made them durable); a read asks for the commit at once.
+    #[serde(default = "commit_interval_ms_default")]
+    pub commit_interval_ms: u64,
+}
+
+fn commit_interval_ms_default() -> u64 {
+    crate::store::COMMIT_INTERVAL_MS_DEFAULT
 }
 
 fn checkpoint_interval_ms_default() -> u64 {
@@ -146,6 +158,7 @@ impl Storage {
             quick_repair: self.quick_repair,
             checkpoint_interval_ms: self.checkpoint_interval_ms,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
+            commit_interval_ms: self.commit_interval_ms,
         }
     }
 }
@@ -161,6 +174,7 @@ impl Default for Storage {
             quick_repair: quick_repair_default(),
             checkpoint_interval_ms: checkpoint_interval_ms_default(),
             checkpoint_log_bytes: checkpoint_log_bytes_default(),
+            commit_interval_ms: commit_interval_ms_default(),
         }
     }
 }
@@ -536,6 +550,9 @@ impl Config {
         }
         if self.server.workers == Some(0) {
             return bad("server.workers", "must be at least 1");
+        }
+        if !(1..=COMMIT_INTERVAL_MS_MAX).contains(&self.storage.commit_interval_ms) {
+            return bad("storage.commit_interval_ms", "must be between 1 and 1000");
         }
         if let Some(b) = &self.backup {
             if b.interval_seconds != 0 && b.interval_seconds < BACKUP_INTERVAL_SECONDS_MIN {

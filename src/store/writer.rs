@@ -7,7 +7,7 @@
 //! answers, to the syncer thread and starts on the next group in the same open transaction.
 //! The syncer writes the records it has to the preallocated log, makes them durable with one
 //! fdatasync and only then answers. The writer commits its open transaction to redb without
-//! an fsync (`Durability::None`) once it has been open `COMMIT_DEFER_MAX_MS`, or when a
+//! an fsync (`Durability::None`) once it has been open `commit_interval_ms`, or when a
 //! reader asks for it — so redb's page work never delays an answer and is paid once for
 //! many groups. Every `checkpoint_interval_ms` or `checkpoint_log_bytes` of log the writer commits
 //! durably (`Durability::Immediate`) instead; the log then starts over.
@@ -41,19 +41,11 @@ const SYNC_QUEUE_MAX: usize = 64;
 const SYNC_BATCH_MAX: usize = 256;
 /// While the log is broken, how often the syncer is asked to try it again.
 const LOG_RETRY_INTERVAL_MS: u64 = 1_000;
-/// Longest a group stays in the open transaction before redb commits it (a read never waits
-/// for it: it asks for the commit). Each commit writes every page dirtied since the last one
-/// and makes the next group copy the pages it touches again, so a longer span shares that
-/// work among more groups; the dirty pages it holds are bounded by `COMMIT_DEFER_WEIGHT_MAX`
-/// too. Measured with the load bench (writer time per movement spent committing): 5 ms:
-/// 17.9 µs at 64 connections and 38 µs at one; 20 ms: 5.0 and 13.1 µs; 50 ms: 5.1 and
-/// 10.7 µs; 200 ms: 2.8 and 6.3 µs, with a worse p99 at 16 and 64 connections.
-const COMMIT_DEFER_MAX_MS: u64 = 20;
 /// Movement lines in the open transaction beyond which redb commits it.
 const COMMIT_DEFER_WEIGHT_MAX: usize = 4 * GROUP_WEIGHT_MAX;
 /// While groups keep coming, a due commit runs right after a group is handed to the
 /// syncer, when its fdatasync keeps the next request away anyway. Only when no group came
-/// for this long past `COMMIT_DEFER_MAX_MS` does the idle writer commit on its own: a
+/// for this long past `commit_interval_ms` does the idle writer commit on its own: a
 /// timer-driven commit lands at a random moment and the next request waits behind it
 /// (measured at one connection: 3–5 % of throughput, and the p99).
 const COMMIT_IDLE_MS: u64 = 20;
@@ -201,6 +193,8 @@ pub struct Applied {
 pub struct Limits {
     pub checkpoint_interval_ms: u64,
     pub checkpoint_log_bytes: u64,
+    /// How long answered groups wait in the open transaction before redb commits it.
+    pub commit_interval_ms: u64,
     /// Record redb's allocator state in checkpoint commits (`[storage] quick_repair`).
     pub quick_repair: bool,
 }
@@ -363,7 +357,9 @@ impl Writer {
         loop {
             let due = match (&self.recovery, &self.open) {
                 (Some(r), _) => Some(r.next_at.saturating_duration_since(Instant::now())),
-                (None, Some(open)) => Some(open.left() + Duration::from_millis(COMMIT_IDLE_MS)),
+                (None, Some(open)) => {
+                    Some(open.left(self.limits.commit_interval_ms) + Duration::from_millis(COMMIT_IDLE_MS))
+                }
                 (None, None) if self.dirty => {
                     let interval = Duration::from_millis(self.limits.checkpoint_interval_ms);
                     Some(interval.saturating_sub(self.checkpoint_at.elapsed()))
@@ -389,7 +385,7 @@ impl Writer {
     /// — the commit's page work was no longer shared by several groups.)
     fn commit_due(&self) -> bool {
         let Some(open) = &self.open else { return false };
-        open.due() || self.shared.flush_wanted.load(Ordering::Acquire)
+        open.due(self.limits.commit_interval_ms) || self.shared.flush_wanted.load(Ordering::Acquire)
     }
 
     /// A clean stop: a last durable commit, then the log is marked clean.
@@ -787,13 +783,13 @@ impl OpenTxn {
     }
 
     /// Held long or large enough: commit it now.
-    fn due(&self) -> bool {
-        self.left().is_zero() || self.weight >= COMMIT_DEFER_WEIGHT_MAX
+    fn due(&self, interval_ms: u64) -> bool {
+        self.left(interval_ms).is_zero() || self.weight >= COMMIT_DEFER_WEIGHT_MAX
     }
 
     /// Time until it is held long enough.
-    fn left(&self) -> Duration {
-        Duration::from_millis(COMMIT_DEFER_MAX_MS).saturating_sub(self.since.elapsed())
+    fn left(&self, interval_ms: u64) -> Duration {
+        Duration::from_millis(interval_ms).saturating_sub(self.since.elapsed())
     }
 }
 

@@ -204,7 +204,7 @@ fn metrics_request_ids_and_auth_failures() {
     ops.product("p");
     ops.stock("p", "default", 3);
     // A read has the writer commit what it answered (else that commit may come up to
-    // COMMIT_DEFER_MAX_MS + COMMIT_IDLE_MS later), so the commit metrics have a sample.
+    // commit_interval_ms + COMMIT_IDLE_MS later), so the commit metrics have a sample.
     ops.get("/api/inventory").expect(200);
     let denied = server.client.with_token(Some("wrong")).get("/api/inventory");
     denied.expect_error(401, "unauthenticated");

@@ -195,6 +195,12 @@ fn every_config_error_names_file_line_and_key() {
             "between",
         ),
         (
+            "[storage]\ncommit_interval_ms = 0\n",
+            2,
+            "storage.commit_interval_ms",
+            "between",
+        ),
+        (
             "[inventory]\ndefault_warehouse = \"\"\n",
             4,
             "inventory.default_warehouse",

@@ -98,6 +98,7 @@ fn options(choice: usize) -> Options {
         quick_repair: true,
         checkpoint_interval_ms: interval,
         checkpoint_log_bytes: bytes,
+        ..Options::default()
     }
 }
 
