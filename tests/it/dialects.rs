@@ -468,8 +468,8 @@ const LINE_KEYS: [&str; 7] = [
     "barcode",
 ];
 
-/// The document's create request, verbatim.
-const DOC_CREATE: &str = r#"{
+/// Seed 002's create request, verbatim from the document (seed_clients.rs uses it too).
+pub const DOC_CREATE: &str = r#"{
 "inventory": {
 "location_id": 963414,
 "type": "set",

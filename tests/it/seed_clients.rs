@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::common::{enc, run_bin, Binary, Client, Server};
+use crate::dialects::DOC_CREATE;
 
 /// The first number the store assigns (`ledger::NUMBER_ASSIGNED_MIN`).
 const A1: u64 = 9_000_000_000_000_001;
@@ -378,28 +379,6 @@ fn seed_001_names_the_warehouse_and_its_history_is_parseable() {
 // ---------------------------------------------------------------------------------------
 // Item 3: seed 002
 // ---------------------------------------------------------------------------------------
-
-/// The document's create example.
-const DOC_CREATE: &str = r#"{
-"inventory": {
-"location_id": 963414,
-"type": "set",
-"reason": "newproduct",
-"note": "update from api",
-"line_items": [
-{
-"product_id": 1031046355,
-"product_variant_id": 1068095306,
-"quantity": 4
-},
-{
-"product_id": 1031046356,
-"product_variant_id": 1068095307,
-"quantity": 9
-}
-]
-}
-}"#;
 
 #[test]
 fn seed_002_lines_show_the_products_sku_and_barcode_and_errors_name_the_field() {
