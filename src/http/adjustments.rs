@@ -40,8 +40,10 @@ pub const REASONS: [&str; 7] = [
     "transfer",
 ];
 
-pub fn config_adjustments_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/com/inventories/adjustorset.json", web::post().to(create))
+pub fn config_adjustments_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths
+        .on(cfg)
+        .route("/com/inventories/adjustorset.json", web::post().to(create))
         .route("/com/inventories/adjustments.json", web::get().to(list))
         .route("/com/inventories/adjustments/count.json", web::get().to(count))
         .route("/com/inventories/adjustments/{id}.json", web::get().to(get_one));

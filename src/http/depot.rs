@@ -29,8 +29,10 @@ pub const PAGE_SIZE_MAX: u64 = 100;
 pub const SCAN_PRODUCTS_MAX: usize = 10_000;
 pub const PAGE_SIZE_DEFAULT: u64 = 50;
 
-pub fn config_depot_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v3.0/product/inventory", web::post().to(inventory));
+pub fn config_depot_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths
+        .on(cfg)
+        .route("/v3.0/product/inventory", web::post().to(inventory));
 }
 
 fn failed(e: &ApiError) -> HttpResponse {

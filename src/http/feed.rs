@@ -18,8 +18,8 @@ pub const LIMIT_MAX: u64 = crate::store::FEED_SCAN_ENTRIES_MAX;
 /// Longest long poll, in seconds (API.md).
 pub const WAIT_SECONDS_MAX: u64 = 30;
 
-pub fn config_feed_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/inventory/changes", web::get().to(changes));
+pub fn config_feed_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths.on(cfg).route("/api/inventory/changes", web::get().to(changes));
 }
 
 #[derive(Deserialize)]

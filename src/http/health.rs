@@ -20,8 +20,8 @@ super::native::route_table! {
     GET "/admin/backups/{name}" => download,
 }
 
-pub fn config_health_api(cfg: &mut web::ServiceConfig) {
-    register(cfg);
+pub fn config_health_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    register(cfg, paths);
 }
 
 /// Liveness: 200 `ok` while the process runs.

@@ -6,8 +6,8 @@ use super::State;
 use crate::auth::{Admin, Guard};
 use crate::telemetry;
 
-pub fn config_metrics_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+pub fn config_metrics_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths.on(cfg).route("/metrics", web::get().to(metrics));
 }
 
 async fn metrics(_g: Guard<Admin>, state: State) -> HttpResponse {

@@ -25,8 +25,10 @@ pub const DONE_MESSAGE: &str = "הפעולה הושלמה";
 pub const LIMIT_DEFAULT: u64 = 25;
 pub const LIMIT_MAX: u64 = 500;
 
-pub fn config_movement_log_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v2/products/inventory/movment", web::post().to(post_movement))
+pub fn config_movement_log_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths
+        .on(cfg)
+        .route("/v2/products/inventory/movment", web::post().to(post_movement))
         .route("/v2/products/inventory/movement", web::post().to(post_movement))
         .route("/v2/products/inventory/{product_id}", web::get().to(log));
 }

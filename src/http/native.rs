@@ -35,8 +35,9 @@ macro_rules! route_table {
         $(#[$doc])*
         pub const $table: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
-        fn $register(cfg: &mut actix_web::web::ServiceConfig) {
-            $(cfg.route($path, actix_web::web::method(actix_web::http::Method::$method).to($handler));)*
+        fn $register(cfg: &mut actix_web::web::ServiceConfig, paths: $crate::http::Paths) {
+            let mut routes = paths.on(cfg);
+            $(routes.route($path, actix_web::web::method(actix_web::http::Method::$method).to($handler));)*
         }
     };
 }
@@ -45,8 +46,8 @@ pub(crate) use route_table;
 route_table! {
     /// Every native route: (method, full path).
     NATIVE_ROUTES, register;
-    // Static paths first, the hottest on top: actix tries resources in order, and each
-    // one with path parameters before a match costs a regex match per request.
+    // The hottest on top: actix tries resources in order (`http::configure` registers
+    // every API's static paths before any path with parameters).
     POST "/api/inventory/movements" => post_movement,
     GET "/api/inventory" => list_levels,
     GET "/api/inventory/movements" => list_movements,
@@ -67,8 +68,8 @@ route_table! {
     POST "/api/inventory/transfers/{id}/receive" => receive_transfer,
 }
 
-pub fn config_native_api(cfg: &mut web::ServiceConfig) {
-    register(cfg);
+pub fn config_native_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    register(cfg, paths);
 }
 
 // ---- input checks shared by the native handlers ----

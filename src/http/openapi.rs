@@ -40,15 +40,21 @@ const SWAGGER_UI_CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui
 /// Assets never change within a build; the page names them with the version.
 const ASSET_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
-/// Registers `/openapi.json`, `/docs`, and — after the routes it describes, so that it only
-/// sees the requests none of them took — a 405 `method_not_allowed` (with `Allow`) for a
-/// method a described path does not take (the app's 404 is for paths that do not exist).
-pub fn config_openapi_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(openapi_json))
+/// Registers `/openapi.json` and `/docs`.
+pub fn config_openapi_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths
+        .on(cfg)
+        .route("/openapi.json", web::get().to(openapi_json))
         .route("/docs", web::get().to(docs_page))
         .route("/docs/", web::get().to(docs_page))
         .route("/docs/swagger-ui-bundle.js", web::get().to(docs_js))
         .route("/docs/swagger-ui.css", web::get().to(docs_css));
+}
+
+/// Registers, after the routes the document describes (so that it only sees the requests
+/// none of them took), a 405 `method_not_allowed` (with `Allow`) for a method a described
+/// path does not take: the app's 404 is for paths that do not exist.
+pub fn config_method_not_allowed(cfg: &mut web::ServiceConfig) {
     for (path, methods) in described_methods() {
         let allow = methods.join(", ");
         cfg.service(

@@ -32,8 +32,10 @@ pub const HISTORY_SCAN_BATCHES_MAX: usize = 20_000;
 /// The batch kind partner updates are filed under.
 pub const BATCH_KIND: &str = "partner_update";
 
-pub fn config_partner_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/partner/inventory/updatestocks", web::post().to(update_stocks))
+pub fn config_partner_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths
+        .on(cfg)
+        .route("/v1/partner/inventory/updatestocks", web::post().to(update_stocks))
         .route("/v1/partner/inventory/history", web::get().to(history));
 }
 

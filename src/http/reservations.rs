@@ -17,8 +17,10 @@ use crate::store::Applied;
 /// A reservation's time when the request names none, in seconds.
 pub const TTL_SECONDS_DEFAULT: i64 = 15 * 60;
 
-pub fn config_reservations_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/inventory/reservations", web::post().to(create))
+pub fn config_reservations_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    paths
+        .on(cfg)
+        .route("/api/inventory/reservations", web::post().to(create))
         .route("/api/inventory/reservations", web::get().to(list))
         .route("/api/inventory/reservations/{id}", web::get().to(get_one))
         .route("/api/inventory/reservations/{id}", web::delete().to(release))

@@ -21,8 +21,8 @@ super::native::route_table! {
     POST "/admin/sinks/{id}/position" => set_position,
 }
 
-pub fn config_sinks_api(cfg: &mut web::ServiceConfig) {
-    register(cfg);
+pub fn config_sinks_api(cfg: &mut web::ServiceConfig, paths: super::Paths) {
+    register(cfg, paths);
 }
 
 /// Every configured sink with its position, lag and state.

@@ -130,9 +130,11 @@ fn gzip_if_it_pays(content_type: &str, bytes: &[u8]) -> Option<Vec<u8>> {
     (packed.len() * 10 < bytes.len() * 9).then_some(packed)
 }
 
-pub fn config_ui(cfg: &mut web::ServiceConfig) {
+pub fn config_ui(cfg: &mut web::ServiceConfig, paths: super::Paths) {
     // HEAD as GET (actix sends the head without the body): `curl -I` and link checkers.
-    cfg.route("/", web::get().to(to_ui))
+    paths
+        .on(cfg)
+        .route("/", web::get().to(to_ui))
         .route("/", web::head().to(to_ui))
         .route("/ui", web::get().to(to_ui))
         .route("/ui", web::head().to(to_ui))
