@@ -6,8 +6,9 @@
 //!
 //! It starts `stockd serve` on a fresh temp data file (loopback, open mode, 2 HTTP workers),
 //! seeds 10,000 products × 4 warehouses with opening stock, then drives closed-loop phases
-//! from a single-threaded tokio runtime in this process: the `/healthz` ceiling, single
-//! durable movements at 1, 16 and 64 connections, level reads and 1000-line bulk counts. It
+//! from a single-threaded tokio runtime in this process: the `/healthz` ceiling (64
+//! connections) and round trip (1), single durable movements at 1, 16 and 64 connections,
+//! level reads and 1000-line bulk counts. It
 //! prints two markdown tables: the figures with the targets of issue 3 next to them, and
 //! where the time went (CPU of the daemon, its writer thread, this process and the rest of
 //! the machine from /proc; bytes the daemon wrote; its fsync/fdatasync calls, counted with
@@ -16,12 +17,15 @@
 //! window's start and end). Then it stops the daemon with SIGTERM and runs
 //! `stockd verify` on the file.
 //!
-//! Then, for issue 11, it times `stockd import` of the 40,000 stock rows into a fresh file
+//! Then, for issue 11, it measures the disk's sync floor (a 4 KiB overwrite + fdatasync in a
+//! preallocated file beside the data file, as the redo log does per group), times
+//! `stockd import` of the 40,000 stock rows into a fresh file
 //! and, when PostgreSQL is installed, makes a throwaway cluster in a temp directory (its
 //! own port on 127.0.0.1) and runs the same movement as one SQL statement with pgbench at
 //! 1, 16 and 64 connections, with the same warm-up and measured window (`load/postgres.rs`).
 //! The last table puts stockd and PostgreSQL side by side with their ratio and the targets
-//! of issue 11. Without PostgreSQL it says so and shows stockd's figures alone. Everything
+//! of issue 11, and a last one takes the one-connection p50 apart (sync floor, HTTP round
+//! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone. Everything
 //! is bounded in time and stops by itself.
 //!
 //! Environment (all optional):
@@ -83,6 +87,8 @@ const HEAD_MAX: usize = 64 * 1024;
 const DEFAULT_WORKERS: usize = 2;
 /// Phase names, also used to find the phases the side-by-side table compares.
 const MOVEMENT_CASE: &str = "movement (durable, single)";
+/// `/healthz` at one connection: the HTTP round trip every one-connection movement pays.
+const HTTP_ROUND_TRIP_CASE: &str = "GET /healthz (HTTP round trip)";
 const LEVEL_READ_CASE: &str = "level read (product_id + warehouse_id)";
 const BULK_CASE: &str = "bulk count (1000 lines/request)";
 /// Connections of the phase whose daemon CPU per movement issue 11 targets.
@@ -1242,6 +1248,7 @@ fn run() -> Res<()> {
     let target = |rate: f64, p99_ms: Option<f64>| Some(Target { rate, p99_ms });
     let plan = vec![
         Case::new("GET /healthz (HTTP ceiling)", 64, healthz(), "req/s", None),
+        Case::new(HTTP_ROUND_TRIP_CASE, 1, healthz(), "req/s", None),
         Case::new(MOVEMENT_CASE, 1, movement(), "mov/s", target(2_500.0, None)),
         Case::new(MOVEMENT_CASE, 16, movement(), "mov/s", None),
         Case::new(MOVEMENT_CASE, 64, movement(), "mov/s", target(40_000.0, Some(10.0))),
@@ -1291,8 +1298,11 @@ fn run() -> Res<()> {
         .map(|m| m.len() as f64 / 1048576.0)
         .unwrap_or(0.0);
 
-    // Issue 11: import, then PostgreSQL, each alone on the machine (the daemon is stopped).
+    // Issue 11: the disk's sync floor, import, then PostgreSQL, each alone on the machine
+    // (the daemon is stopped).
     let work_dir = daemon.data.parent().map(Path::to_path_buf).unwrap_or_default();
+    eprintln!("load bench: the disk's fdatasync floor…");
+    let sync_floor = fdatasync_floor(&work_dir, settings.measure);
     eprintln!("load bench: stockd import of {LEVELS} stock rows into a fresh file…");
     let imported = import::run(&work_dir);
     let pg = run_postgres(&settings, tck);
@@ -1379,7 +1389,7 @@ fn run() -> Res<()> {
     let err = String::from_utf8_lossy(&verify.stderr);
     println!("stockd verify: {}{}", text.trim(), err.trim());
     println!();
-    print_side_by_side(&settings, &rows, tck, rss_peak_mib, &imported, &pg);
+    print_side_by_side(&settings, &rows, tck, rss_peak_mib, &imported, &pg, &sync_floor);
     if !status.success() {
         return Err(format!(
             "the daemon exited with {status} after SIGTERM; the end of its log:\n{}",
@@ -1439,6 +1449,43 @@ struct PgRun {
     phases: Vec<(usize, postgres::PgOutcome)>,
 }
 
+/// Bytes of each write of the sync floor: one 4 KiB page, as a one-movement log record.
+const SYNC_FLOOR_WRITE_BYTES: usize = 4096;
+/// Size of the preallocated file the sync floor overwrites in turn.
+const SYNC_FLOOR_FILE_BYTES: usize = 1 << 20;
+
+/// Latencies (µs, sorted) of a write + fdatasync in a preallocated file in `dir`, for
+/// `measure`: what one group's log sync costs at best on this disk, the floor that
+/// stockd's and PostgreSQL's one-connection round trips share.
+fn fdatasync_floor(dir: &Path, measure: Duration) -> Res<Vec<u32>> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("sync-floor");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    file.write_all_at(&vec![0u8; SYNC_FLOOR_FILE_BYTES], 0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    let page = vec![0x5au8; SYNC_FLOOR_WRITE_BYTES];
+    let mut latencies = Vec::new();
+    let end = Instant::now() + measure;
+    let mut offset = 0;
+    while Instant::now() < end {
+        let t0 = Instant::now();
+        file.write_all_at(&page, offset as u64).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        latencies.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        offset = (offset + SYNC_FLOOR_WRITE_BYTES) % SYNC_FLOOR_FILE_BYTES;
+    }
+    let _ = std::fs::remove_file(&path);
+    latencies.sort_unstable();
+    Ok(latencies)
+}
+
 /// PostgreSQL's movement phases, or why there are none.
 fn run_postgres(settings: &Settings, tck: f64) -> Result<PgRun, String> {
     let install = postgres::find().map_err(|e| format!("not run: {e}"))?;
@@ -1463,6 +1510,7 @@ fn print_side_by_side(
     rss_peak_mib: Option<f64>,
     imported: &Res<import::Imported>,
     pg: &Result<PgRun, String>,
+    sync_floor: &Res<Vec<u32>>,
 ) {
     let find = |case: &str, conns: usize| rows.iter().find(|r| r.case == case && r.conns == conns);
     let movements: Vec<&Row> = PG_CONNS.iter().filter_map(|c| find(MOVEMENT_CASE, *c)).collect();
@@ -1483,6 +1531,8 @@ fn print_side_by_side(
         bulk_lines: find(BULK_CASE, 4).map(|r| r.out.rate() * r.per_request),
         import_rows: imported.as_ref().ok().map(import::Imported::rate),
         rss_mib: rss_peak_mib,
+        http_round_trip_p50_us: find(HTTP_ROUND_TRIP_CASE, 1).and_then(|r| r.out.percentile(0.50)),
+        fdatasync_p50_us: sync_floor.as_ref().ok().and_then(|l| percentile(l, 0.50)),
     };
     println!("## Side by side with PostgreSQL (issue 11)");
     println!();
@@ -1493,6 +1543,16 @@ fn print_side_by_side(
         settings.warmup.as_secs_f64(),
         settings.measure.as_secs_f64()
     );
+    match sync_floor {
+        Ok(l) => println!(
+            "- the disk's sync floor: {} overwrites of {SYNC_FLOOR_WRITE_BYTES} bytes + fdatasync of a preallocated \
+             file beside the data file (what the redo log does per group), p50 {}, p99 {}",
+            l.len(),
+            latency(percentile(l, 0.50)),
+            latency(percentile(l, 0.99))
+        ),
+        Err(e) => println!("- the disk's sync floor: not measured: {e}"),
+    }
     match imported {
         Ok(i) => println!(
             "- import: `stockd import --kind stock` of {} rows into a fresh file (products and warehouses imported first) in {:.2} s, wall time of the process",
@@ -1535,6 +1595,8 @@ fn print_side_by_side(
     }
     println!();
     compare::print(&inputs);
+    println!();
+    compare::print_one_connection(&inputs);
     println!();
     println!(
         "Ratios are stockd / PostgreSQL (throughput: higher is better; latency and CPU: lower is better). \

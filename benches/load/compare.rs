@@ -23,6 +23,10 @@ pub struct Inputs {
     pub bulk_lines: Option<f64>,
     pub import_rows: Option<f64>,
     pub rss_mib: Option<f64>,
+    /// p50 of `/healthz` at one connection: the HTTP round trip alone.
+    pub http_round_trip_p50_us: Option<u32>,
+    /// p50 of a 4 KiB overwrite + fdatasync on the data file's disk.
+    pub fdatasync_p50_us: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -192,4 +196,42 @@ pub fn print(inputs: &Inputs) {
             verdict
         );
     }
+}
+
+/// One connection's p50 round trip taken apart: the disk's sync floor both sides pay, the
+/// HTTP round trip stockd pays on top, and what is left on each side.
+pub fn print_one_connection(inputs: &Inputs) {
+    let at_one = |side: &[Movements]| side.iter().find(|m| m.conns == 1).and_then(|m| m.p50_us);
+    let (Some(stockd), Some(sync)) = (at_one(&inputs.stockd), inputs.fdatasync_p50_us) else {
+        return;
+    };
+    let pg = at_one(&inputs.pg);
+    let http = inputs.http_round_trip_p50_us;
+    let us = |v: Option<i64>| v.map(|v| format!("{v} µs")).unwrap_or_else(|| "–".into());
+    let (stockd, sync) = (i64::from(stockd), i64::from(sync));
+    println!(
+        "One connection, p50 taken apart (µs; the parts are p50s of their own phases, so they add up only roughly):"
+    );
+    println!();
+    println!("| | stockd | PostgreSQL |");
+    println!("|---|---:|---:|");
+    println!(
+        "| durable movement, round trip | {} | {} |",
+        us(Some(stockd)),
+        us(pg.map(i64::from))
+    );
+    println!(
+        "| the disk's sync floor (4 KiB overwrite + fdatasync) | {} | {} |",
+        us(Some(sync)),
+        us(pg.map(|_| sync))
+    );
+    println!(
+        "| HTTP round trip (`GET /healthz`, 1 connection) | {} | – |",
+        us(http.map(i64::from))
+    );
+    println!(
+        "| the rest: parsing, the ledger, storage, hand-offs between threads | {} | {} |",
+        us(http.map(|h| stockd - sync - i64::from(h))),
+        us(pg.map(|p| i64::from(p) - sync))
+    );
 }
