@@ -400,8 +400,9 @@ fn cpu_sample(pid: u32, writer_tid: Option<u32>) -> CpuSample {
     }
 }
 
-/// `stockd_writer_time_microseconds_total` by phase: waiting, applying, committing.
-type WriterPhases = [u64; 3];
+/// `stockd_writer_time_microseconds_total` by phase (waiting, applying, committing), then
+/// `stockd_log_sync_duration_seconds`' sum (in µs) and count: the syncer's log writes.
+type WriterPhases = [u64; 5];
 
 /// The writer's time by phase from the daemon's /metrics (open mode: no token needed).
 async fn writer_phases(addr: SocketAddr) -> Option<WriterPhases> {
@@ -410,12 +411,17 @@ async fn writer_phases(addr: SocketAddr) -> Option<WriterPhases> {
         return None;
     }
     let text = std::str::from_utf8(conn.body()).ok()?;
-    let mut out = [0u64; 3];
+    let value = |series: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.starts_with(series))?;
+        line[series.len()..].trim().parse().ok()
+    };
+    let mut out = [0u64; 5];
     for (i, phase) in ["waiting", "applying", "committing"].iter().enumerate() {
-        let series = format!("stockd_writer_time_microseconds_total{{phase=\"{phase}\"}} ");
-        let line = text.lines().find(|l| l.starts_with(&series))?;
-        out[i] = line[series.len()..].trim().parse().ok()?;
+        out[i] = value(&format!("stockd_writer_time_microseconds_total{{phase=\"{phase}\"}} "))? as u64;
     }
+    // No log sync yet: no series.
+    out[3] = value("stockd_log_sync_duration_seconds_sum ").map_or(0, |s| (s * 1e6) as u64);
+    out[4] = value("stockd_log_sync_duration_seconds_count ").map_or(0, |n| n as u64);
     Some(out)
 }
 
@@ -1136,21 +1142,29 @@ fn print_costs(rows: &[Row], tck: f64) {
 
 /// The writer thread's time by phase, as shares of each measured window.
 fn print_writer(rows: &[Row]) {
-    println!("| case | conns | writer waiting | applying groups | committing | writer µs per request (applying + committing) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| case | conns | writer waiting | applying groups | committing | writer µs per request (applying + committing) | log syncs per request | log write + fdatasync (mean, syncer) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let Some((a, b)) = r.out.writer else { continue };
         let window_us = r.out.window.as_secs_f64() * 1e6;
         let d = |i: usize| b[i].saturating_sub(a[i]) as f64;
         let share = |i: usize| format!("{:.0} %", 100.0 * d(i) / window_us);
+        let sync_mean = match d(4) {
+            n if n > 0.0 => format!("{:.0} µs", d(3) / n),
+            _ => "–".into(),
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {:.1} µs |",
+            "| {} | {} | {} | {} | {} | {:.1} µs | {:.2} | {} |",
             r.case,
             r.conns,
             share(0),
             share(1),
             share(2),
-            (d(1) + d(2)) / r.out.ok.max(1) as f64
+            (d(1) + d(2)) / r.out.ok.max(1) as f64,
+            d(4) / r.out.ok.max(1) as f64,
+            sync_mean
         );
     }
 }
