@@ -10,6 +10,7 @@ mod replay;
 pub mod rollup;
 mod sink;
 pub mod snapshot;
+mod syncer;
 pub mod tables;
 pub mod upgrade;
 pub mod verify;

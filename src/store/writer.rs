@@ -1,4 +1,5 @@
-//! The single writer thread, its group commit and the log syncer (DESIGN.md, "Write path").
+//! The single writer thread and its group commit (DESIGN.md, "Write path"); the log syncer
+//! it hands records to is `syncer.rs`.
 //!
 //! The writer blocks for the first queued command, drains what else is queued (bounded by
 //! `GROUP_JOBS_MAX` and `GROUP_WEIGHT_MAX`) and applies each command in one redb write
@@ -26,6 +27,7 @@ use tokio::sync::oneshot;
 
 use super::apply::{load_chain, Chain, Tables};
 use super::redo::Redo;
+use super::syncer::{LogSyncer, Reply, SyncMsg};
 use super::wal;
 use super::Shared;
 use super::StoreError;
@@ -35,10 +37,6 @@ use crate::ledger::{self, Command, Level, Movement, Product, Rules, Transfer, Wa
 pub const GROUP_JOBS_MAX: usize = 4096;
 /// Most movement lines in one commit (a bulk command counts its lines).
 pub const GROUP_WEIGHT_MAX: usize = 16_384;
-/// Log records the syncer may have queued; beyond it the writer waits (back-pressure).
-const SYNC_QUEUE_MAX: usize = 64;
-/// Messages the syncer takes for one fdatasync.
-const SYNC_BATCH_MAX: usize = 256;
 /// While the log is broken, how often the syncer is asked to try it again.
 const LOG_RETRY_INTERVAL_MS: u64 = 1_000;
 /// Movement lines in the open transaction beyond which redb commits it.
@@ -199,34 +197,6 @@ pub struct Limits {
     pub quick_repair: bool,
 }
 
-/// A waiting handler and what to tell it once its group is durable.
-type Reply = (
-    oneshot::Sender<Result<Applied, StoreError>>,
-    Result<Applied, StoreError>,
-);
-
-/// What the writer hands the syncer, in commit order.
-enum SyncMsg {
-    /// A group committed without fsync: durable once `bytes` at `offset` are synced.
-    Record {
-        gen: u64,
-        offset: u64,
-        bytes: Vec<u8>,
-        seq_last: u64,
-        replies: Vec<Reply>,
-    },
-    /// A group committed durably to redb (a checkpoint): everything up to `gen` is durable.
-    Durable {
-        gen: u64,
-        seq_last: u64,
-        replies: Vec<Reply>,
-    },
-    /// The log failed and a checkpoint covered it: try the log again.
-    Retry,
-    /// Answers once everything sent before it is processed.
-    Barrier(mpsc::Sender<()>),
-}
-
 pub struct Writer {
     shared: Arc<Shared>,
     rules: Rules,
@@ -243,8 +213,7 @@ pub struct Writer {
     /// Groups were committed without fsync since the last checkpoint.
     dirty: bool,
     log_retry_at: Instant,
-    sync: mpsc::SyncSender<SyncMsg>,
-    syncer: Option<std::thread::JoinHandle<()>>,
+    log: LogSyncer,
     /// Set after a failed commit until the file is reopened.
     recovery: Option<Recovery>,
 }
@@ -261,14 +230,7 @@ impl Writer {
         shared.committed.send_replace(seq_last);
         shared.visible_gen.store(gen, Ordering::Release);
         shared.settled.send_replace(gen);
-        let (sync, rx) = mpsc::sync_channel(SYNC_QUEUE_MAX);
-        let syncer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("stockd-log".into())
-                .spawn(move || Syncer { shared, broken: false }.run(rx))
-                .map_err(|e| e.to_string())?
-        };
+        let log = LogSyncer::start(shared.clone())?;
         Ok(Writer {
             shared,
             rules,
@@ -281,8 +243,7 @@ impl Writer {
             checkpoint_at: Instant::now(),
             dirty: false,
             log_retry_at: Instant::now(),
-            sync,
-            syncer: Some(syncer),
+            log,
             recovery: None,
         })
     }
@@ -397,11 +358,7 @@ impl Writer {
             self.checkpoint_idle();
         }
         self.barrier();
-        let (sync, _) = mpsc::sync_channel(1);
-        drop(std::mem::replace(&mut self.sync, sync));
-        if let Some(handle) = self.syncer.take() {
-            let _ = handle.join();
-        }
+        self.log.stop();
         if !self.dirty && !self.shared.log_broken.load(Ordering::Acquire) {
             if let Err(e) = self.shared.wal.write_header(true) {
                 tracing::warn!(error = %e, "cannot mark the log clean; the next start reads it again");
@@ -629,9 +586,7 @@ impl Writer {
 
     fn send(&mut self, msg: SyncMsg) {
         // The syncer is gone only if it panicked: nothing can be made durable through it.
-        if let Err(mpsc::SendError(SyncMsg::Record { replies, .. } | SyncMsg::Durable { replies, .. })) =
-            self.sync.send(msg)
-        {
+        if let Err(SyncMsg::Record { replies, .. } | SyncMsg::Durable { replies, .. }) = self.log.send(msg) {
             for (tx, _) in replies {
                 let _ = tx.send(Err(StoreError::unavailable("the log syncer stopped")));
             }
@@ -804,114 +759,5 @@ struct Recovery {
 fn answer_all(group: &mut Vec<Job>, why: &str) {
     for job in group.drain(..) {
         let _ = job.reply.send(Err(StoreError::unavailable(why)));
-    }
-}
-
-/// The log's own thread: writes the records it is handed, syncs once for all of them,
-/// then answers their groups — while the writer already applies the next ones.
-struct Syncer {
-    shared: Arc<Shared>,
-    /// A write or sync of the log failed: records are refused until a checkpoint covers
-    /// them and a retry succeeds.
-    broken: bool,
-}
-
-impl Syncer {
-    fn run(mut self, rx: mpsc::Receiver<SyncMsg>) {
-        let mut batch = Vec::with_capacity(SYNC_BATCH_MAX);
-        while let Ok(first) = rx.recv() {
-            batch.push(first);
-            while batch.len() < SYNC_BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(msg) => batch.push(msg),
-                    Err(_) => break,
-                }
-            }
-            self.write_and_sync(&batch);
-            for msg in batch.drain(..) {
-                self.answer(msg);
-            }
-        }
-    }
-
-    fn write_and_sync(&mut self, batch: &[SyncMsg]) {
-        if self.broken {
-            return;
-        }
-        let started = Instant::now();
-        let mut wrote = false;
-        let mut failed = None;
-        for msg in batch {
-            if let SyncMsg::Record { offset, bytes, .. } = msg {
-                if let Err(e) = self.shared.wal.write_at(bytes, *offset) {
-                    failed = Some(e);
-                    break;
-                }
-                wrote = true;
-            }
-        }
-        if failed.is_none() && wrote {
-            failed = self.shared.wal.sync().err();
-            metrics::histogram!(crate::telemetry::LOG_SYNC_SECONDS).record(started.elapsed().as_secs_f64());
-        }
-        if let Some(e) = failed {
-            tracing::error!(error = %e, log = %self.shared.wal.path().display(),
-                "writing the redo log failed; answering 503 until a checkpoint covers it");
-            metrics::counter!(crate::telemetry::LOG_FAILURES).increment(1);
-            self.broken = true;
-            self.shared.log_broken.store(true, Ordering::Release);
-        }
-    }
-
-    fn answer(&mut self, msg: SyncMsg) {
-        match msg {
-            SyncMsg::Record {
-                gen, seq_last, replies, ..
-            } => {
-                if self.broken {
-                    for (tx, _) in replies {
-                        let _ = tx.send(Err(StoreError::unavailable(
-                            "the redo log could not be written; the outcome of this write is unknown",
-                        )));
-                    }
-                    return;
-                }
-                self.settle(gen, seq_last);
-                for (tx, result) in replies {
-                    let _ = tx.send(result);
-                }
-            }
-            SyncMsg::Durable { gen, seq_last, replies } => {
-                self.settle(gen, seq_last);
-                for (tx, result) in replies {
-                    let _ = tx.send(result);
-                }
-            }
-            SyncMsg::Retry => {
-                if self.broken && self.shared.wal.write_header(false).is_ok() {
-                    tracing::warn!("the redo log is writable again");
-                    self.broken = false;
-                    self.shared.log_broken.store(false, Ordering::Release);
-                }
-            }
-            SyncMsg::Barrier(tx) => {
-                let _ = tx.send(());
-            }
-        }
-    }
-
-    /// Everything up to `gen` is durable: readers may see it, long polls wake.
-    fn settle(&self, gen: u64, seq_last: u64) {
-        self.shared.settled.send_if_modified(|g| {
-            let changed = *g < gen;
-            *g = (*g).max(gen);
-            changed
-        });
-        self.shared.seq_last.store(seq_last, Ordering::Release);
-        self.shared.committed.send_if_modified(|seq| {
-            let changed = *seq != seq_last;
-            *seq = seq_last;
-            changed
-        });
     }
 }
