@@ -761,6 +761,13 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// The daemon's mean log write + fdatasync over the measured window, µs.
+    fn log_sync_mean_us(&self) -> Option<f64> {
+        let (a, b) = self.writer?;
+        let syncs = b[4].saturating_sub(a[4]);
+        (syncs > 0).then(|| b[3].saturating_sub(a[3]) as f64 / syncs as f64)
+    }
+
     fn rate(&self) -> f64 {
         self.ok as f64 / self.window.as_secs_f64()
     }
@@ -1151,10 +1158,10 @@ fn print_writer(rows: &[Row]) {
         let window_us = r.out.window.as_secs_f64() * 1e6;
         let d = |i: usize| b[i].saturating_sub(a[i]) as f64;
         let share = |i: usize| format!("{:.0} %", 100.0 * d(i) / window_us);
-        let sync_mean = match d(4) {
-            n if n > 0.0 => format!("{:.0} µs", d(3) / n),
-            _ => "–".into(),
-        };
+        let sync_mean = r
+            .out
+            .log_sync_mean_us()
+            .map_or_else(|| "–".into(), |m| format!("{m:.0} µs"));
         println!(
             "| {} | {} | {} | {} | {} | {:.1} µs | {:.2} | {} |",
             r.case,
@@ -1547,6 +1554,12 @@ fn print_side_by_side(
         rss_mib: rss_peak_mib,
         http_round_trip_p50_us: find(HTTP_ROUND_TRIP_CASE, 1).and_then(|r| r.out.percentile(0.50)),
         fdatasync_p50_us: sync_floor.as_ref().ok().and_then(|l| percentile(l, 0.50)),
+        fdatasync_mean_us: sync_floor
+            .as_ref()
+            .ok()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.iter().map(|&v| f64::from(v)).sum::<f64>() / l.len() as f64),
+        log_sync_mean_us: find(MOVEMENT_CASE, 1).and_then(|r| r.out.log_sync_mean_us()),
     };
     println!("## Side by side with PostgreSQL (issue 11)");
     println!();

@@ -25,8 +25,11 @@ pub struct Inputs {
     pub rss_mib: Option<f64>,
     /// p50 of `/healthz` at one connection: the HTTP round trip alone.
     pub http_round_trip_p50_us: Option<u32>,
-    /// p50 of a 4 KiB overwrite + fdatasync on the data file's disk.
+    /// p50 and mean of a 4 KiB overwrite + fdatasync on the data file's disk.
     pub fdatasync_p50_us: Option<u32>,
+    pub fdatasync_mean_us: Option<f64>,
+    /// Mean of the daemon's own log write + fdatasync in the one-connection phase.
+    pub log_sync_mean_us: Option<f64>,
 }
 
 #[derive(Clone, Copy)]
@@ -234,4 +237,10 @@ pub fn print_one_connection(inputs: &Inputs) {
         us(http.map(|h| stockd - sync - i64::from(h))),
         us(pg.map(|p| i64::from(p) - sync))
     );
+    if let (Some(floor), Some(daemon)) = (inputs.fdatasync_mean_us, inputs.log_sync_mean_us) {
+        println!();
+        println!(
+            "Means: the disk's sync floor {floor:.0} µs; the daemon's own log write + fdatasync at one connection {daemon:.0} µs."
+        );
+    }
 }
