@@ -30,5 +30,7 @@ fn main() -> ExitCode {
     return_freed_memory_promptly();
     let cli = stockd::cli::Cli::parse();
     stockd::telemetry::init_logs(cli.log_format);
-    stockd::cli::run(cli)
+    let code = stockd::cli::run(cli);
+    stockd::telemetry::flush_logs();
+    code
 }

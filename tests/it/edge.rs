@@ -242,6 +242,41 @@ fn log_lines_name_the_401_reason_and_client_round_latency_and_demote_client_erro
 }
 
 #[test]
+fn request_lines_written_by_the_log_thread_are_all_there_after_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = Binary::start_env(&dir.path().join("stockd.redb"), &[("RUST_LOG", "info".as_ref())]);
+    const REQUESTS: usize = 300;
+    let mut ids = Vec::new();
+    for _ in 0..REQUESTS {
+        let res = bin.get("/healthz");
+        let res = res.expect(200);
+        ids.push(res.header("x-request-id").expect("request id").to_string());
+    }
+    let log = bin.stderr_handle();
+    assert!(bin.terminate().is_some_and(|s| s.success()), "a clean stop");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = log.lock().map(|s| s.clone()).unwrap_or_default();
+        let last = ids.last().map(String::as_str).unwrap_or_default();
+        if text.contains(last) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Every line whole, in the order the answers went out.
+    let mut at = 0;
+    for id in &ids {
+        let found = text[at..]
+            .find(id.as_str())
+            .unwrap_or_else(|| panic!("no line for request {id} after offset {at}:\n{text}"));
+        at += found + id.len();
+    }
+    for line in text.lines().filter(|l| l.contains("route=/healthz")) {
+        assert!(line.contains("status=200") && line.contains("latency_ms="), "{line}");
+    }
+}
+
+#[test]
 fn open_mode_warns_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = Binary::start(&dir.path().join("stockd.redb"));

@@ -797,6 +797,11 @@ impl Binary {
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// What the daemon writes to stderr, still filling after the daemon is gone.
+    pub fn stderr_handle(&self) -> Arc<Mutex<String>> {
+        self.stderr.clone()
+    }
 }
 
 impl Drop for Binary {
