@@ -288,6 +288,9 @@ static REQUEST_LINES: OnceLock<(crate::cli::LogFormat, mpsc::SyncSender<LogMsg>)
 const LOG_LINES_QUEUED_MAX: usize = 16_384;
 /// Bytes of lines the log thread gathers into one write.
 const LOG_WRITE_BYTES_MAX: usize = 64 * 1024;
+/// Pause of the log thread between writes while lines keep coming: how late a line may
+/// reach stderr under load.
+const LOG_WRITE_INTERVAL_MS: u64 = 2;
 /// How long [`flush_logs`] waits for the log thread at exit.
 const LOG_FLUSH_TIMEOUT_MS: u64 = 2_000;
 
@@ -301,28 +304,38 @@ enum LogMsg {
 /// many as are queued (up to `LOG_WRITE_BYTES_MAX`) in one write. The HTTP worker that
 /// wrote each line itself paid the write on the answer's path: with every request logged
 /// to a file, one-connection movements were 10–13 % slower than with `RUST_LOG=warn`
-/// (alternating load-bench runs), and a slow stderr slowed every answer.
+/// (alternating load-bench runs), and a slow stderr slowed every answer. While lines keep
+/// coming it sleeps `LOG_WRITE_INTERVAL_MS` between writes instead of waiting on the queue,
+/// so that a worker queueing a line never has to wake it (a futex wake per line cost the
+/// 64-connection reads); it waits on the queue once it is found empty.
 fn write_lines(rx: mpsc::Receiver<LogMsg>) {
     use std::io::Write;
     let mut out: Vec<u8> = Vec::with_capacity(LOG_WRITE_BYTES_MAX);
     let mut flushes = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                LogMsg::Line(line) => out.extend_from_slice(line.as_bytes()),
-                LogMsg::Flush(done) => flushes.push(done),
+        loop {
+            while let Some(msg) = next.take() {
+                match msg {
+                    LogMsg::Line(line) => out.extend_from_slice(line.as_bytes()),
+                    LogMsg::Flush(done) => flushes.push(done),
+                }
+                if out.len() < LOG_WRITE_BYTES_MAX {
+                    next = rx.try_recv().ok();
+                }
             }
-            if out.len() < LOG_WRITE_BYTES_MAX {
-                next = rx.try_recv().ok();
+            // Whole lines only, so they never interleave with the other log lines.
+            let _ = std::io::stderr().lock().write_all(&out);
+            out.clear();
+            out.shrink_to(LOG_WRITE_BYTES_MAX);
+            for done in flushes.drain(..) {
+                let _ = done.send(());
             }
-        }
-        // Whole lines only, so they never interleave with the other log lines.
-        let _ = std::io::stderr().lock().write_all(&out);
-        out.clear();
-        out.shrink_to(LOG_WRITE_BYTES_MAX);
-        for done in flushes.drain(..) {
-            let _ = done.send(());
+            std::thread::sleep(std::time::Duration::from_millis(LOG_WRITE_INTERVAL_MS));
+            match rx.try_recv() {
+                Ok(msg) => next = Some(msg),
+                Err(_) => break,
+            }
         }
     }
 }

@@ -46,6 +46,22 @@ pub struct AppState {
 
 pub type State = web::Data<AppState>;
 
+/// Every API's registration, in the order its routes are tried within a pass.
+const APIS: [fn(&mut web::ServiceConfig, Paths); 12] = [
+    health::config_health_api,
+    native::config_native_api,
+    metrics::config_metrics_api,
+    sinks::config_sinks_api,
+    feed::config_feed_api,
+    reservations::config_reservations_api,
+    partner::config_partner_api,
+    movement_log::config_movement_log_api,
+    adjustments::config_adjustments_api,
+    depot::config_depot_api,
+    openapi::config_openapi_api,
+    ui::config_ui,
+];
+
 /// Registers every API on an app.
 pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authenticator>) {
     cfg.app_data(state).app_data(web::Data::new(auth));
@@ -55,18 +71,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: State, auth: Arc<Authentic
     // pass the probes come first (load balancers poll them; `/healthz` is the load bench's
     // HTTP floor), then the hottest API.
     for paths in [Paths::Static, Paths::WithParams] {
-        health::config_health_api(cfg, paths);
-        native::config_native_api(cfg, paths);
-        metrics::config_metrics_api(cfg, paths);
-        sinks::config_sinks_api(cfg, paths);
-        feed::config_feed_api(cfg, paths);
-        reservations::config_reservations_api(cfg, paths);
-        partner::config_partner_api(cfg, paths);
-        movement_log::config_movement_log_api(cfg, paths);
-        adjustments::config_adjustments_api(cfg, paths);
-        depot::config_depot_api(cfg, paths);
-        openapi::config_openapi_api(cfg, paths);
-        ui::config_ui(cfg, paths);
+        for config_api in APIS {
+            config_api(cfg, paths);
+        }
     }
     // After every route: it only sees the requests none of them took.
     openapi::config_method_not_allowed(cfg);
