@@ -277,6 +277,27 @@ fn request_lines_written_by_the_log_thread_are_all_there_after_a_clean_stop() {
 }
 
 #[test]
+fn a_stalled_stderr_costs_log_lines_not_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = Binary::start_stalled_stderr(&dir.path().join("stockd.redb"), &[("RUST_LOG", "info".as_ref())]);
+    // The pipe takes ~64 KiB (a few hundred lines), the log thread's queue 16,384 more:
+    // past that, every answer still comes and its line is dropped and counted.
+    const REQUESTS: usize = 18_000;
+    for _ in 0..REQUESTS {
+        bin.get("/healthz").expect(200);
+    }
+    let metrics = bin.get("/metrics");
+    let text = metrics.expect(200).body.clone();
+    let dropped: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stockd_log_lines_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stockd_log_lines_dropped_total in:\n{text}"));
+    assert!(dropped > 0.0, "{dropped} lines dropped");
+    assert!(dropped < REQUESTS as f64, "{dropped} lines dropped");
+}
+
+#[test]
 fn open_mode_warns_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = Binary::start(&dir.path().join("stockd.redb"));

@@ -660,6 +660,8 @@ pub struct Binary {
     pub client: Client,
     pub data: PathBuf,
     stderr: Arc<Mutex<String>>,
+    /// With [`Binary::start_stalled_stderr`]: the read end of stderr, open and never read.
+    _stalled_stderr: Option<std::process::ChildStderr>,
 }
 
 impl std::ops::Deref for Binary {
@@ -688,6 +690,19 @@ impl Binary {
         Binary::start_args(&args, data, envs)
     }
 
+    /// [`Binary::start_env`] whose stderr is a pipe nobody reads: once the pipe is full,
+    /// every write to it blocks (a stalled journald).
+    pub fn start_stalled_stderr(data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
+        let args: [&std::ffi::OsStr; 5] = [
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ];
+        Binary::spawn(&args, data, envs, false)
+    }
+
     /// [`Binary::start`] with a config file (`--data` still names the data file).
     pub fn start_config(data: &Path, config: &Path) -> Binary {
         let args: [&std::ffi::OsStr; 7] = [
@@ -705,6 +720,10 @@ impl Binary {
     /// `stockd ARGS` (a `serve` that prints `stockd listening on http[s]://ADDR`); `data`
     /// is the data file it serves.
     pub fn start_args(args: &[&std::ffi::OsStr], data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
+        Binary::spawn(args, data, envs, true)
+    }
+
+    fn spawn(args: &[&std::ffi::OsStr], data: &Path, envs: &[(&str, &std::ffi::OsStr)], read_stderr: bool) -> Binary {
         let mut child = Command::new(BIN)
             .args(args)
             .env_remove("STOCKD_CONFIG")
@@ -721,14 +740,19 @@ impl Binary {
         let stderr = Arc::new(Mutex::new(String::new()));
         let err_pipe = child.stderr.take().expect("stderr pipe");
         let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&line);
-                    s.push('\n');
+        let stalled_stderr = if read_stderr {
+            std::thread::spawn(move || {
+                for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
                 }
-            }
-        });
+            });
+            None
+        } else {
+            Some(err_pipe)
+        };
         let out_pipe = child.stdout.take().expect("stdout pipe");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -762,6 +786,7 @@ impl Binary {
             client: Client::new(addr, None),
             data: data.to_path_buf(),
             stderr,
+            _stalled_stderr: stalled_stderr,
         }
     }
 
