@@ -664,6 +664,17 @@ pub struct Binary {
     _stalled_stderr: Option<std::process::ChildStderr>,
 }
 
+/// `serve --listen 127.0.0.1:0 --data FILE`.
+fn serve_args(data: &Path) -> [&std::ffi::OsStr; 5] {
+    [
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ]
+}
+
 impl std::ops::Deref for Binary {
     type Target = Client;
     fn deref(&self) -> &Client {
@@ -680,27 +691,13 @@ impl Binary {
 
     /// [`Binary::start`] with extra environment variables.
     pub fn start_env(data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
-        let args: [&std::ffi::OsStr; 5] = [
-            "serve".as_ref(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-        ];
-        Binary::start_args(&args, data, envs)
+        Binary::start_args(&serve_args(data), data, envs)
     }
 
     /// [`Binary::start_env`] whose stderr is a pipe nobody reads: once the pipe is full,
     /// every write to it blocks (a stalled journald).
     pub fn start_stalled_stderr(data: &Path, envs: &[(&str, &std::ffi::OsStr)]) -> Binary {
-        let args: [&std::ffi::OsStr; 5] = [
-            "serve".as_ref(),
-            "--listen".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data".as_ref(),
-            data.as_os_str(),
-        ];
-        Binary::spawn(&args, data, envs, false)
+        Binary::spawn(&serve_args(data), data, envs, false)
     }
 
     /// [`Binary::start`] with a config file (`--data` still names the data file).
