@@ -100,7 +100,7 @@ fn register_at_zero() {
     );
     metrics::describe_counter!(
         LOG_LINES_DROPPED,
-        "Request log lines dropped because stderr did not take them fast enough"
+        "Log lines dropped because stderr did not take them fast enough"
     );
     for counter in [
         COMMIT_FAILURES,
@@ -278,13 +278,14 @@ struct RequestLine<'a> {
     refused: Option<(&'a str, &'a str)>,
 }
 
-/// How [`log_request`] writes the line itself, set by [`init_logs`]; unset (a terminal, or
-/// logs not set up), the line goes through `tracing`.
+/// The format of the lines and the log thread's queue, set by [`init_logs`] when the thread
+/// runs: [`log_request`] formats its line itself and queues it, the fmt layer queues the
+/// others. Unset (a terminal, or logs not set up), the request line goes through `tracing`.
 static REQUEST_LINES: OnceLock<(crate::cli::LogFormat, mpsc::SyncSender<LogMsg>)> = OnceLock::new();
 
-/// Request lines queued for the log thread; past it a line is dropped and counted
+/// Log lines queued for the log thread; past it a line is dropped and counted
 /// (`stockd_log_lines_dropped_total`): a stalled stderr (a blocked journald pipe) must not
-/// stall the HTTP workers, nor grow memory.
+/// stall the HTTP workers or the exit, nor grow memory.
 const LOG_LINES_QUEUED_MAX: usize = 16_384;
 /// Bytes of lines the log thread gathers into one write.
 const LOG_WRITE_BYTES_MAX: usize = 64 * 1024;
@@ -295,13 +296,13 @@ const LOG_WRITE_INTERVAL_MS: u64 = 2;
 const LOG_FLUSH_TIMEOUT_MS: u64 = 2_000;
 
 enum LogMsg {
-    Line(String),
+    Line(Vec<u8>),
     /// Answers once every line queued before it is written.
     Flush(mpsc::Sender<()>),
 }
 
-/// The `stockd-logs` thread: writes the request lines in the order they were queued, as
-/// many as are queued (up to `LOG_WRITE_BYTES_MAX`) in one write. The HTTP worker that
+/// The `stockd-logs` thread: writes the log lines in the order they were queued, as many
+/// as are queued (up to `LOG_WRITE_BYTES_MAX`) in one write. The HTTP worker that
 /// wrote each line itself paid the write on the answer's path: with every request logged
 /// to a file, one-connection movements were 10–13 % slower than with `RUST_LOG=warn`
 /// (alternating load-bench runs), and a slow stderr slowed every answer. While lines keep
@@ -317,14 +318,15 @@ fn write_lines(rx: mpsc::Receiver<LogMsg>) {
         loop {
             while let Some(msg) = next.take() {
                 match msg {
-                    LogMsg::Line(line) => out.extend_from_slice(line.as_bytes()),
+                    LogMsg::Line(line) => out.extend_from_slice(&line),
                     LogMsg::Flush(done) => flushes.push(done),
                 }
                 if out.len() < LOG_WRITE_BYTES_MAX {
                     next = rx.try_recv().ok();
                 }
             }
-            // Whole lines only, so they never interleave with the other log lines.
+            // Whole lines only: nothing else writes to stderr once the thread runs (but
+            // start-up errors, before it).
             let _ = std::io::stderr().lock().write_all(&out);
             out.clear();
             out.shrink_to(LOG_WRITE_BYTES_MAX);
@@ -340,13 +342,25 @@ fn write_lines(rx: mpsc::Receiver<LogMsg>) {
     }
 }
 
-/// Waits (a bounded time) until the request lines queued so far are written: at exit.
+/// Waits, `LOG_FLUSH_TIMEOUT_MS` at most, until the log lines queued so far are
+/// written: at exit. Never blocks on a full queue: behind a stalled stderr the exit would
+/// never come.
 pub fn flush_logs() {
     let Some((_, lines)) = REQUEST_LINES.get() else { return };
+    let deadline = Instant::now() + std::time::Duration::from_millis(LOG_FLUSH_TIMEOUT_MS);
     let (done, written) = mpsc::channel();
-    if lines.send(LogMsg::Flush(done)).is_ok() {
-        let _ = written.recv_timeout(std::time::Duration::from_millis(LOG_FLUSH_TIMEOUT_MS));
+    let mut flush = LogMsg::Flush(done);
+    loop {
+        match lines.try_send(flush) {
+            Ok(()) => break,
+            Err(mpsc::TrySendError::Full(back)) if Instant::now() < deadline => {
+                flush = back;
+                std::thread::sleep(std::time::Duration::from_millis(LOG_WRITE_INTERVAL_MS));
+            }
+            Err(_) => return,
+        }
     }
+    let _ = written.recv_timeout(deadline.saturating_duration_since(Instant::now()));
 }
 
 /// Logs one request at INFO under target `stockd::http`. The line is the one tracing's fmt
@@ -365,15 +379,61 @@ fn log_request(line: &RequestLine<'_>) {
         crate::cli::LogFormat::Text => request_line_text(line, &mut out),
         crate::cli::LogFormat::Json => request_line_json(line, &mut out),
     }
-    match lines.try_send(LogMsg::Line(out)) {
+    queue_line(lines, out.into_bytes());
+}
+
+/// Hands one whole line to the log thread; drops and counts it if the queue is full.
+fn queue_line(lines: &mpsc::SyncSender<LogMsg>, line: Vec<u8>) {
+    match lines.try_send(LogMsg::Line(line)) {
         Ok(()) => {}
         Err(mpsc::TrySendError::Full(_)) => metrics::counter!(LOG_LINES_DROPPED).increment(1),
         // The log thread is gone (it cannot panic, but if it did): write it here.
-        Err(mpsc::TrySendError::Disconnected(LogMsg::Line(out))) => {
+        Err(mpsc::TrySendError::Disconnected(LogMsg::Line(line))) => {
             use std::io::Write;
-            let _ = std::io::stderr().lock().write_all(out.as_bytes());
+            let _ = std::io::stderr().lock().write_all(&line);
         }
         Err(mpsc::TrySendError::Disconnected(LogMsg::Flush(_))) => {}
+    }
+}
+
+/// The fmt layer's writer while the log thread runs: every event, whatever its level,
+/// goes through the same queue as the request lines, so no thread ever blocks on stderr
+/// (actix's shutdown lines included: behind a stalled pipe they held up the exit).
+struct Queued(mpsc::SyncSender<LogMsg>);
+
+/// One event's bytes, queued whole when the fmt layer is done with them.
+struct QueuedLine<'q> {
+    lines: &'q mpsc::SyncSender<LogMsg>,
+    bytes: Vec<u8>,
+}
+
+impl<'q> tracing_subscriber::fmt::MakeWriter<'q> for Queued {
+    type Writer = QueuedLine<'q>;
+
+    fn make_writer(&'q self) -> QueuedLine<'q> {
+        QueuedLine {
+            lines: &self.0,
+            bytes: Vec::new(),
+        }
+    }
+}
+
+impl std::io::Write for QueuedLine<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for QueuedLine<'_> {
+    fn drop(&mut self) {
+        if !self.bytes.is_empty() {
+            queue_line(self.lines, std::mem::take(&mut self.bytes));
+        }
     }
 }
 
@@ -587,22 +647,28 @@ pub fn init_logs(format: crate::cli::LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes only on a terminal: under systemd or in a file they are noise and cost
     // time on every request line.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let fmt = match format {
-        crate::cli::LogFormat::Text => fmt.boxed(),
-        crate::cli::LogFormat::Json => fmt.json().boxed(),
+    let terminal = std::io::stderr().is_terminal();
+    // Not on a terminal (systemd, a file, a pipe): every line goes through the log thread.
+    // On a terminal, or without the thread, each thread writes its own lines.
+    let queue = (!terminal)
+        .then(|| {
+            let (lines, queued) = mpsc::sync_channel(LOG_LINES_QUEUED_MAX);
+            std::thread::Builder::new()
+                .name("stockd-logs".into())
+                .spawn(move || write_lines(queued))
+                .ok()
+                .map(|_| lines)
+        })
+        .flatten();
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(terminal);
+    let fmt = match (format, queue.clone()) {
+        (crate::cli::LogFormat::Text, Some(lines)) => fmt.with_writer(Queued(lines)).boxed(),
+        (crate::cli::LogFormat::Json, Some(lines)) => fmt.json().with_writer(Queued(lines)).boxed(),
+        (crate::cli::LogFormat::Text, None) => fmt.with_writer(std::io::stderr).boxed(),
+        (crate::cli::LogFormat::Json, None) => fmt.json().with_writer(std::io::stderr).boxed(),
     };
-    if !std::io::stderr().is_terminal() {
-        let (lines, queued) = mpsc::sync_channel(LOG_LINES_QUEUED_MAX);
-        let started = std::thread::Builder::new()
-            .name("stockd-logs".into())
-            .spawn(move || write_lines(queued));
-        // Without the thread, request lines go through tracing, written by each worker.
-        if started.is_ok() {
-            let _ = REQUEST_LINES.set((format, lines));
-        }
+    if let Some(lines) = queue {
+        let _ = REQUEST_LINES.set((format, lines));
     }
     let _ = tracing_subscriber::registry()
         .with(filter)

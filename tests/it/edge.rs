@@ -295,6 +295,9 @@ fn a_stalled_stderr_costs_log_lines_not_answers() {
         .unwrap_or_else(|| panic!("no stockd_log_lines_dropped_total in:\n{text}"));
     assert!(dropped > 0.0, "{dropped} lines dropped");
     assert!(dropped < REQUESTS as f64, "{dropped} lines dropped");
+    // The stop does not wait forever for lines stderr will not take.
+    let stopped = bin.terminate();
+    assert!(stopped.is_some_and(|s| s.success()), "a clean stop: {stopped:?}");
 }
 
 #[test]
