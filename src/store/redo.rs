@@ -51,22 +51,18 @@ impl RedoBuf {
     }
 
     fn put(&self, id: u8, key: &[u8], value: &[u8]) {
-        if self.recording {
-            let mut out = self.ops.borrow_mut();
-            out.push(id);
-            out.push(OP_PUT);
-            push_bytes(&mut out, key);
-            push_bytes(&mut out, value);
-        }
+        let mut out = self.ops.borrow_mut();
+        out.push(id);
+        out.push(OP_PUT);
+        push_bytes(&mut out, key);
+        push_bytes(&mut out, value);
     }
 
     fn del(&self, id: u8, key: &[u8]) {
-        if self.recording {
-            let mut out = self.ops.borrow_mut();
-            out.push(id);
-            out.push(OP_DEL);
-            push_bytes(&mut out, key);
-        }
+        let mut out = self.ops.borrow_mut();
+        out.push(id);
+        out.push(OP_DEL);
+        push_bytes(&mut out, key);
     }
 }
 
@@ -159,11 +155,14 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
-        self.redo.put(
-            self.id,
-            K::as_bytes(key.borrow()).as_ref(),
-            V::as_bytes(value.borrow()).as_ref(),
-        );
+        // Encoded only when recorded: a tuple key's bytes are a fresh allocation.
+        if self.redo.recording {
+            self.redo.put(
+                self.id,
+                K::as_bytes(key.borrow()).as_ref(),
+                V::as_bytes(value.borrow()).as_ref(),
+            );
+        }
         self.open()?.insert(key, value)
     }
 
@@ -171,7 +170,9 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
         &mut self,
         key: impl Borrow<K::SelfType<'k>>,
     ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
-        self.redo.del(self.id, K::as_bytes(key.borrow()).as_ref());
+        if self.redo.recording {
+            self.redo.del(self.id, K::as_bytes(key.borrow()).as_ref());
+        }
         self.open()?.remove(key)
     }
 }
