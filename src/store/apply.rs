@@ -2,6 +2,8 @@
 //! recording its changes for the redo log), the hash chain, and what the ledger decided
 //! turned into rows. The daemon's writer and the offline import share this one write path.
 
+use std::collections::HashMap;
+
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use sha2::{Digest, Sha256};
 
@@ -82,16 +84,30 @@ pub(super) struct Tables<'t> {
     pub(super) reservations: Logged<'t, &'static str, &'static [u8]>,
     pub(super) reservations_by_expiry: Logged<'t, (i64, &'static str), ()>,
     pub(super) numbers: Logged<'t, (&'static str, u64), &'static str>,
-    /// Roll-ups and stats of this group, summed in memory and written once per key.
+    /// Roll-ups and stats of this group, summed in memory and recorded once per key.
     pending: Pending,
+    /// Roll-ups and stats as they stand in this transaction, written before its commit.
+    held: Held,
 }
 
-/// What a group adds to the roll-ups and warehouse stats, flushed before the commit.
+/// What a group adds to the roll-ups and warehouse stats, folded into [`Held`] at its end.
 #[derive(Default)]
 struct Pending {
-    rollups: std::collections::HashMap<(i64, String, String), Rollup>,
-    stats: std::collections::HashMap<String, (Stats, Stats)>,
-    unit_costs: std::collections::HashMap<String, Option<ledger::Decimal>>,
+    rollups: HashMap<(i64, String, String), Rollup>,
+    stats: HashMap<String, (Stats, Stats)>,
+    unit_costs: HashMap<String, Option<ledger::Decimal>>,
+}
+
+/// The roll-up, day roll-up and warehouse stats rows the open transaction changed, with
+/// their values: each group's record carries the new values, redb gets each row once
+/// before the commit. Bounded by the transaction: the writer commits it within
+/// `commit_interval_ms` or `COMMIT_DEFER_WEIGHT_MAX` lines; `stockd import` holds the rows
+/// of its one transaction, as it held its roll-ups before.
+#[derive(Default)]
+struct Held {
+    rollups: HashMap<(i64, String, String), Rollup>,
+    days: HashMap<(i64, String), Rollup>,
+    stats: HashMap<String, Stats>,
 }
 
 fn fault(e: impl std::fmt::Display) -> Fault {
@@ -135,12 +151,8 @@ impl<'t> Tables<'t> {
             reservations_by_expiry: logged!(24, RESERVATIONS_BY_EXPIRY),
             numbers: logged!(25, NUMBERS),
             pending: Pending::default(),
+            held: Held::default(),
         }
-    }
-
-    /// Records that this transaction is the group `gen` (recovery continues after it).
-    pub(super) fn set_gen(&mut self, gen: u64) -> Result<(), redb::StorageError> {
-        self.meta.insert(GEN_KEY, gen.to_le_bytes().as_slice()).map(|_| ())
     }
 
     /// One more journal entry that changes no on_hand (`HIDDEN_ENTRIES_KEY`).
@@ -263,38 +275,78 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Writes the group's roll-ups and stats; runs once, right before the commit.
+    /// Folds the group's roll-ups and stats into the values the transaction holds and
+    /// records each new value in the group's record; runs once per group. redb gets them
+    /// once per commit ([`Tables::write_held`]): a busy day's roll-up and a warehouse's
+    /// stats change with nearly every group, and writing them per group was a B-tree get
+    /// and insert each time.
     pub(super) fn flush(&mut self) -> Result<(), redb::StorageError> {
         let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(e.to_string());
         let rollups = std::mem::take(&mut self.pending.rollups);
-        let mut days: std::collections::HashMap<(i64, String), Rollup> = std::collections::HashMap::new();
-        for ((day, w, p), add) in rollups {
-            days.entry((day, w.clone())).or_default().add(&add);
-            let key = (day, w.as_str(), p.as_str());
-            let mut r = match self.rollups.read()?.get(key)? {
-                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
-                None => Rollup::default(),
+        let mut days: HashMap<(i64, String), Rollup> = HashMap::default();
+        for (key, add) in rollups {
+            days.entry((key.0, key.1.clone())).or_default().add(&add);
+            let (day, w, p) = (key.0, key.1.as_str(), key.2.as_str());
+            let mut r = match self.held.rollups.get(&key) {
+                Some(r) => *r,
+                None => match self.rollups.read()?.get((day, w, p))? {
+                    Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
+                    None => Rollup::default(),
+                },
             };
             r.add(&add);
-            self.rollups.insert(key, r.encode().as_slice())?;
+            self.rollups.record((day, w, p), r.encode().as_slice());
+            self.held.rollups.insert(key, r);
         }
-        for ((day, w), add) in days {
-            let key = (day, w.as_str());
-            let mut r = match self.rollup_days.read()?.get(key)? {
-                Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
-                None => Rollup::default(),
+        for (key, add) in days {
+            let (day, w) = (key.0, key.1.as_str());
+            let mut r = match self.held.days.get(&key) {
+                Some(r) => *r,
+                None => match self.rollup_days.read()?.get((day, w))? {
+                    Some(v) => Rollup::decode(v.value()).map_err(corrupt)?,
+                    None => Rollup::default(),
+                },
             };
             r.add(&add);
-            self.rollup_days.insert(key, r.encode().as_slice())?;
+            self.rollup_days.record((day, w), r.encode().as_slice());
+            self.held.days.insert(key, r);
         }
         for (w, (add, sub)) in std::mem::take(&mut self.pending.stats) {
-            let mut st = match self.warehouse_stats.read()?.get(w.as_str())? {
-                Some(v) => Stats::decode(v.value()).map_err(corrupt)?,
-                None => Stats::default(),
+            let mut st = match self.held.stats.get(&w) {
+                Some(st) => *st,
+                None => match self.warehouse_stats.read()?.get(w.as_str())? {
+                    Some(v) => Stats::decode(v.value()).map_err(corrupt)?,
+                    None => Stats::default(),
+                },
             };
             st.add(&add);
             st.sub(&sub);
-            self.warehouse_stats.insert(w.as_str(), st.encode().as_slice())?;
+            self.warehouse_stats.record(w.as_str(), st.encode().as_slice());
+            self.held.stats.insert(w, st);
+        }
+        Ok(())
+    }
+
+    /// Writes the rows the transaction holds (roll-ups, day roll-ups, warehouse stats, in
+    /// key order) and, when the transaction is covered by log records, the gen of its last
+    /// group; runs once, right before the commit. Every value is already in a record.
+    pub(super) fn write_held(&mut self, gen: Option<u64>) -> Result<(), redb::StorageError> {
+        let held = std::mem::take(&mut self.held);
+        let mut rollups: Vec<_> = held.rollups.into_iter().collect();
+        rollups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((day, w, p), r) in rollups {
+            self.rollups
+                .write_held((day, w.as_str(), p.as_str()), r.encode().as_slice())?;
+        }
+        for ((day, w), r) in held.days {
+            self.rollup_days.write_held((day, w.as_str()), r.encode().as_slice())?;
+        }
+        for (w, st) in held.stats {
+            self.warehouse_stats.write_held(w.as_str(), st.encode().as_slice())?;
+        }
+        if let Some(gen) = gen {
+            // Recovery sets the gen of the last record it applies: no record carries it.
+            self.meta.write_held(GEN_KEY, gen.to_le_bytes().as_slice())?;
         }
         Ok(())
     }
@@ -645,6 +697,7 @@ pub fn apply_offline(
             progress(applied);
         }
         tables.flush().map_err(|e| storage(&e))?;
+        tables.write_held(None).map_err(|e| storage(&e))?;
     }
     txn.commit().map_err(|e| storage(&e))?;
     Ok(applied)

@@ -166,6 +166,29 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
         self.open()?.insert(key, value)
     }
 
+    /// Records a put in the group's record without writing the table yet: for a row the
+    /// transaction holds in memory and writes once, with [`Logged::write_held`], before its
+    /// commit (`apply::Held`). Recovery applies the record as if the table had been written.
+    pub fn record<'k, 'v>(&self, key: impl Borrow<K::SelfType<'k>>, value: impl Borrow<V::SelfType<'v>>) {
+        if self.redo.recording {
+            self.redo.put(
+                self.id,
+                K::as_bytes(key.borrow()).as_ref(),
+                V::as_bytes(value.borrow()).as_ref(),
+            );
+        }
+    }
+
+    /// Writes a row whose value a [`Logged::record`] of this transaction already carries
+    /// (or one no record needs: the gen recovery sets itself). Not recorded again.
+    pub fn write_held<'k, 'v>(
+        &mut self,
+        key: impl Borrow<K::SelfType<'k>>,
+        value: impl Borrow<V::SelfType<'v>>,
+    ) -> Result<(), StorageError> {
+        self.open()?.insert(key, value).map(|_| ())
+    }
+
     pub fn remove<'k>(
         &mut self,
         key: impl Borrow<K::SelfType<'k>>,

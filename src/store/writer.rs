@@ -395,7 +395,7 @@ impl Writer {
         };
         let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
             open.cell
-                .with_dependent_mut(|_, tables| self.apply_group(tables, group, gen))
+                .with_dependent_mut(|_, tables| self.apply_group(tables, group))
         }));
         let results = match applied {
             Ok(Ok(results)) => results,
@@ -428,7 +428,7 @@ impl Writer {
             || self.log_bytes + record_bytes >= self.limits.checkpoint_log_bytes
             || self.checkpoint_at.elapsed() >= Duration::from_millis(self.limits.checkpoint_interval_ms);
         if checkpoint {
-            if let Err(err) = self.commit(open.into_txn(), gen, true) {
+            if let Err(err) = open.finish(gen).and_then(|txn| self.commit(txn, gen, true)) {
                 return self.fail_group(group, before, db, &err);
             }
             let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
@@ -471,7 +471,8 @@ impl Writer {
     fn commit_open(&mut self) {
         self.shared.flush_wanted.store(false, Ordering::Release);
         let Some(open) = self.open.take() else { return };
-        if let Err(err) = self.commit(open.into_txn(), self.gen, false) {
+        let gen = self.gen;
+        if let Err(err) = open.finish(gen).and_then(|txn| self.commit(txn, gen, false)) {
             metrics::counter!(crate::telemetry::COMMIT_FAILURES).increment(1);
             tracing::error!(error = %err, "commit failed; reopening the data file and applying the log again");
             self.shared.writable.store(false, Ordering::Release);
@@ -485,14 +486,12 @@ impl Writer {
         &mut self,
         tables: &mut Tables<'_>,
         group: &[Job],
-        gen: u64,
     ) -> Result<Vec<Result<Applied, StoreError>>, String> {
         let mut results = Vec::with_capacity(group.len());
         for job in group {
             results.push(self.apply_job(tables, job)?);
         }
         tables.flush().map_err(|e| e.to_string())?;
-        tables.set_gen(gen).map_err(|e| e.to_string())?;
         Ok(results)
     }
 
@@ -562,7 +561,7 @@ impl Writer {
     fn checkpoint_idle(&mut self) {
         let Some(db) = self.database() else { return };
         let txn = match self.open.take() {
-            Some(open) => Ok(open.into_txn()),
+            Some(open) => open.finish(self.gen),
             None => db.begin_write().map_err(|e| e.to_string()),
         };
         match txn.and_then(|txn| self.commit(txn, self.gen, true)) {
@@ -727,9 +726,13 @@ impl OpenTxn {
         }
     }
 
-    /// The transaction, its tables closed.
-    fn into_txn(self) -> WriteTransaction {
-        self.cell.into_owner()
+    /// The transaction ready to commit, its last group `gen`: the rows its tables hold
+    /// are written ([`Tables::write_held`]) and the tables closed.
+    fn finish(mut self, gen: u64) -> Result<WriteTransaction, String> {
+        self.cell
+            .with_dependent_mut(|_, tables| tables.write_held(Some(gen)))
+            .map_err(|e| e.to_string())?;
+        Ok(self.cell.into_owner())
     }
 
     fn add(&mut self, weight: usize) {
