@@ -226,7 +226,7 @@ pub fn apply<S: State>(cmd: &Command, state: &mut S, rules: &Rules, now_ms: i64)
         Command::Count(lines) => stage.count(lines)?,
         Command::SetStock(lines) => {
             check_lines(lines.len())?;
-            let mut seen = std::collections::HashSet::new();
+            let mut seen = foldhash::HashSet::with_capacity_and_hasher(lines.len(), Default::default());
             for (i, line) in lines.iter().enumerate() {
                 if !seen.insert((line.product.as_str(), line.warehouse.as_str())) {
                     let e = LedgerError::invalid("sku", "the same product and warehouse appear twice");
@@ -366,7 +366,7 @@ struct Stage<'a, S: State> {
     state: &'a mut S,
     rules: &'a Rules,
     now_ms: i64,
-    levels: HashMap<(String, String), Level>,
+    levels: foldhash::HashMap<(String, String), Level>,
     /// Keys in first-touched order, so effects are deterministic.
     order: Vec<(String, String)>,
     drafts: Vec<Draft>,
@@ -382,7 +382,7 @@ impl<'a, S: State> Stage<'a, S> {
             state,
             rules,
             now_ms,
-            levels: HashMap::new(),
+            levels: foldhash::HashMap::default(),
             order: Vec::new(),
             drafts: Vec::new(),
             new_transfer: None,
@@ -639,7 +639,7 @@ impl<'a, S: State> Stage<'a, S> {
 
     fn count(&mut self, lines: &[CountLine]) -> Result<(), LedgerError> {
         check_lines(lines.len())?;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = foldhash::HashSet::with_capacity_and_hasher(lines.len(), Default::default());
         for (i, line) in lines.iter().enumerate() {
             if !seen.insert((line.product.as_str(), line.warehouse.as_str())) {
                 let e = LedgerError::invalid("product_id", "the same product and warehouse appear twice");

@@ -2,7 +2,7 @@
 //! recording its changes for the redo log), the hash chain, and what the ledger decided
 //! turned into rows. The daemon's writer and the offline import share this one write path.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 use sha2::{Digest, Sha256};
