@@ -248,7 +248,8 @@ async fn a_failing_log_answers_503_then_commits_durably_until_it_works_again() {
 
 /// An answered write may still sit in the writer's open transaction (its log record synced,
 /// redb's commit deferred): a reader that begins after the answer sees it all the same — it
-/// asks for the commit — and `verify` and a backup see it too.
+/// asks for the commit — with the roll-ups the transaction holds until then, and `verify`
+/// and a backup see it too.
 #[tokio::test(flavor = "current_thread")]
 async fn a_read_after_an_answer_sees_it_before_the_deferred_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -265,6 +266,14 @@ async fn a_read_after_an_answer_sees_it_before_the_deferred_commit() {
         assert_eq!(
             r.level("p", "default").expect("read").map(|l| l.buckets.on_hand),
             Some(i)
+        );
+        // The roll-ups the open transaction holds are written before the commit it asks for.
+        let today = super::rollup::day_of(crate::clock::now_ms());
+        let a = r.analytics(None, today - 1, today + 1).expect("analytics");
+        assert_eq!((a.trends.movements, a.trends.stock_in), (i as u64, i), "roll-ups");
+        assert_eq!(
+            a.top_movers.first().map(|(p, r)| (p.as_str(), r.stock_in)),
+            Some(("p", i))
         );
     }
     assert!(
