@@ -88,6 +88,9 @@ pub(super) struct Tables<'t> {
     pending: Pending,
     /// Roll-ups and stats as they stand in this transaction, written before its commit.
     held: Held,
+    /// Where journal rows go instead of the four journal tables: `stockd import`'s helper
+    /// thread (`apply_offline`). `None` for the writer, whose rows go in its log record.
+    journal_rows: Option<JournalRows>,
 }
 
 /// What a group adds to the roll-ups and warehouse stats, folded into [`Held`] at its end.
@@ -152,6 +155,7 @@ impl<'t> Tables<'t> {
             numbers: logged!(25, NUMBERS),
             pending: Pending::default(),
             held: Held::default(),
+            journal_rows: None,
         }
     }
 
@@ -552,12 +556,22 @@ impl<'t> Tables<'t> {
         m.hash = chain_hash(&chain.hash_last, &canonical);
         let mut bytes = canonical;
         bytes.extend_from_slice(&m.hash);
-        self.journal.insert(seq, bytes.as_slice())?;
         let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
-        self.by_level.insert((p, w, seq), ())?;
-        self.by_warehouse.insert((w, seq), ())?;
-        if let Some(r) = &m.draft.reference_id {
-            self.by_reference.insert((r.as_str(), seq), ())?;
+        if let Some(rows) = &mut self.journal_rows {
+            rows.push(JournalRow {
+                seq,
+                bytes,
+                product: p.to_string(),
+                warehouse: w.to_string(),
+                reference: m.draft.reference_id.clone(),
+            })?;
+        } else {
+            self.journal.insert(seq, bytes.as_slice())?;
+            self.by_level.insert((p, w, seq), ())?;
+            self.by_warehouse.insert((w, seq), ())?;
+            if let Some(r) = &m.draft.reference_id {
+                self.by_reference.insert((r.as_str(), seq), ())?;
+            }
         }
         if !m.draft.kind.moves_on_hand() {
             self.count_hidden()?;
@@ -642,6 +656,70 @@ impl ledger::State for Tables<'_> {
     }
 }
 
+/// Journal rows `stockd import` hands to its helper thread in batches of this many.
+const JOURNAL_ROWS_BATCH: usize = 256;
+/// Batches in flight to the helper; the import waits beyond that.
+const JOURNAL_BATCHES_QUEUED_MAX: usize = 8;
+
+/// One movement's rows in the journal and its three history indexes.
+struct JournalRow {
+    seq: u64,
+    bytes: Vec<u8>,
+    product: String,
+    warehouse: String,
+    reference: Option<String>,
+}
+
+/// The import's side of the channel to its journal helper.
+struct JournalRows {
+    batch: Vec<JournalRow>,
+    to_helper: std::sync::mpsc::SyncSender<Vec<JournalRow>>,
+}
+
+impl JournalRows {
+    fn push(&mut self, row: JournalRow) -> Result<(), redb::StorageError> {
+        self.batch.push(row);
+        if self.batch.len() >= JOURNAL_ROWS_BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> Result<(), redb::StorageError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(JOURNAL_ROWS_BATCH));
+        self.to_helper
+            .send(batch)
+            .map_err(|_| redb::StorageError::Corrupted("the journal helper stopped".into()))
+    }
+}
+
+/// The import's helper thread: writes the journal rows it is sent into the journal and
+/// its history indexes, tables the importing thread never opens (redb lets the tables of
+/// one write transaction be written from different threads). Half of a stock row's B-tree
+/// inserts run here, beside the ledger and the levels.
+fn write_journal_rows(
+    txn: &WriteTransaction,
+    batches: std::sync::mpsc::Receiver<Vec<JournalRow>>,
+) -> Result<(), redb::StorageError> {
+    let open = |e: redb::TableError| redb::StorageError::Corrupted(e.to_string());
+    let mut journal = txn.open_table(JOURNAL).map_err(open)?;
+    let mut by_level = txn.open_table(HISTORY_BY_LEVEL).map_err(open)?;
+    let mut by_warehouse = txn.open_table(HISTORY_BY_WAREHOUSE).map_err(open)?;
+    let mut by_reference = txn.open_table(HISTORY_BY_REFERENCE).map_err(open)?;
+    for batch in batches {
+        for row in batch {
+            let (p, w) = (row.product.as_str(), row.warehouse.as_str());
+            journal.insert(row.seq, row.bytes.as_slice())?;
+            by_level.insert((p, w, row.seq), ())?;
+            by_warehouse.insert((w, row.seq), ())?;
+            if let Some(r) = &row.reference {
+                by_reference.insert((r.as_str(), row.seq), ())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Why an offline import stopped (nothing of it was written).
 #[derive(Debug)]
 pub enum OfflineError {
@@ -673,32 +751,66 @@ pub fn apply_offline(
         ..WriteCtx::default()
     };
     let mut applied = 0u64;
-    {
+    std::thread::scope(|scope| {
+        let (to_helper, batches) = std::sync::mpsc::sync_channel(JOURNAL_BATCHES_QUEUED_MAX);
+        let helper = scope.spawn(|| write_journal_rows(&txn, batches));
         // One durable commit covers the import: no log record, so nothing to record.
         let redo = Redo::new(RedoBuf::off());
         let mut tables = Tables::open(&txn, &redo);
-        for (line, cmd) in commands {
-            let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
-            match ledger::apply(&cmd, &mut tables, rules, now_ms) {
-                Ok(effects) => {
-                    tables
-                        .write(effects, &ctx, &mut chain, now_ms)
-                        .map_err(|e| storage(&e))?;
-                }
-                Err(ledger::LedgerError::Storage(msg)) => return Err(OfflineError::Storage(msg)),
-                Err(refused) => {
-                    return Err(OfflineError::Refused {
-                        line,
-                        error: ApiError::from(refused),
-                    })
-                }
+        tables.journal_rows = Some(JournalRows {
+            batch: Vec::with_capacity(JOURNAL_ROWS_BATCH),
+            to_helper,
+        });
+        let applied_all = apply_all(&mut tables, rules, &ctx, &mut chain, commands, &mut applied, progress);
+        // The last batch, then the end of the channel: the helper returns.
+        let rows = tables.journal_rows.take();
+        let finished = applied_all.and_then(|()| {
+            if let Some(mut rows) = rows {
+                rows.send().map_err(|e| storage(&e))?;
             }
-            applied += 1;
-            progress(applied);
-        }
-        tables.flush().map_err(|e| storage(&e))?;
-        tables.write_held(None).map_err(|e| storage(&e))?;
-    }
+            tables.flush().map_err(|e| storage(&e))?;
+            tables.write_held(None).map_err(|e| storage(&e))
+        });
+        drop(tables);
+        let written = match helper.join() {
+            Ok(result) => result.map_err(|e| storage(&e)),
+            Err(_) => Err(OfflineError::Storage("the journal helper panicked".into())),
+        };
+        // A refusal says more than the helper's end it caused.
+        finished.and(written)
+    })?;
     txn.commit().map_err(|e| storage(&e))?;
     Ok(applied)
+}
+
+/// The import's commands, each through the ledger and `Tables::write`, until the first
+/// refusal.
+fn apply_all(
+    tables: &mut Tables<'_>,
+    rules: &Rules,
+    ctx: &WriteCtx,
+    chain: &mut Chain,
+    commands: impl Iterator<Item = (usize, Command)>,
+    applied: &mut u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), OfflineError> {
+    let storage = |e: &dyn std::fmt::Display| OfflineError::Storage(e.to_string());
+    for (line, cmd) in commands {
+        let now_ms = crate::clock::now_ms().max(chain.at_ms_last);
+        match ledger::apply(&cmd, tables, rules, now_ms) {
+            Ok(effects) => {
+                tables.write(effects, ctx, chain, now_ms).map_err(|e| storage(&e))?;
+            }
+            Err(ledger::LedgerError::Storage(msg)) => return Err(OfflineError::Storage(msg)),
+            Err(refused) => {
+                return Err(OfflineError::Refused {
+                    line,
+                    error: ApiError::from(refused),
+                })
+            }
+        }
+        *applied += 1;
+        progress(*applied);
+    }
+    Ok(())
 }
