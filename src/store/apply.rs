@@ -89,7 +89,8 @@ pub(super) struct Tables<'t> {
     /// Roll-ups and stats as they stand in this transaction, written before its commit.
     held: Held,
     /// Where journal rows go instead of the four journal tables: `stockd import`'s helper
-    /// thread (`apply_offline`). `None` for the writer, whose rows go in its log record.
+    /// thread (`apply_offline`). `None` for the writer: its rows go into the tables, each
+    /// insert recorded for its log record.
     journal_rows: Option<JournalRows>,
 }
 
@@ -103,7 +104,7 @@ struct Pending {
 
 /// The roll-up, day roll-up and warehouse stats rows the open transaction changed, with
 /// their values: each group's record carries the new values, redb gets each row once
-/// before the commit. Bounded by the transaction: the writer commits it within
+/// before the commit. Bounded by the transaction: the writer commits it within five times
 /// `commit_interval_ms` or `COMMIT_DEFER_WEIGHT_MAX` lines; `stockd import` holds the rows
 /// of its one transaction, as it held its roll-ups before.
 #[derive(Default)]
@@ -776,8 +777,13 @@ pub fn apply_offline(
             Ok(result) => result.map_err(|e| storage(&e)),
             Err(_) => Err(OfflineError::Storage("the journal helper panicked".into())),
         };
-        // A refusal says more than the helper's end it caused.
-        finished.and(written)
+        match (finished, written) {
+            // A refusal ended the rows early: the helper's end says nothing more.
+            (Err(refused @ OfflineError::Refused { .. }), _) => Err(refused),
+            // The helper's own error, rather than "the journal helper stopped".
+            (_, Err(helper)) => Err(helper),
+            (finished, Ok(())) => finished,
+        }
     })?;
     txn.commit().map_err(|e| storage(&e))?;
     Ok(applied)
