@@ -778,3 +778,32 @@ fn answer_all(group: &mut Vec<Job>, why: &str) {
         let _ = job.reply.send(Err(StoreError::unavailable(why)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When the open transaction is due: held `commit_interval_ms` with enough lines, five
+    /// times as long with fewer, or large at any age.
+    #[test]
+    fn the_open_transaction_is_due_by_age_and_lines() {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("in-memory database");
+        let mut open = OpenTxn::new(db.begin_write().expect("write transaction"));
+        let interval_ms = 20;
+        let aged = |ms: u64| Instant::now() - Duration::from_millis(ms);
+
+        open.weight = COMMIT_LINES_MIN;
+        assert!(!open.due(interval_ms), "young: not due, however many lines");
+        open.since = aged(interval_ms + 5);
+        assert!(open.due(interval_ms), "held long enough with enough lines");
+        open.weight = COMMIT_LINES_MIN - 1;
+        assert!(!open.due(interval_ms), "few lines wait longer");
+        open.since = aged(interval_ms * COMMIT_SPAN_SLOW_FACTOR + 5);
+        assert!(open.due(interval_ms), "but not forever");
+        open.since = Instant::now();
+        open.weight = COMMIT_DEFER_WEIGHT_MAX;
+        assert!(open.due(interval_ms), "a large transaction at any age");
+    }
+}
