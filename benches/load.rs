@@ -25,8 +25,10 @@
 //! 1, 16 and 64 connections, with the same warm-up and measured window (`load/postgres.rs`).
 //! The last table puts stockd and PostgreSQL side by side with their ratio and the targets
 //! of issue 11, and a last one takes the one-connection p50 apart (sync floor, HTTP round
-//! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone. Everything
-//! is bounded in time and stops by itself.
+//! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone. A CPU
+//! probe (a fixed loop) timed right before each side's phases says when the machine's speed
+//! moved between them, and the ratios with it. Everything is bounded in time and stops by
+//! itself.
 //!
 //! Environment (all optional):
 //! - `STOCKD_BENCH_WORKERS`: `[server] workers` of the daemon (default 2, the daemon's own
@@ -1279,6 +1281,7 @@ fn run() -> Res<()> {
             ..Case::new(BULK_CASE, 4, bulk_count(), "lines/s", target(150_000.0, None))
         },
     ];
+    let probe_stockd_ms = cpu_probe_ms();
     let mut rows = Vec::new();
     for c in plan {
         eprintln!("load bench: {}, {} connections…", c.case, c.conns);
@@ -1326,6 +1329,7 @@ fn run() -> Res<()> {
     let sync_floor = fdatasync_floor(&work_dir, settings.measure);
     eprintln!("load bench: stockd import of {LEVELS} stock rows into a fresh file…");
     let imported = import::run(&work_dir);
+    let probe_pg_ms = cpu_probe_ms();
     let pg = run_postgres(&settings, tck);
 
     let baseline = rows.first().map(|r| r.out.rate()).filter(|r| *r > 0.0).unwrap_or(1.0);
@@ -1411,6 +1415,7 @@ fn run() -> Res<()> {
     println!("stockd verify: {}{}", text.trim(), err.trim());
     println!();
     print_side_by_side(&settings, &rows, tck, rss_peak_mib, &imported, &pg, &sync_floor);
+    print_cpu_probes(probe_stockd_ms, probe_pg_ms, pg.is_ok());
     if !status.success() {
         return Err(format!(
             "the daemon exited with {status} after SIGTERM; the end of its log:\n{}",
@@ -1478,6 +1483,54 @@ const SYNC_FLOOR_FILE_BYTES: usize = 1 << 20;
 /// Latencies (µs, sorted) of a write + fdatasync in a preallocated file in `dir`, for
 /// `measure`: what one group's log sync costs at best on this disk, the floor that
 /// stockd's and PostgreSQL's one-connection round trips share.
+/// Rounds of the CPU probe; its figure is their median.
+const CPU_PROBE_ROUNDS: usize = 5;
+/// Iterations of one round (~10–20 ms on this kind of machine).
+const CPU_PROBE_ITERATIONS: u64 = 20_000_000;
+/// Beyond this difference between the two probes, the run says its ratios moved with the
+/// machine.
+const CPU_PROBE_DRIFT_MAX: f64 = 0.10;
+
+/// A fixed single-threaded loop, timed (ms, median of `CPU_PROBE_ROUNDS`): taken right
+/// before stockd's phases and right before PostgreSQL's, which run minutes apart. On a
+/// shared VM the machine's speed moves between them, and a ratio of the two sides moves
+/// with it; the probes show when it did.
+fn cpu_probe_ms() -> f64 {
+    let mut rounds: Vec<f64> = (0..CPU_PROBE_ROUNDS)
+        .map(|_| {
+            let started = Instant::now();
+            let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15_u64);
+            for _ in 0..CPU_PROBE_ITERATIONS {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+            std::hint::black_box(x);
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[CPU_PROBE_ROUNDS / 2]
+}
+
+fn print_cpu_probes(stockd_ms: f64, pg_ms: f64, pg_ran: bool) {
+    if !pg_ran {
+        return;
+    }
+    let drift = pg_ms / stockd_ms.max(1e-9);
+    println!();
+    println!(
+        "CPU probe (a fixed loop, median of {CPU_PROBE_ROUNDS} rounds): {stockd_ms:.1} ms right before stockd's phases, \
+         {pg_ms:.1} ms right before PostgreSQL's ({drift:.2}×)."
+    );
+    if (drift - 1.0).abs() > CPU_PROBE_DRIFT_MAX {
+        println!(
+            "The machine's speed moved by more than {:.0} % between the two sides: this run's ratios moved with it.",
+            CPU_PROBE_DRIFT_MAX * 100.0
+        );
+    }
+}
+
 fn fdatasync_floor(dir: &Path, measure: Duration) -> Res<Vec<u32>> {
     use std::os::unix::fs::FileExt;
     let path = dir.join("sync-floor");
