@@ -25,10 +25,11 @@
 //! 1, 16 and 64 connections, with the same warm-up and measured window (`load/postgres.rs`).
 //! The last table puts stockd and PostgreSQL side by side with their ratio and the targets
 //! of issue 11, and a last one takes the one-connection p50 apart (sync floor, HTTP round
-//! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone. A CPU
-//! probe (a fixed loop) timed right before each side's phases says when the machine's speed
-//! moved between them, and the ratios with it. Everything is bounded in time and stops by
-//! itself.
+//! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone.
+//! PostgreSQL also runs once before the daemon starts; the table takes the mean of its two
+//! runs and lists both, and a CPU probe (a fixed loop) is timed before each run of either
+//! side: on a shared VM the machine's speed moves over the minutes of a run, and the ratios
+//! with it. Everything is bounded in time and stops by itself.
 //!
 //! Environment (all optional):
 //! - `STOCKD_BENCH_WORKERS`: `[server] workers` of the daemon (default 2, the daemon's own
@@ -1213,6 +1214,10 @@ fn run() -> Res<()> {
         .build()
         .map_err(|e| format!("cannot build the tokio runtime: {e}"))?;
 
+    // PostgreSQL runs before stockd's phases and again after them: on a shared VM the
+    // machine's speed moves over the minutes between, and the two runs show by how much.
+    let probe_pg_before_ms = cpu_probe_ms();
+    let pg_before = run_postgres(&settings, tck);
     let mut daemon = Daemon::start(&settings)?;
     eprintln!(
         "load bench: daemon pid {} on {} (workers {}), data {}",
@@ -1414,8 +1419,16 @@ fn run() -> Res<()> {
     let err = String::from_utf8_lossy(&verify.stderr);
     println!("stockd verify: {}{}", text.trim(), err.trim());
     println!();
-    print_side_by_side(&settings, &rows, tck, rss_peak_mib, &imported, &pg, &sync_floor);
-    print_cpu_probes(probe_stockd_ms, probe_pg_ms, pg.is_ok());
+    let measured = Measured {
+        rows: &rows,
+        rss_peak_mib,
+        imported: &imported,
+        pg_before: &pg_before,
+        pg: &pg,
+        sync_floor: &sync_floor,
+    };
+    print_side_by_side(&settings, tck, &measured);
+    print_cpu_probes([probe_pg_before_ms, probe_stockd_ms, probe_pg_ms], pg.is_ok());
     if !status.success() {
         return Err(format!(
             "the daemon exited with {status} after SIGTERM; the end of its log:\n{}",
@@ -1513,17 +1526,22 @@ fn cpu_probe_ms() -> f64 {
     rounds[CPU_PROBE_ROUNDS / 2]
 }
 
-fn print_cpu_probes(stockd_ms: f64, pg_ms: f64, pg_ran: bool) {
+/// The probes right before PostgreSQL's first run, stockd's phases and PostgreSQL's second.
+fn print_cpu_probes(probes_ms: [f64; 3], pg_ran: bool) {
     if !pg_ran {
         return;
     }
-    let drift = pg_ms / stockd_ms.max(1e-9);
+    let [pg_before_ms, stockd_ms, pg_ms] = probes_ms;
+    let slowest = probes_ms.iter().copied().fold(f64::MIN, f64::max);
+    let fastest = probes_ms.iter().copied().fold(f64::MAX, f64::min);
+    let drift = slowest / fastest.max(1e-9);
     println!();
     println!(
-        "CPU probe (a fixed loop, median of {CPU_PROBE_ROUNDS} rounds): {stockd_ms:.1} ms right before stockd's phases, \
-         {pg_ms:.1} ms right before PostgreSQL's ({drift:.2}×)."
+        "CPU probe (a fixed loop, median of {CPU_PROBE_ROUNDS} rounds): {pg_before_ms:.1} ms right before PostgreSQL's \
+         first run, {stockd_ms:.1} ms before stockd's phases, {pg_ms:.1} ms before PostgreSQL's second run \
+         (slowest / fastest {drift:.2}×)."
     );
-    if (drift - 1.0).abs() > CPU_PROBE_DRIFT_MAX {
+    if drift - 1.0 > CPU_PROBE_DRIFT_MAX {
         println!(
             "The machine's speed moved by more than {:.0} % between the two sides: this run's ratios moved with it.",
             CPU_PROBE_DRIFT_MAX * 100.0
@@ -1577,15 +1595,57 @@ fn run_postgres(settings: &Settings, tck: f64) -> Result<PgRun, String> {
     })
 }
 
-fn print_side_by_side(
-    settings: &Settings,
-    rows: &[Row],
-    tck: f64,
+/// PostgreSQL ran before stockd's phases and after them: the table takes the mean of the two
+/// runs for each figure, and the run lists both throughputs (how far the machine moved).
+fn merge_pg_before(before: &PgRun, inputs: &mut compare::Inputs) {
+    let mean_us = |a: Option<u32>, b: Option<u32>| match (a, b) {
+        (Some(a), Some(b)) => Some(((u64::from(a) + u64::from(b)) / 2) as u32),
+        (a, b) => a.or(b),
+    };
+    let mut both = Vec::new();
+    for m in inputs.pg.iter_mut() {
+        let Some((_, b)) = before.phases.iter().find(|(conns, _)| *conns == m.conns) else {
+            continue;
+        };
+        let after = m.rate;
+        both.push(format!("{} → {} at {}", thousands(b.rate()), thousands(after), m.conns));
+        m.rate = (after + b.rate()) / 2.0;
+        m.p50_us = mean_us(m.p50_us, b.percentile(0.50));
+        m.p99_us = mean_us(m.p99_us, b.percentile(0.99));
+        if m.conns == CPU_TARGET_CONNS {
+            inputs.pg_cpu_us = match (inputs.pg_cpu_us, b.cpu_us_per_movement()) {
+                (Some(a), Some(b)) => Some((a + b) / 2.0),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    println!(
+        "- PostgreSQL ran before stockd's phases and again after them (movements/s before → after, at N connections): \
+         {}; the table takes the mean of the two runs",
+        both.join(", ")
+    );
+}
+
+/// What the side-by-side table is made of.
+struct Measured<'a> {
+    rows: &'a [Row],
     rss_peak_mib: Option<f64>,
-    imported: &Res<import::Imported>,
-    pg: &Result<PgRun, String>,
-    sync_floor: &Res<Vec<u32>>,
-) {
+    imported: &'a Res<import::Imported>,
+    /// PostgreSQL before stockd's phases, and after them.
+    pg_before: &'a Result<PgRun, String>,
+    pg: &'a Result<PgRun, String>,
+    sync_floor: &'a Res<Vec<u32>>,
+}
+
+fn print_side_by_side(settings: &Settings, tck: f64, measured: &Measured<'_>) {
+    let Measured {
+        rows,
+        rss_peak_mib,
+        imported,
+        pg_before,
+        pg,
+        sync_floor,
+    } = *measured;
     let find = |case: &str, conns: usize| rows.iter().find(|r| r.case == case && r.conns == conns);
     let movements: Vec<&Row> = PG_CONNS.iter().filter_map(|c| find(MOVEMENT_CASE, *c)).collect();
     let mut inputs = compare::Inputs {
@@ -1672,6 +1732,9 @@ fn print_side_by_side(
             }
         }
         Err(e) => println!("- PostgreSQL: {e}; stockd's figures alone"),
+    }
+    if let (Ok(before), Ok(_)) = (pg_before, pg) {
+        merge_pg_before(before, &mut inputs);
     }
     println!();
     compare::print(&inputs);
