@@ -1493,21 +1493,18 @@ const SYNC_FLOOR_WRITE_BYTES: usize = 4096;
 /// Size of the preallocated file the sync floor overwrites in turn.
 const SYNC_FLOOR_FILE_BYTES: usize = 1 << 20;
 
-/// Latencies (µs, sorted) of a write + fdatasync in a preallocated file in `dir`, for
-/// `measure`: what one group's log sync costs at best on this disk, the floor that
-/// stockd's and PostgreSQL's one-connection round trips share.
 /// Rounds of the CPU probe; its figure is their median.
 const CPU_PROBE_ROUNDS: usize = 5;
-/// Iterations of one round (~10–20 ms on this kind of machine).
+/// Iterations of one round (~40 ms on this kind of machine).
 const CPU_PROBE_ITERATIONS: u64 = 20_000_000;
-/// Beyond this difference between the two probes, the run says its ratios moved with the
-/// machine.
+/// Beyond this difference between the slowest and the fastest probe, the run says its
+/// ratios moved with the machine.
 const CPU_PROBE_DRIFT_MAX: f64 = 0.10;
 
 /// A fixed single-threaded loop, timed (ms, median of `CPU_PROBE_ROUNDS`): taken right
-/// before stockd's phases and right before PostgreSQL's, which run minutes apart. On a
+/// before each PostgreSQL run and before stockd's phases, which run minutes apart. On a
 /// shared VM the machine's speed moves between them, and a ratio of the two sides moves
-/// with it; the probes show when it did.
+/// with it; the probes show when the CPU's did (not the disk's or the host's).
 fn cpu_probe_ms() -> f64 {
     let mut rounds: Vec<f64> = (0..CPU_PROBE_ROUNDS)
         .map(|_| {
@@ -1549,6 +1546,9 @@ fn print_cpu_probes(probes_ms: [f64; 3], pg_ran: bool) {
     }
 }
 
+/// Latencies (µs, sorted) of a write + fdatasync in a preallocated file in `dir`, for
+/// `measure`: what one group's log sync costs at best on this disk, the floor that
+/// stockd's and PostgreSQL's one-connection round trips share.
 fn fdatasync_floor(dir: &Path, measure: Duration) -> Res<Vec<u32>> {
     use std::os::unix::fs::FileExt;
     let path = dir.join("sync-floor");
@@ -1713,7 +1713,7 @@ fn print_side_by_side(settings: &Settings, tck: f64, measured: &Measured<'_>) {
             for (conns, out) in &run.phases {
                 let cores = |x: Option<f64>| x.map(|c| format!("{c:.2}")).unwrap_or_else(|| "–".into());
                 println!(
-                    "- PostgreSQL at {conns} connection{}: server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
+                    "- PostgreSQL at {conns} connection{} (its run after stockd's): server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
                     if *conns == 1 { "" } else { "s" },
                     cores(out.cpu.server),
                     cores(out.cpu.client),
