@@ -155,14 +155,7 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
         key: impl Borrow<K::SelfType<'k>>,
         value: impl Borrow<V::SelfType<'v>>,
     ) -> Result<Option<AccessGuard<'_, V>>, StorageError> {
-        // Encoded only when recorded: a tuple key's bytes are a fresh allocation.
-        if self.redo.recording {
-            self.redo.put(
-                self.id,
-                K::as_bytes(key.borrow()).as_ref(),
-                V::as_bytes(value.borrow()).as_ref(),
-            );
-        }
+        self.record(key.borrow(), value.borrow());
         self.open()?.insert(key, value)
     }
 
@@ -170,6 +163,7 @@ impl<'t, K: Key + 'static, V: Value + 'static> Logged<'t, K, V> {
     /// transaction holds in memory and writes once, with [`Logged::write_held`], before its
     /// commit (`apply::Held`). Recovery applies the record as if the table had been written.
     pub fn record<'k, 'v>(&self, key: impl Borrow<K::SelfType<'k>>, value: impl Borrow<V::SelfType<'v>>) {
+        // Encoded only when recorded: a tuple key's bytes are a fresh allocation.
         if self.redo.recording {
             self.redo.put(
                 self.id,
