@@ -17,19 +17,21 @@
 //! window's start and end). Then it stops the daemon with SIGTERM and runs
 //! `stockd verify` on the file.
 //!
-//! Then, for issue 11, it measures the disk's sync floor (a 4 KiB overwrite + fdatasync in a
-//! preallocated file beside the data file, as the redo log does per group), times
-//! `stockd import` of the 40,000 stock rows into a fresh file
-//! and, when PostgreSQL is installed, makes a throwaway cluster in a temp directory (its
-//! own port on 127.0.0.1) and runs the same movement as one SQL statement with pgbench at
-//! 1, 16 and 64 connections, with the same warm-up and measured window (`load/postgres.rs`).
-//! The last table puts stockd and PostgreSQL side by side with their ratio and the targets
+//! For issue 11, when PostgreSQL is installed, it makes a throwaway cluster in a temp
+//! directory (its own port on 127.0.0.1) before starting the daemon, and runs the same
+//! movement as one SQL statement with pgbench at 1, 16 and 64 connections, with the same
+//! warm-up and measured window (`load/postgres.rs`). After the daemon and the cluster have
+//! stopped, it measures the disk's sync floor (a 4 KiB overwrite + fdatasync in a
+//! preallocated file beside the data file, as the redo log does per group) and times
+//! `stockd import` of the 40,000 stock rows into a fresh file. The last table puts stockd and PostgreSQL side by side with their ratio and the targets
 //! of issue 11, and a last one takes the one-connection p50 apart (sync floor, HTTP round
 //! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone.
-//! PostgreSQL also runs once before the daemon starts; the table takes the mean of its two
-//! runs and lists both, and a CPU probe (a fixed loop) is timed before each run of either
-//! side: on a shared VM the machine's speed moves over the minutes of a run, and the ratios
-//! with it. Everything is bounded in time and stops by itself.
+//! PostgreSQL's cluster starts before the daemon and runs the movement right before and
+//! right after each of stockd's movement phases at the same connections; the table takes the
+//! mean of its two runs and lists both, and a CPU probe (a fixed loop) is timed at the start,
+//! before stockd's first phase and at the end: on a shared VM the machine's speed moves over
+//! the minutes of a run, so each ratio compares the minutes around one phase. Everything is
+//! bounded in time and stops by itself.
 //!
 //! Environment (all optional):
 //! - `STOCKD_BENCH_WORKERS`: `[server] workers` of the daemon (default 2, the daemon's own
@@ -1214,10 +1216,11 @@ fn run() -> Res<()> {
         .build()
         .map_err(|e| format!("cannot build the tokio runtime: {e}"))?;
 
-    // PostgreSQL runs before stockd's phases and again after them: on a shared VM the
-    // machine's speed moves over the minutes between, and the two runs show by how much.
-    let probe_pg_before_ms = cpu_probe_ms();
-    let pg_before = run_postgres(&settings, tck);
+    // PostgreSQL runs right before and right after each of stockd's movement phases, in a
+    // cluster started first: on a shared VM the machine's speed moves over minutes, so each
+    // ratio compares the minutes around one phase, and the two runs show how far it moved.
+    let probe_first_ms = cpu_probe_ms();
+    let mut pg = PgSide::start(&settings);
     let mut daemon = Daemon::start(&settings)?;
     eprintln!(
         "load bench: daemon pid {} on {} (workers {}), data {}",
@@ -1289,8 +1292,15 @@ fn run() -> Res<()> {
     let probe_stockd_ms = cpu_probe_ms();
     let mut rows = Vec::new();
     for c in plan {
+        let beside_pg = c.case == MOVEMENT_CASE && PG_CONNS.contains(&c.conns);
+        if beside_pg {
+            pg.movements(&settings, c.conns, tck, PgTurn::Before);
+        }
         eprintln!("load bench: {}, {} connections…", c.case, c.conns);
         let out = run_phase(&rt, phase(c.conns, c.gen))?;
+        if beside_pg {
+            pg.movements(&settings, c.conns, tck, PgTurn::After);
+        }
         rows.push(Row {
             case: c.case,
             conns: c.conns,
@@ -1327,15 +1337,16 @@ fn run() -> Res<()> {
         .map(|m| m.len() as f64 / 1048576.0)
         .unwrap_or(0.0);
 
-    // Issue 11: the disk's sync floor, import, then PostgreSQL, each alone on the machine
-    // (the daemon is stopped).
+    let (pg_before, pg) = pg.finish();
+    let probe_last_ms = cpu_probe_ms();
+
+    // Issue 11: the disk's sync floor and the import, each alone on the machine (the daemon
+    // and PostgreSQL are stopped).
     let work_dir = daemon.data.parent().map(Path::to_path_buf).unwrap_or_default();
     eprintln!("load bench: the disk's fdatasync floor…");
     let sync_floor = fdatasync_floor(&work_dir, settings.measure);
     eprintln!("load bench: stockd import of {LEVELS} stock rows into a fresh file…");
     let imported = import::run(&work_dir);
-    let probe_pg_ms = cpu_probe_ms();
-    let pg = run_postgres(&settings, tck);
 
     let baseline = rows.first().map(|r| r.out.rate()).filter(|r| *r > 0.0).unwrap_or(1.0);
     println!("## stockd load benchmark");
@@ -1428,7 +1439,7 @@ fn run() -> Res<()> {
         sync_floor: &sync_floor,
     };
     print_side_by_side(&settings, tck, &measured);
-    print_cpu_probes([probe_pg_before_ms, probe_stockd_ms, probe_pg_ms], pg.is_ok());
+    print_cpu_probes([probe_first_ms, probe_stockd_ms, probe_last_ms], pg.is_ok());
     if !status.success() {
         return Err(format!(
             "the daemon exited with {status} after SIGTERM; the end of its log:\n{}",
@@ -1501,10 +1512,10 @@ const CPU_PROBE_ITERATIONS: u64 = 20_000_000;
 /// ratios moved with the machine.
 const CPU_PROBE_DRIFT_MAX: f64 = 0.10;
 
-/// A fixed single-threaded loop, timed (ms, median of `CPU_PROBE_ROUNDS`): taken right
-/// before each PostgreSQL run and before stockd's phases, which run minutes apart. On a
-/// shared VM the machine's speed moves between them, and a ratio of the two sides moves
-/// with it; the probes show when the CPU's did (not the disk's or the host's).
+/// A fixed single-threaded loop, timed (ms, median of `CPU_PROBE_ROUNDS`): taken at the
+/// start, before stockd's first phase and at the end, minutes apart. On a shared VM the
+/// machine's speed moves between them; the probes show when the CPU's did (not the disk's
+/// or the host's).
 fn cpu_probe_ms() -> f64 {
     let mut rounds: Vec<f64> = (0..CPU_PROBE_ROUNDS)
         .map(|_| {
@@ -1523,24 +1534,25 @@ fn cpu_probe_ms() -> f64 {
     rounds[CPU_PROBE_ROUNDS / 2]
 }
 
-/// The probes right before PostgreSQL's first run, stockd's phases and PostgreSQL's second.
+/// The probes at the start (before PostgreSQL's cluster and the daemon start), right before
+/// stockd's first phase and at the end (after PostgreSQL's last run).
 fn print_cpu_probes(probes_ms: [f64; 3], pg_ran: bool) {
     if !pg_ran {
         return;
     }
-    let [pg_before_ms, stockd_ms, pg_ms] = probes_ms;
+    let [first_ms, stockd_ms, last_ms] = probes_ms;
     let slowest = probes_ms.iter().copied().fold(f64::MIN, f64::max);
     let fastest = probes_ms.iter().copied().fold(f64::MAX, f64::min);
     let drift = slowest / fastest.max(1e-9);
     println!();
     println!(
-        "CPU probe (a fixed loop, median of {CPU_PROBE_ROUNDS} rounds): {pg_before_ms:.1} ms right before PostgreSQL's \
-         first run, {stockd_ms:.1} ms before stockd's phases, {pg_ms:.1} ms before PostgreSQL's second run \
+        "CPU probe (a fixed loop, median of {CPU_PROBE_ROUNDS} rounds): {first_ms:.1} ms at the start, \
+         {stockd_ms:.1} ms before stockd's first phase, {last_ms:.1} ms after PostgreSQL's last run \
          (slowest / fastest {drift:.2}×)."
     );
     if drift - 1.0 > CPU_PROBE_DRIFT_MAX {
         println!(
-            "The machine's speed moved by more than {:.0} % between the two sides: this run's ratios moved with it.",
+            "The machine's speed moved by more than {:.0} % over the run: its ratios may have moved with it.",
             CPU_PROBE_DRIFT_MAX * 100.0
         );
     }
@@ -1578,25 +1590,72 @@ fn fdatasync_floor(dir: &Path, measure: Duration) -> Res<Vec<u32>> {
     Ok(latencies)
 }
 
-/// PostgreSQL's movement phases, or why there are none.
-fn run_postgres(settings: &Settings, tck: f64) -> Result<PgRun, String> {
-    let install = postgres::find().map_err(|e| format!("not run: {e}"))?;
-    eprintln!("load bench: PostgreSQL: initdb and start of a throwaway cluster…");
-    let mut cluster = postgres::Cluster::start(install, settings.dir.as_deref())?;
-    let mut phases = Vec::new();
-    for conns in PG_CONNS {
-        eprintln!("load bench: PostgreSQL movement (one statement, pgbench), {conns} connections…");
-        phases.push((conns, cluster.movements(conns, settings.warmup, settings.measure, tck)?));
-    }
-    cluster.stop()?;
-    Ok(PgRun {
-        description: cluster.description.clone(),
-        phases,
-    })
+/// Which of PostgreSQL's two runs around a stockd phase.
+#[derive(Clone, Copy)]
+enum PgTurn {
+    Before,
+    After,
 }
 
-/// PostgreSQL ran before stockd's phases and after them: the table takes the mean of the two
-/// runs for each figure, and the run lists both throughputs (how far the machine moved).
+/// PostgreSQL beside the daemon: one throwaway cluster, started before the daemon, that runs
+/// the movement right before and right after each of stockd's movement phases at the same
+/// connections. The first failure stops it and is reported instead of its figures.
+struct PgSide {
+    cluster: Result<postgres::Cluster, String>,
+    before: Vec<(usize, postgres::PgOutcome)>,
+    after: Vec<(usize, postgres::PgOutcome)>,
+}
+
+impl PgSide {
+    fn start(settings: &Settings) -> PgSide {
+        let cluster = postgres::find()
+            .map_err(|e| format!("not run: {e}"))
+            .and_then(|install| {
+                eprintln!("load bench: PostgreSQL: initdb and start of a throwaway cluster…");
+                postgres::Cluster::start(install, settings.dir.as_deref())
+            });
+        PgSide {
+            cluster,
+            before: Vec::new(),
+            after: Vec::new(),
+        }
+    }
+
+    fn movements(&mut self, settings: &Settings, conns: usize, tck: f64, turn: PgTurn) {
+        let Ok(cluster) = &self.cluster else {
+            return;
+        };
+        eprintln!("load bench: PostgreSQL movement (one statement, pgbench), {conns} connections…");
+        match cluster.movements(conns, settings.warmup, settings.measure, tck) {
+            Ok(out) => match turn {
+                PgTurn::Before => self.before.push((conns, out)),
+                PgTurn::After => self.after.push((conns, out)),
+            },
+            // Dropping the cluster stops it.
+            Err(e) => self.cluster = Err(e),
+        }
+    }
+
+    /// Stops the cluster; its runs before stockd's phases and its runs after them.
+    fn finish(self) -> (Result<PgRun, String>, Result<PgRun, String>) {
+        let mut cluster = match self.cluster {
+            Ok(cluster) => cluster,
+            Err(e) => return (Err(e.clone()), Err(e)),
+        };
+        if let Err(e) = cluster.stop() {
+            return (Err(e.clone()), Err(e));
+        }
+        let run = |phases| PgRun {
+            description: cluster.description.clone(),
+            phases,
+        };
+        (Ok(run(self.before)), Ok(run(self.after)))
+    }
+}
+
+/// PostgreSQL ran right before and right after each of stockd's movement phases: the table
+/// takes the mean of the two runs for each figure, and the run lists both throughputs (how far
+/// the machine moved around the phase).
 fn merge_pg_before(before: &PgRun, inputs: &mut compare::Inputs) {
     let mean_us = |a: Option<u32>, b: Option<u32>| match (a, b) {
         (Some(a), Some(b)) => Some(((u64::from(a) + u64::from(b)) / 2) as u32),
@@ -1620,8 +1679,8 @@ fn merge_pg_before(before: &PgRun, inputs: &mut compare::Inputs) {
         }
     }
     println!(
-        "- PostgreSQL ran before stockd's phases and again after them (movements/s before → after, at N connections): \
-         {}; the table takes the mean of the two runs",
+        "- PostgreSQL ran right before and right after stockd's phase at the same connections (movements/s before → \
+         after, at N connections): {}; the table takes the mean of the two runs",
         both.join(", ")
     );
 }
@@ -1713,7 +1772,7 @@ fn print_side_by_side(settings: &Settings, tck: f64, measured: &Measured<'_>) {
             for (conns, out) in &run.phases {
                 let cores = |x: Option<f64>| x.map(|c| format!("{c:.2}")).unwrap_or_else(|| "–".into());
                 println!(
-                    "- PostgreSQL at {conns} connection{} (its run after stockd's): server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
+                    "- PostgreSQL at {conns} connection{} (its run after stockd's phase): server {} cores, pgbench {} cores, rest of machine {} cores; {} failed transactions",
                     if *conns == 1 { "" } else { "s" },
                     cores(out.cpu.server),
                     cores(out.cpu.client),
