@@ -317,6 +317,9 @@ struct Shared {
     path: PathBuf,
     opener: Opener,
     /// `None` while the writer reopens the file after a failed commit.
+    /// The snapshot readers share until the next commit (`Store::reader`). Before `db`:
+    /// fields drop in order, and the snapshot goes before the database.
+    snapshot: std::sync::Mutex<SharedSnapshot>,
     db: RwLock<Option<Arc<Database>>>,
     /// Last committed seq, for metrics and readiness.
     seq_last: AtomicU64,
@@ -342,6 +345,53 @@ struct Shared {
     /// The last log write or sync failed: groups commit durably to redb instead.
     log_broken: AtomicBool,
     wal: Arc<wal::Wal>,
+}
+
+/// The read snapshot readers share, with the gen it may see at most. The writer forgets it
+/// at each commit, before publishing the commit in `applied`, and before it reopens the
+/// file; `epoch` counts those, so a snapshot begun before one is never shared after it.
+/// A shared snapshot therefore holds every commit published in `applied`, and pins
+/// redb's pages of one commit at most.
+#[derive(Default)]
+struct SharedSnapshot {
+    current: Option<(Arc<read::Snapshot>, u64)>,
+    epoch: u64,
+}
+
+impl SharedSnapshot {
+    /// The shared snapshot and its gen, or the epoch to begin a new one in.
+    fn get(&self) -> Result<(Arc<read::Snapshot>, u64), u64> {
+        match &self.current {
+            Some((snap, gen)) => Ok((snap.clone(), *gen)),
+            None => Err(self.epoch),
+        }
+    }
+
+    /// Shares `snap`, begun in `epoch`, unless a commit or a reopen came since.
+    fn offer(&mut self, epoch: u64, snap: &Arc<read::Snapshot>, gen: u64) {
+        if self.epoch == epoch && self.current.is_none() {
+            self.current = Some((snap.clone(), gen));
+        }
+    }
+
+    /// A commit or a reopen: no snapshot begun before it is shared from now on.
+    fn forget(&mut self) -> Option<(Arc<read::Snapshot>, u64)> {
+        self.epoch += 1;
+        self.current.take()
+    }
+}
+
+impl Shared {
+    fn snapshot_slot(&self) -> std::sync::MutexGuard<'_, SharedSnapshot> {
+        // Nothing in the slot can be left half-changed by a panic.
+        self.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`SharedSnapshot::forget`]; the snapshot is dropped outside the lock.
+    fn forget_snapshot(&self) {
+        let old = self.snapshot_slot().forget();
+        drop(old);
+    }
 }
 
 /// Handle to the store: cheap to clone, used by every request.
@@ -394,6 +444,7 @@ impl Store {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             opener,
+            snapshot: std::sync::Mutex::new(SharedSnapshot::default()),
             db: RwLock::new(Some(Arc::new(db))),
             seq_last: AtomicU64::new(0),
             queued: std::sync::atomic::AtomicUsize::new(0),
@@ -506,7 +557,7 @@ impl Store {
                 return Err(unsettled());
             }
         }
-        let (txn, gen) = self.begin_read()?;
+        let (snap, gen) = self.shared_snapshot()?;
         if *self.shared.settled.borrow() < gen {
             let mut settled = self.shared.settled.subscribe();
             let wait = settled.wait_for(|&g| g >= gen);
@@ -515,7 +566,22 @@ impl Store {
                 return Err(unsettled());
             }
         }
-        Reader::new(txn)
+        Ok(Reader::of(snap))
+    }
+
+    /// The snapshot readers share, or a new one, shared from now on unless the writer
+    /// committed (or lost the file) meanwhile; and the gen it may see at most. Either holds
+    /// every commit published in `applied` before this call (`SharedSnapshot`).
+    fn shared_snapshot(&self) -> Result<(Arc<read::Snapshot>, u64), StoreError> {
+        let shared = self.shared.snapshot_slot().get();
+        let epoch = match shared {
+            Ok(shared) => return Ok(shared),
+            Err(epoch) => epoch,
+        };
+        let (txn, gen) = self.begin_read()?;
+        let snap = Arc::new(read::Snapshot::new(txn));
+        self.shared.snapshot_slot().offer(epoch, &snap, gen);
+        Ok((snap, gen))
     }
 
     /// [`Store::reader`] for threads that may block (backups, the sweep, tests).
@@ -595,6 +661,8 @@ impl Store {
         if let Ok(mut db) = self.shared.db.write() {
             db.take();
         }
+        // No reader begins once the database is gone; one shared before goes now.
+        self.shared.forget_snapshot();
     }
 }
 
@@ -689,6 +757,66 @@ pub fn read_file(path: &Path) -> Result<Reader, OpenError> {
     let mut reader = Reader::new(txn).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
     reader.owner = db;
     Ok(reader)
+}
+
+#[cfg(test)]
+mod shared_snapshot_tests {
+    use super::*;
+
+    fn snapshot(db: &Database) -> Arc<read::Snapshot> {
+        Arc::new(read::Snapshot::new(db.begin_read().expect("begin_read")))
+    }
+
+    #[test]
+    fn a_snapshot_begun_before_a_commit_is_never_shared_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("slot.redb")).expect("db");
+        let mut slot = SharedSnapshot::default();
+        let epoch = slot.get().expect_err("nothing shared yet");
+        let early = snapshot(&db);
+        // The writer commits between this reader's begin and its offer.
+        slot.forget();
+        slot.offer(epoch, &early, 1);
+        let epoch = slot.get().expect_err("begun before the commit: not shared");
+        let late = snapshot(&db);
+        slot.offer(epoch, &late, 2);
+        let (shared, gen) = slot.get().expect("shared");
+        assert!(Arc::ptr_eq(&shared, &late) && gen == 2);
+        // A second reader that began in the same epoch: the first offer stays.
+        slot.offer(epoch, &early, 1);
+        assert!(Arc::ptr_eq(&slot.get().expect("shared").0, &late));
+        assert!(slot.forget().is_some());
+        assert!(slot.get().is_err(), "a commit forgets it");
+    }
+
+    /// Readers share one snapshot while nothing is committed, and each still sees every
+    /// write answered before it began (its commit forgets the shared snapshot).
+    #[tokio::test(flavor = "current_thread")]
+    async fn readers_share_a_snapshot_until_a_commit_and_see_every_answered_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = Options {
+            // No checkpoint during the test: only the commits a reader asks for.
+            checkpoint_interval_ms: 3_600_000,
+            ..Options::default()
+        };
+        let store = Store::open_with_options(&dir.path().join("share.redb"), Rules::default(), "default", options)
+            .expect("open");
+        testing::product_p(&store).await;
+        for n in 1..=20 {
+            store
+                .execute(testing::moves("default", 1), testing::ctx())
+                .await
+                .expect("move");
+            let first = store.reader().await.expect("reader");
+            let second = store.reader().await.expect("reader");
+            assert!(first.shares_snapshot_with(&second), "no commit between them");
+            for reader in [&first, &second] {
+                let level = reader.level("p", "default").expect("read");
+                assert_eq!(level.map(|l| l.buckets.on_hand), Some(n));
+            }
+        }
+        store.shutdown();
+    }
 }
 
 /// Tests: a few writes that set a store up.

@@ -1,5 +1,7 @@
 //! Reads: one redb read transaction per request (MVCC), never waiting for the writer.
 
+use std::sync::{Arc, OnceLock};
+
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
@@ -107,9 +109,61 @@ fn cursor_decode(cursor: &str, parts: usize) -> Result<Vec<String>, StoreError> 
 }
 
 pub struct Reader {
-    txn: ReadTransaction,
+    snap: Arc<Snapshot>,
     /// The database this snapshot reads, when the reader must keep it open (files).
     pub(super) owner: Option<redb::Database>,
+}
+
+/// A read transaction with the tables every level read opens, each opened once: readers
+/// share one while no commit has come since it began (`Store::reader`), which spares each
+/// read its `begin_read` and three `open_table`s (a sixth of a level read's instructions).
+pub struct Snapshot {
+    txn: ReadTransaction,
+    levels: OnceLock<ReadOnlyTable<(&'static str, &'static str), &'static [u8]>>,
+    products: OnceLock<ReadOnlyTable<&'static str, &'static [u8]>>,
+    warehouses: OnceLock<ReadOnlyTable<&'static str, &'static [u8]>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    pub fn new(txn: ReadTransaction) -> Snapshot {
+        Snapshot {
+            txn,
+            levels: OnceLock::new(),
+            products: OnceLock::new(),
+            warehouses: OnceLock::new(),
+        }
+    }
+
+    fn levels(&self) -> Result<&ReadOnlyTable<(&'static str, &'static str), &'static [u8]>, StoreError> {
+        opened(&self.levels, &self.txn, LEVELS)
+    }
+
+    fn products(&self) -> Result<&ReadOnlyTable<&'static str, &'static [u8]>, StoreError> {
+        opened(&self.products, &self.txn, PRODUCTS)
+    }
+
+    fn warehouses(&self) -> Result<&ReadOnlyTable<&'static str, &'static [u8]>, StoreError> {
+        opened(&self.warehouses, &self.txn, WAREHOUSES)
+    }
+}
+
+/// The table in `cell`, opened first if need be (two threads may both open it; one keeps it).
+fn opened<'a, K: redb::Key + 'static, V: redb::Value + 'static>(
+    cell: &'a OnceLock<ReadOnlyTable<K, V>>,
+    txn: &ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<&'a ReadOnlyTable<K, V>, StoreError> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let t = table(txn, def)?;
+    Ok(cell.get_or_init(|| t))
 }
 
 fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -125,29 +179,40 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 impl Reader {
     pub fn new(txn: ReadTransaction) -> Result<Reader, StoreError> {
-        Ok(Reader { txn, owner: None })
+        Ok(Reader::of(Arc::new(Snapshot::new(txn))))
+    }
+
+    /// A reader of a snapshot other readers may share.
+    pub(super) fn of(snap: Arc<Snapshot>) -> Reader {
+        Reader { snap, owner: None }
+    }
+
+    /// Whether both read the same snapshot.
+    #[cfg(test)]
+    pub(super) fn shares_snapshot_with(&self, other: &Reader) -> bool {
+        Arc::ptr_eq(&self.snap, &other.snap)
     }
 
     /// The read transaction, for readers of other store modules (sinks).
     pub(super) fn txn(&self) -> &ReadTransaction {
-        &self.txn
+        &self.snap.txn
     }
 
     pub fn level(&self, product: &str, warehouse: &str) -> Result<Option<Level>, StoreError> {
-        let t = table(&self.txn, LEVELS)?;
+        let t = self.snap.levels()?;
         let row = t.get((product, warehouse)).map_err(storage_error)?;
         row.map(|v| codec::decode_level(v.value()).map_err(corrupt)).transpose()
     }
 
     pub fn product(&self, id: &str) -> Result<Option<Product>, StoreError> {
-        let t = table(&self.txn, PRODUCTS)?;
+        let t = self.snap.products()?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_product(v.value()).map_err(corrupt))
             .transpose()
     }
 
     pub fn product_by_sku(&self, sku: &str) -> Result<Option<Product>, StoreError> {
-        let t = table(&self.txn, PRODUCTS_BY_SKU)?;
+        let t = table(&self.snap.txn, PRODUCTS_BY_SKU)?;
         let id = t.get(sku).map_err(storage_error)?.map(|v| v.value().to_string());
         match id {
             Some(id) => self.product(&id),
@@ -156,14 +221,14 @@ impl Reader {
     }
 
     pub fn warehouse(&self, id: &str) -> Result<Option<Warehouse>, StoreError> {
-        let t = table(&self.txn, WAREHOUSES)?;
+        let t = self.snap.warehouses()?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_warehouse(v.value()).map_err(corrupt))
             .transpose()
     }
 
     pub fn warehouses(&self) -> Result<Vec<Warehouse>, StoreError> {
-        let t = table(&self.txn, WAREHOUSES)?;
+        let t = self.snap.warehouses()?;
         let mut out = Vec::new();
         for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
             let (_, v) = row.map_err(storage_error)?;
@@ -182,7 +247,7 @@ impl Reader {
                 NumberSpace::Product => PRODUCTS,
                 NumberSpace::Warehouse => WAREHOUSES,
             };
-            if table(&self.txn, def)?
+            if table(&self.snap.txn, def)?
                 .get(digits.as_str())
                 .map_err(storage_error)?
                 .is_some()
@@ -190,7 +255,7 @@ impl Reader {
                 return Ok(Some(digits));
             }
         }
-        let t = table(&self.txn, NUMBERS)?;
+        let t = table(&self.snap.txn, NUMBERS)?;
         let id = t.get((space.key(), number)).map_err(storage_error)?;
         Ok(id.map(|v| v.value().to_string()))
     }
@@ -199,7 +264,7 @@ impl Reader {
     /// answer, two an ambiguity). Warehouses are few; the walk stops after
     /// `WAREHOUSES_LIST_MAX` of them.
     pub fn warehouses_named(&self, name: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<String>, StoreError> {
-        let t = table(&self.txn, WAREHOUSES)?;
+        let t = self.snap.warehouses()?;
         let mut out = Vec::new();
         for row in t.iter().map_err(storage_error)?.take(WAREHOUSES_LIST_MAX) {
             let (k, v) = row.map_err(storage_error)?;
@@ -220,7 +285,7 @@ impl Reader {
             None => None,
         };
         let mut acc = Accumulator::new(paging);
-        let t = table(&self.txn, WAREHOUSES)?;
+        let t = self.snap.warehouses()?;
         let start = after.clone().unwrap_or_default();
         for row in t.range(start.as_str()..).map_err(storage_error)? {
             let (k, v) = row.map_err(storage_error)?;
@@ -235,14 +300,14 @@ impl Reader {
     }
 
     pub fn transfer(&self, id: &str) -> Result<Option<Transfer>, StoreError> {
-        let t = table(&self.txn, TRANSFERS)?;
+        let t = table(&self.snap.txn, TRANSFERS)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_transfer(v.value()).map_err(corrupt))
             .transpose()
     }
 
     pub fn movement(&self, seq: u64) -> Result<Option<Movement>, StoreError> {
-        let t = table(&self.txn, JOURNAL)?;
+        let t = table(&self.snap.txn, JOURNAL)?;
         let row = t.get(seq).map_err(storage_error)?;
         row.map(|v| codec::decode_movement(v.value()).map_err(corrupt))
             .transpose()
@@ -250,7 +315,7 @@ impl Reader {
 
     /// Levels of one product in every warehouse where it has one, by warehouse id.
     pub fn product_levels(&self, product: &str) -> Result<Vec<(String, Level)>, StoreError> {
-        let t = table(&self.txn, LEVELS)?;
+        let t = self.snap.levels()?;
         let mut out = Vec::new();
         for row in t.range((product, "")..).map_err(storage_error)? {
             let (k, v) = row.map_err(storage_error)?;
@@ -277,7 +342,7 @@ impl Reader {
                 && (!filter.out_of_stock || l.buckets.available() <= 0)
         };
         let mut acc = Accumulator::new(paging);
-        let levels = table(&self.txn, LEVELS)?;
+        let levels = self.snap.levels()?;
         match (&filter.product, &filter.warehouse) {
             (Some(p), Some(w)) => {
                 if let Some(v) = levels.get((p.as_str(), w.as_str())).map_err(storage_error)? {
@@ -311,7 +376,7 @@ impl Reader {
             }
             (None, Some(w)) => {
                 // The warehouse index is ordered (warehouse, product); the cursor is (product, warehouse).
-                let by_w = table(&self.txn, LEVELS_BY_WAREHOUSE)?;
+                let by_w = table(&self.snap.txn, LEVELS_BY_WAREHOUSE)?;
                 let start_p = after.as_ref().map(|a| a.0.clone()).unwrap_or_default();
                 for row in by_w.range((w.as_str(), start_p.as_str())..).map_err(storage_error)? {
                     let (k, _) = row.map_err(storage_error)?;
@@ -372,7 +437,7 @@ impl Reader {
             return Ok(acc.finish(|p| cursor_encode(&[&p.id])));
         }
         if let Some(barcode) = &filter.barcode {
-            let t = table(&self.txn, PRODUCTS_BY_BARCODE)?;
+            let t = table(&self.snap.txn, PRODUCTS_BY_BARCODE)?;
             let start = after.clone().unwrap_or_default();
             for row in t.range((barcode.as_str(), start.as_str())..).map_err(storage_error)? {
                 let (k, _) = row.map_err(storage_error)?;
@@ -392,7 +457,7 @@ impl Reader {
             return Ok(acc.finish(|p| cursor_encode(&[&p.id])));
         }
         let needle = filter.q.as_ref().map(|q| q.to_lowercase());
-        let t = table(&self.txn, PRODUCTS)?;
+        let t = self.snap.products()?;
         let start = after.clone().unwrap_or_default();
         for row in t.range(start.as_str()..).map_err(storage_error)? {
             let (k, v) = row.map_err(storage_error)?;
@@ -413,7 +478,7 @@ impl Reader {
     }
 
     pub fn seq_last(&self) -> Result<u64, StoreError> {
-        let t = table(&self.txn, JOURNAL)?;
+        let t = table(&self.snap.txn, JOURNAL)?;
         let last = t.last().map_err(storage_error)?;
         Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
     }
@@ -444,7 +509,7 @@ impl Reader {
 
     /// Movements matching `filter`, newest first.
     pub fn movements(&self, filter: &MovementFilter, paging: &Paging) -> Result<MovementPage, StoreError> {
-        let journal = table(&self.txn, JOURNAL)?;
+        let journal = table(&self.snap.txn, JOURNAL)?;
         let last = self.seq_last()?;
         let mut lo = 1u64;
         let mut hi = last;
@@ -488,7 +553,7 @@ impl Reader {
         if unfiltered && paging.cursor.is_none() && lo == 1 && hi == last {
             // The whole journal less what it hides: no walk to count a page's `total`.
             let hidden = meta_u64(
-                table(&self.txn, META)?
+                table(&self.snap.txn, META)?
                     .get(HIDDEN_ENTRIES_KEY)
                     .map_err(storage_error)?
                     .as_ref()
@@ -506,7 +571,7 @@ impl Reader {
                 && (reference_checked || filter.reference_id.is_none() || m.draft.reference_id == filter.reference_id);
             Ok(!ok || acc.push(m))
         };
-        let journal_at = table(&self.txn, JOURNAL)?;
+        let journal_at = table(&self.snap.txn, JOURNAL)?;
         let mut visit = |seq: u64| -> Result<bool, StoreError> {
             match journal_at.get(seq).map_err(storage_error)? {
                 Some(v) => visit_entry(v.value()),
@@ -517,7 +582,7 @@ impl Reader {
         match index {
             Index::Level => {
                 let (p, w) = (s(&filter.product), s(&filter.warehouse));
-                let t = table(&self.txn, HISTORY_BY_LEVEL)?;
+                let t = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
                 for row in t
                     .range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi))
                     .map_err(storage_error)?
@@ -534,7 +599,7 @@ impl Reader {
                 // per movement on the write path (no product-keyed index to maintain).
                 let p = s(&filter.product);
                 let warehouses: Vec<String> = self.product_levels(&p)?.into_iter().map(|(w, _)| w).collect();
-                let t = table(&self.txn, HISTORY_BY_LEVEL)?;
+                let t = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
                 let mut heads = Vec::with_capacity(warehouses.len());
                 for w in &warehouses {
                     let range = t
@@ -569,7 +634,7 @@ impl Reader {
                     Index::Warehouse => (HISTORY_BY_WAREHOUSE, s(&filter.warehouse)),
                     _ => (HISTORY_BY_REFERENCE, s(&filter.reference_id)),
                 };
-                let t = table(&self.txn, def)?;
+                let t = table(&self.snap.txn, def)?;
                 for row in t
                     .range((key.as_str(), lo)..=(key.as_str(), hi))
                     .map_err(storage_error)?
@@ -594,7 +659,7 @@ impl Reader {
 
     /// Number of journal entries (O(1): redb keeps table lengths).
     pub fn journal_len(&self) -> Result<u64, StoreError> {
-        table(&self.txn, JOURNAL)?.len().map_err(storage_error)
+        table(&self.snap.txn, JOURNAL)?.len().map_err(storage_error)
     }
 
     /// The change feed: journal entries after `after` in seq order, at most `limit` (and
@@ -606,7 +671,7 @@ impl Reader {
     pub fn feed(&self, after: u64, limit: u64, warehouses: Option<&[String]>) -> Result<FeedPage, StoreError> {
         let limit = limit.clamp(1, FEED_SCAN_ENTRIES_MAX);
         let last = self.seq_last()?;
-        let journal = table(&self.txn, JOURNAL)?;
+        let journal = table(&self.snap.txn, JOURNAL)?;
         let seqs = match warehouses {
             _ if after >= last => Vec::new(),
             None => (after + 1..=last.min(after.saturating_add(limit))).collect(),
@@ -637,7 +702,7 @@ impl Reader {
         let mut names: Vec<&str> = warehouses.iter().map(String::as_str).collect();
         names.sort_unstable();
         names.dedup();
-        let t = table(&self.txn, HISTORY_BY_WAREHOUSE)?;
+        let t = table(&self.snap.txn, HISTORY_BY_WAREHOUSE)?;
         let mut heads = Vec::with_capacity(names.len());
         for w in names {
             let range = t
@@ -764,7 +829,7 @@ impl<T> Accumulator<T> {
 
 impl Reader {
     pub fn batch(&self, id: &str) -> Result<Option<crate::ledger::Batch>, StoreError> {
-        let t = table(&self.txn, BATCHES)?;
+        let t = table(&self.snap.txn, BATCHES)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_batch(v.value()).map_err(corrupt)).transpose()
     }
@@ -778,7 +843,7 @@ impl Reader {
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<crate::ledger::Batch>, u64), StoreError> {
-        let t = table(&self.txn, BATCHES_BY_KIND)?;
+        let t = table(&self.snap.txn, BATCHES_BY_KIND)?;
         let mut out = Vec::new();
         let mut total = 0u64;
         for row in t.range((kind, seq_from)..=(kind, u64::MAX)).map_err(storage_error)? {
@@ -795,7 +860,7 @@ impl Reader {
 
     /// The first seq written at or after `at_ms` (seq order is time order).
     pub fn seq_since(&self, at_ms: i64) -> Result<u64, StoreError> {
-        let journal = table(&self.txn, JOURNAL)?;
+        let journal = table(&self.snap.txn, JOURNAL)?;
         let last = self.seq_last()?;
         self.seq_at_or_after(&journal, last, at_ms)
     }
@@ -827,7 +892,7 @@ impl Reader {
         let mut a = Analytics::default();
         let in_scope = |w: &str| warehouse.is_none_or(|x| x == w);
 
-        let stats = table(&self.txn, WAREHOUSE_STATS)?;
+        let stats = table(&self.snap.txn, WAREHOUSE_STATS)?;
         let mut total = Stats::default();
         for row in stats.iter().map_err(storage_error)? {
             let (k, v) = row.map_err(storage_error)?;
@@ -840,10 +905,10 @@ impl Reader {
         a.out_of_stock_items = total.out_of_stock;
         a.total_products = match warehouse {
             Some(_) => total.levels.max(0) as u64,
-            None => table(&self.txn, PRODUCTS)?.len().map_err(storage_error)?,
+            None => self.snap.products()?.len().map_err(storage_error)?,
         };
 
-        let days = table(&self.txn, ROLLUP_DAYS)?;
+        let days = table(&self.snap.txn, ROLLUP_DAYS)?;
         for row in days
             .range((day_from, "")..(day_to.saturating_add(1), ""))
             .map_err(storage_error)?
@@ -856,7 +921,7 @@ impl Reader {
         }
 
         let mut movers: std::collections::HashMap<String, Rollup> = std::collections::HashMap::new();
-        let rollups = table(&self.txn, ROLLUPS)?;
+        let rollups = table(&self.snap.txn, ROLLUPS)?;
         let range = (day_from, "", "")..(day_to.saturating_add(1), "", "");
         for row in rollups.range(range).map_err(storage_error)? {
             let (k, v) = row.map_err(storage_error)?;
@@ -881,7 +946,7 @@ impl Reader {
         movers.truncate(ANALYTICS_LIST_MAX);
         a.top_movers = movers;
 
-        let low = table(&self.txn, LOW_STOCK)?;
+        let low = table(&self.snap.txn, LOW_STOCK)?;
         let start = warehouse.unwrap_or("");
         for row in low.range((start, "")..).map_err(storage_error)? {
             let (k, _) = row.map_err(storage_error)?;
@@ -915,7 +980,7 @@ impl Reader {
         q: &BatchQuery<'_>,
         keep: impl Fn(&crate::ledger::Batch) -> bool,
     ) -> Result<(Vec<crate::ledger::Batch>, u64), StoreError> {
-        let t = table(&self.txn, BATCHES_BY_KIND)?;
+        let t = table(&self.snap.txn, BATCHES_BY_KIND)?;
         let range = t
             .range((q.kind, q.after_seq.saturating_add(1))..=(q.kind, u64::MAX))
             .map_err(storage_error)?;
@@ -961,7 +1026,7 @@ impl Reader {
         visit: &mut dyn FnMut(Product) -> Result<bool, E>,
     ) -> Result<(), E> {
         use std::ops::Bound;
-        let order = table(&self.txn, PRODUCTS_BY_ORDER)?;
+        let order = table(&self.snap.txn, PRODUCTS_BY_ORDER)?;
         let after_key = after.map(products_order_key);
         let bounds: (Bound<&str>, Bound<&str>) = match (&after_key, descending) {
             (None, _) => (Bound::Unbounded, Bound::Unbounded),
@@ -988,7 +1053,7 @@ impl Reader {
 impl Reader {
     /// Visits every level in (product, warehouse) order.
     pub fn each_level(&self, visit: &mut dyn FnMut(&str, &str, Level) -> Result<(), String>) -> Result<(), String> {
-        let t = table(&self.txn, LEVELS).map_err(|e| e.to_string())?;
+        let t = table(&self.snap.txn, LEVELS).map_err(|e| e.to_string())?;
         for row in t.iter().map_err(|e| e.to_string())? {
             let (k, v) = row.map_err(|e| e.to_string())?;
             let (p, w) = k.value();
@@ -1004,7 +1069,7 @@ impl Reader {
         to: u64,
         visit: &mut dyn FnMut(Movement) -> Result<(), String>,
     ) -> Result<(), String> {
-        let t = table(&self.txn, JOURNAL).map_err(|e| e.to_string())?;
+        let t = table(&self.snap.txn, JOURNAL).map_err(|e| e.to_string())?;
         for row in t.range(from..=to).map_err(|e| e.to_string())? {
             let (_, v) = row.map_err(|e| e.to_string())?;
             visit(codec::decode_movement(v.value()).map_err(|e| e.to_string())?)?;
@@ -1014,18 +1079,18 @@ impl Reader {
 
     /// Levels in the file (O(1)).
     pub fn level_count(&self) -> Result<u64, StoreError> {
-        table(&self.txn, LEVELS)?.len().map_err(storage_error)
+        self.snap.levels()?.len().map_err(storage_error)
     }
 
     /// Products in the file (O(1)).
     pub fn product_count(&self) -> Result<u64, StoreError> {
-        table(&self.txn, PRODUCTS)?.len().map_err(storage_error)
+        self.snap.products()?.len().map_err(storage_error)
     }
 }
 
 impl Reader {
     pub fn reservation(&self, id: &str) -> Result<Option<crate::ledger::Reservation>, StoreError> {
-        let t = table(&self.txn, RESERVATIONS)?;
+        let t = table(&self.snap.txn, RESERVATIONS)?;
         let row = t.get(id).map_err(storage_error)?;
         row.map(|v| codec::decode_reservation(v.value()).map_err(corrupt))
             .transpose()
@@ -1033,7 +1098,7 @@ impl Reader {
 
     /// Ids of active reservations whose time ran out by `now_ms`, oldest first.
     pub fn expired_reservations(&self, now_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
-        let t = table(&self.txn, RESERVATIONS_BY_EXPIRY)?;
+        let t = table(&self.snap.txn, RESERVATIONS_BY_EXPIRY)?;
         let mut ids = Vec::new();
         for row in t.range(..=(now_ms, "\u{10FFFF}")).map_err(storage_error)?.take(limit) {
             let (k, _) = row.map_err(storage_error)?;
@@ -1063,8 +1128,8 @@ impl Reader {
         limit: u64,
         scan_max: usize,
     ) -> Result<VisibleBatches, StoreError> {
-        let by_kind = table(&self.txn, BATCHES_BY_KIND)?;
-        let by_warehouse = table(&self.txn, HISTORY_BY_WAREHOUSE)?;
+        let by_kind = table(&self.snap.txn, BATCHES_BY_KIND)?;
+        let by_warehouse = table(&self.snap.txn, HISTORY_BY_WAREHOUSE)?;
         let mut rows = by_kind
             .range((kind, seq_from)..=(kind, u64::MAX))
             .map_err(storage_error)?
@@ -1139,7 +1204,7 @@ impl Reader {
         visible: &dyn Fn(&Transfer) -> bool,
         limit: usize,
     ) -> Result<Scan<Transfer>, StoreError> {
-        let t = table(&self.txn, TRANSFERS)?;
+        let t = table(&self.snap.txn, TRANSFERS)?;
         let mut found = Vec::new();
         let mut complete = true;
         for (examined, row) in t.iter().map_err(storage_error)?.enumerate() {
@@ -1167,7 +1232,7 @@ impl Reader {
         visible: &dyn Fn(&crate::ledger::Reservation) -> bool,
         limit: usize,
     ) -> Result<Scan<crate::ledger::Reservation>, StoreError> {
-        let by_expiry = table(&self.txn, RESERVATIONS_BY_EXPIRY)?;
+        let by_expiry = table(&self.snap.txn, RESERVATIONS_BY_EXPIRY)?;
         let mut rows = Vec::new();
         let mut has_more = false;
         for (examined, row) in by_expiry.iter().map_err(storage_error)?.enumerate() {

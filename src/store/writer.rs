@@ -553,6 +553,9 @@ impl Writer {
         // `visible_gen` ≥ gen, and waits for the syncer to make it durable.
         self.shared.visible_gen.store(gen, Ordering::Release);
         txn.commit().map_err(|e| e.to_string())?;
+        // Before the commit is published: a reader that sees it in `applied` must not get
+        // the shared snapshot from before it.
+        self.shared.forget_snapshot();
         self.shared.applied.send_replace(gen);
         self.shared.writable.store(true, Ordering::Release);
         metrics::histogram!(crate::telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
@@ -653,6 +656,8 @@ impl Writer {
         self.open = None;
         // Acknowledged writes must be in the log before recovery reads it.
         self.barrier();
+        // A shared read snapshot holds the file too.
+        self.shared.forget_snapshot();
         let old = self.shared.db.write().ok().and_then(|mut g| g.take());
         drop(old);
         self.recovery = Some(Recovery {
