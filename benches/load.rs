@@ -410,16 +410,25 @@ fn cpu_sample(pid: u32, writer_tid: Option<u32>) -> CpuSample {
 type WriterPhases = [u64; 5];
 
 /// The writer's time by phase from the daemon's /metrics (open mode: no token needed).
-async fn writer_phases(addr: SocketAddr) -> Option<WriterPhases> {
+/// The daemon's `/metrics` text.
+async fn metrics_text(addr: SocketAddr) -> Option<String> {
     let mut conn = Conn::new(addr);
     if conn.call(&get("/metrics")).await.ok()? != 200 {
         return None;
     }
-    let text = std::str::from_utf8(conn.body()).ok()?;
-    let value = |series: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.starts_with(series))?;
-        line[series.len()..].trim().parse().ok()
-    };
+    std::str::from_utf8(conn.body()).ok().map(str::to_string)
+}
+
+/// The value of the line of `text` that starts with `series` (its name and labels, then a
+/// space).
+fn series_value(text: &str, series: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with(series))?;
+    line[series.len()..].trim().parse().ok()
+}
+
+async fn writer_phases(addr: SocketAddr) -> Option<WriterPhases> {
+    let text = metrics_text(addr).await?;
+    let value = |series: &str| series_value(&text, series);
     let mut out = [0u64; 5];
     for (i, phase) in ["waiting", "applying", "committing"].iter().enumerate() {
         out[i] = value(&format!("stockd_writer_time_microseconds_total{{phase=\"{phase}\"}} "))? as u64;
@@ -813,6 +822,29 @@ struct Phase<'a> {
     until_done: bool,
     /// Count the daemon's fsync/fdatasync calls over the measured window (needs perf; else `–`).
     count_syncs: bool,
+}
+
+/// Longest wait for the daemon's checkpoint after a phase (its interval is 2 s).
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until the daemon has made its next checkpoint (a durable commit of every page the
+/// phase changed, 30–190 ms of disk writes), so that it does not land in PostgreSQL's next
+/// measured window.
+fn wait_for_checkpoint(rt: &tokio::runtime::Runtime, daemon: &Daemon) {
+    const SERIES: &str = "stockd_checkpoints_total ";
+    let count = || {
+        rt.block_on(metrics_text(daemon.addr))
+            .and_then(|t| series_value(&t, SERIES))
+    };
+    let Some(before) = count() else { return };
+    let deadline = Instant::now() + CHECKPOINT_WAIT;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        if count().is_some_and(|now| now > before) {
+            return;
+        }
+    }
+    eprintln!("load bench: no checkpoint of the daemon within {CHECKPOINT_WAIT:?} after its phase");
 }
 
 fn run_phase(rt: &tokio::runtime::Runtime, phase: Phase) -> Res<Outcome> {
@@ -1299,6 +1331,7 @@ fn run() -> Res<()> {
         eprintln!("load bench: {}, {} connections…", c.case, c.conns);
         let out = run_phase(&rt, phase(c.conns, c.gen))?;
         if beside_pg {
+            wait_for_checkpoint(&rt, &daemon);
             pg.movements(&settings, c.conns, tck, PgTurn::After);
         }
         rows.push(Row {
@@ -1599,7 +1632,9 @@ enum PgTurn {
 
 /// PostgreSQL beside the daemon: one throwaway cluster, started before the daemon, that runs
 /// the movement right before and right after each of stockd's movement phases at the same
-/// connections. The first failure stops it and is reported instead of its figures.
+/// connections. Each side leaves the machine with its dirty pages written: a CHECKPOINT after
+/// each PostgreSQL run, the daemon's own checkpoint after its phase. The first failure stops
+/// the cluster and is reported instead of its figures.
 struct PgSide {
     cluster: Result<postgres::Cluster, String>,
     before: Vec<(usize, postgres::PgOutcome)>,
@@ -1626,7 +1661,9 @@ impl PgSide {
             return;
         };
         eprintln!("load bench: PostgreSQL movement (one statement, pgbench), {conns} connections…");
-        match cluster.movements(conns, settings.warmup, settings.measure, tck) {
+        // Its dirty pages written before the machine goes to stockd's phase.
+        let run = cluster.movements(conns, settings.warmup, settings.measure, tck);
+        match run.and_then(|out| cluster.checkpoint().map(|()| out)) {
             Ok(out) => match turn {
                 PgTurn::Before => self.before.push((conns, out)),
                 PgTurn::After => self.after.push((conns, out)),

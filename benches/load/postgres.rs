@@ -322,6 +322,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// A CHECKPOINT: the dirty pages of the last run written out.
+    pub fn checkpoint(&self) -> Res<()> {
+        self.psql("bench", &["-c", "CHECKPOINT"]).map(|_| ())
+    }
+
     /// pgbench with the one-statement movement over `conns` connections for warm-up +
     /// measure (rounded up to whole seconds: pgbench's `-T`); figures over the measured
     /// window only, like the stockd phases.
