@@ -316,10 +316,10 @@ pub struct WriterTimes {
 struct Shared {
     path: PathBuf,
     opener: Opener,
-    /// `None` while the writer reopens the file after a failed commit.
     /// The snapshot readers share until the next commit (`Store::reader`). Before `db`:
     /// fields drop in order, and the snapshot goes before the database.
     snapshot: std::sync::Mutex<SharedSnapshot>,
+    /// `None` while the writer reopens the file after a failed commit.
     db: RwLock<Option<Arc<Database>>>,
     /// Last committed seq, for metrics and readiness.
     seq_last: AtomicU64,

@@ -1,4 +1,5 @@
-//! Reads: one redb read transaction per request (MVCC), never waiting for the writer.
+//! Reads: one redb read transaction per request (MVCC; readers share one until the next
+//! commit, `Store::reader`), never waiting for the writer.
 
 use std::sync::{Arc, OnceLock};
 
