@@ -53,6 +53,12 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 const PG_CTL_WAIT_SECS: u32 = 60;
 /// pgbench must exit this long after its `-T` ran out.
 const PGBENCH_GRACE: Duration = Duration::from_secs(30);
+/// pgbench runs this long past the measured window, so the window's last CPU sample is
+/// taken while every backend is alive. (When the window ended with pgbench, its backends
+/// exited during that sample: one reaped between the scan of the postmaster's children and
+/// the read of the postmaster's own figures was counted twice, as a live child and in the
+/// postmaster's reaped-children time — how run V measured 2.49 cores on a 2-core machine.)
+const PGBENCH_TAIL_SECS: u64 = 1;
 /// Poll interval while waiting for a child process.
 const POLL: Duration = Duration::from_millis(20);
 /// The executables the comparison needs, all in one directory.
@@ -328,8 +334,8 @@ impl Cluster {
     }
 
     /// pgbench with the one-statement movement over `conns` connections for warm-up +
-    /// measure (rounded up to whole seconds: pgbench's `-T`); figures over the measured
-    /// window only, like the stockd phases.
+    /// measure (rounded up to whole seconds: pgbench's `-T`) + `PGBENCH_TAIL_SECS`; figures
+    /// over the measured window only, like the stockd phases.
     pub fn movements(&self, conns: usize, warmup: Duration, measure: Duration, tck: f64) -> Res<PgOutcome> {
         // As pg_bench.sh: every cell starts from an empty journal and a checkpoint.
         self.psql(
@@ -348,7 +354,7 @@ impl Cluster {
         let logs = self.dir.path().join(format!("pgbench-c{conns}"));
         let _ = std::fs::remove_dir_all(&logs);
         std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-        let secs = (warmup + measure).as_secs_f64().ceil().max(1.0) as u64;
+        let secs = (warmup + measure).as_secs_f64().ceil().max(1.0) as u64 + PGBENCH_TAIL_SECS;
         let threads = if conns < 2 { 1 } else { 2 };
         let out_path = logs.join("pgbench.out");
         let out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
