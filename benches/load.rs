@@ -23,9 +23,9 @@
 //! warm-up and measured window (`load/postgres.rs`). After the daemon and the cluster have
 //! stopped, it measures the disk's sync floor (a 4 KiB overwrite + fdatasync in a
 //! preallocated file beside the data file, as the redo log does per group) and times
-//! `stockd import` of the 40,000 stock rows into a fresh file. The last table puts stockd and PostgreSQL side by side with their ratio and the targets
-//! of issue 11, and a last one takes the one-connection p50 apart (sync floor, HTTP round
-//! trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone.
+//! `stockd import` of the 40,000 stock rows into a fresh file. The last table puts stockd
+//! and PostgreSQL side by side with their ratio and the targets of issue 11, and a last one
+//! takes the one-connection p50 apart (sync floor, HTTP round trip, the rest). Without PostgreSQL it says so and shows stockd's figures alone.
 //! PostgreSQL's cluster starts before the daemon and runs the movement right before and
 //! right after each of stockd's movement phases at the same connections; the table takes the
 //! mean of its two runs and lists both, and a CPU probe (a fixed loop) is timed at the start,
@@ -409,8 +409,7 @@ fn cpu_sample(pid: u32, writer_tid: Option<u32>) -> CpuSample {
 /// `stockd_log_sync_duration_seconds`' sum (in µs) and count: the syncer's log writes.
 type WriterPhases = [u64; 5];
 
-/// The writer's time by phase from the daemon's /metrics (open mode: no token needed).
-/// The daemon's `/metrics` text.
+/// The daemon's `/metrics` text (open mode: no token needed).
 async fn metrics_text(addr: SocketAddr) -> Option<String> {
     let mut conn = Conn::new(addr);
     if conn.call(&get("/metrics")).await.ok()? != 200 {
@@ -426,6 +425,7 @@ fn series_value(text: &str, series: &str) -> Option<f64> {
     line[series.len()..].trim().parse().ok()
 }
 
+/// The writer's time by phase from the daemon's /metrics.
 async fn writer_phases(addr: SocketAddr) -> Option<WriterPhases> {
     let text = metrics_text(addr).await?;
     let value = |series: &str| series_value(&text, series);

@@ -57,7 +57,7 @@ const PGBENCH_GRACE: Duration = Duration::from_secs(30);
 /// taken while every backend is alive. (When the window ended with pgbench, its backends
 /// exited during that sample: one reaped between the scan of the postmaster's children and
 /// the read of the postmaster's own figures was counted twice, as a live child and in the
-/// postmaster's reaped-children time — how run V measured 2.49 cores on a 2-core machine.)
+/// postmaster's reaped-children time: likely how run V measured 2.49 cores on 2 cores.)
 const PGBENCH_TAIL_SECS: u64 = 1;
 /// Poll interval while waiting for a child process.
 const POLL: Duration = Duration::from_millis(20);
