@@ -332,9 +332,10 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Writes the rows the transaction holds (roll-ups, day roll-ups, warehouse stats, in
-    /// key order) and, when the transaction is covered by log records, the gen of its last
-    /// group; runs once, right before the commit. Every value is already in a record.
+    /// Writes the rows the transaction holds (the roll-ups in key order: thousands of rows
+    /// after a large import; then the few day roll-ups and warehouse stats) and, when the
+    /// transaction is covered by log records, the gen of its last group; runs once, right
+    /// before the commit. Every value is already in a record.
     pub(super) fn write_held(&mut self, gen: Option<u64>) -> Result<(), redb::StorageError> {
         let held = std::mem::take(&mut self.held);
         let mut rollups: Vec<_> = held.rollups.into_iter().collect();
