@@ -52,6 +52,9 @@
 //! - `STOCKD_BENCH_EXTRA_CONFIG=FILE`: TOML appended to the daemon's config (keys before
 //!   any table header land in its `[storage]` section, e.g. `commit_interval_ms = 5`), or a
 //!   `[[webhooks]]` entry whose endpoint never answers (issue 13: writes with a failing sink);
+//! - `STOCKD_BENCH_BIN=FILE`: the `stockd` binary to run (daemon, verify, import) instead of
+//!   the one built with the bench: alternate two builds with it to compare them in the
+//!   same minutes;
 //! - `RUST_LOG` is passed on to the daemon (unset: `info`, one log line per request); its
 //!   stderr goes to a file in the temp directory, and the bench counts its WARN/ERROR lines.
 
@@ -100,6 +103,12 @@ const BULK_CASE: &str = "bulk count (1000 lines/request)";
 const CPU_TARGET_CONNS: usize = 64;
 
 type Res<T> = Result<T, String>;
+
+/// The `stockd` binary the bench runs: `STOCKD_BENCH_BIN`, else the one cargo built with
+/// it. Comparing two builds is then alternating runs of one bench.
+fn stockd_exe() -> std::ffi::OsString {
+    std::env::var_os("STOCKD_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_stockd").into())
+}
 
 fn main() {
     if let Err(e) = run() {
@@ -198,8 +207,8 @@ impl Daemon {
         // The daemon logs a line per request at its default level: to a file, not the terminal.
         let log = dir.path().join("daemon.log");
         let log_file = std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let exe = env!("CARGO_BIN_EXE_stockd");
-        let mut child = Command::new(exe)
+        let exe = stockd_exe();
+        let mut child = Command::new(&exe)
             .arg("serve")
             .arg("--config")
             .arg(&config)
@@ -210,7 +219,7 @@ impl Daemon {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
-            .map_err(|e| format!("cannot start {exe}: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", Path::new(&exe).display()))?;
         let pid = child.id();
         let stdout = child.stdout.take().ok_or("the daemon's stdout was not captured")?;
         let (tx, rx) = mpsc::channel::<String>();
@@ -1360,7 +1369,7 @@ fn run() -> Res<()> {
 
     let rss_peak_mib = rss_peak_mib(daemon.pid);
     let (status, stop_took) = daemon.stop()?;
-    let verify = Command::new(env!("CARGO_BIN_EXE_stockd"))
+    let verify = Command::new(stockd_exe())
         .arg("verify")
         .arg("--data")
         .arg(&daemon.data)

@@ -53,7 +53,7 @@ fn import(dir: &Path, data: &Path, kind: &str, csv: &str) -> Res<Duration> {
     let out = dir.join(format!("import-{kind}.out"));
     let file = std::fs::File::create(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let t0 = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stockd"))
+    let mut child = Command::new(super::stockd_exe())
         .arg("import")
         .arg("--data")
         .arg(data)
