@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import stockd_http
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/stockd"
 REQUESTS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
 PORT = 18097
@@ -39,19 +41,8 @@ BULK_REQUESTS = 32
 
 
 def wait_ready():
-    began = time.time()
-    while time.time() - began < READY_TIMEOUT_S:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=10)
-            c.request("GET", "/readyz")
-            r = c.getresponse()
-            r.read()
-            if r.status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    sys.exit("stockd did not become ready under valgrind")
+    if not stockd_http.ready(PORT, READY_TIMEOUT_S, 0.2):
+        sys.exit("stockd did not become ready under valgrind")
 
 
 def call(conn, method, path, body=None):

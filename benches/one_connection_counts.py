@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 
+import stockd_http
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/stockd"
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 4.0
 PORT = 18124
@@ -33,22 +35,6 @@ EVENTS = [
     "syscalls:sys_enter_futex",
     "syscalls:sys_enter_madvise",
 ]
-
-
-def wait_ready():
-    began = time.time()
-    while time.time() - began < READY_TIMEOUT_S:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
-            c.request("GET", "/readyz")
-            r = c.getresponse()
-            r.read()
-            if r.status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    sys.exit("stockd did not become ready")
 
 
 def call(conn, method, path, body):
@@ -78,7 +64,8 @@ def main():
         daemon = subprocess.Popen([BIN, "serve", "--config", config],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_ready()
+            if not stockd_http.ready(PORT, READY_TIMEOUT_S, 0.1):
+                sys.exit("stockd did not become ready")
             conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
             for i in range(PRODUCTS):
                 call(conn, "PUT", f"/api/products/p{i}", {"sku": f"s{i}", "name": f"P{i}"})

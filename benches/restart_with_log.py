@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import stockd_http
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/stockd"
 PORT = 18099
 BULK_REQUESTS = 28
@@ -33,17 +35,8 @@ def start(config):
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUST_LOG": "warn"},
     )
-    while time.time() - began < READY_TIMEOUT_S:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
-            c.request("GET", "/readyz")
-            r = c.getresponse()
-            r.read()
-            if r.status == 200:
-                return proc, time.time() - began
-        except OSError:
-            pass
-        time.sleep(0.002)
+    if stockd_http.ready(PORT, READY_TIMEOUT_S, 0.002):
+        return proc, time.time() - began
     proc.kill()
     sys.exit("stockd did not become ready")
 
