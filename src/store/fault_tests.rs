@@ -286,3 +286,72 @@ async fn a_read_after_an_answer_sees_it_before_the_deferred_commit() {
     assert_eq!(report.movements, 21);
     store.shutdown();
 }
+
+/// The fsync of a checkpoint, run in the background (`datafile.rs`), fails: the next write
+/// to the data file fails with it, the writer reopens the file and applies the log — which
+/// still holds every group the checkpoint covered — and writes resume. Every answered write
+/// is kept, through the failure and a restart.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_background_checkpoint_fsync_loses_no_answered_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ckpt.redb");
+    // A checkpoint at nearly every group, so each one's fsync runs behind the writer.
+    let options = super::Options {
+        checkpoint_interval_ms: 1,
+        ..super::Options::default()
+    };
+    let store = Store::open_with_options(&path, Rules::default(), "default", options).expect("open");
+    assert!(
+        store.shared.data_sync.attached(),
+        "the daemon's file defers its checkpoints' fsync"
+    );
+    let ctx = test_ctx();
+    store.execute(put_product(), ctx.clone()).await.expect("product");
+    store.execute(movement(Op::In(100)), ctx.clone()).await.expect("in 100");
+
+    store.shared.data_sync.failing.store(true, Ordering::Release);
+    let mut answered = 0;
+    for _ in 0..10 {
+        // A group may get 503 (its checkpoint found the failure), or the idle writer's own
+        // checkpoint may find it first and reopen the file unseen.
+        match store.execute(movement(Op::Out(1)), ctx.clone()).await {
+            Ok(_) => answered += 1,
+            Err(e) => assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(store.shared.data_sync.failures().0 > 0, "background fsyncs failed");
+    store.shared.data_sync.failing.store(false, Ordering::Release);
+    let mut resumed = 0;
+    for _ in 0..300 {
+        match store.execute(movement(Op::Out(1)), ctx.clone()).await {
+            Ok(_) => {
+                answered += 1;
+                resumed += 1;
+                if resumed == 5 {
+                    break;
+                }
+            }
+            Err(e) => assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(resumed, 5, "writes resume once the fault is gone");
+    assert!(!store.shared.data_sync.failures().1, "the file was reopened since");
+    let on_hand = |store: &Store| {
+        let r = store.reader_blocking().expect("reader");
+        r.level("p", "default").expect("read").map(|l| l.buckets.on_hand)
+    };
+    assert_eq!(
+        on_hand(&store),
+        Some(100 - answered),
+        "every answered write, nothing else"
+    );
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report}");
+    store.shutdown();
+
+    let store = Store::open(&path, Rules::default(), "default").expect("reopen");
+    assert_eq!(on_hand(&store), Some(100 - answered), "and after a restart");
+    store.shutdown();
+}
