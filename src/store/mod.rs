@@ -2,7 +2,6 @@
 
 mod apply;
 pub mod codec;
-mod datafile;
 mod error;
 mod read;
 mod recovery;
@@ -23,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
 use std::time::Duration;
 
-use datafile::{DataFile, SyncControl};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable};
 
 use crate::ledger::{Rules, Warehouse};
@@ -48,19 +46,13 @@ use tables::*;
 /// transaction.
 pub const CACHE_BYTES: usize = 64 << 20;
 
-/// Opens (`create`: or creates) the data file: the daemon's when `daemon` is given — a
-/// bounded cache, and checkpoints whose fsync can run in the background (`datafile.rs`) —
-/// else with redb's defaults.
-fn open_db(path: &Path, daemon: Option<&Arc<SyncControl>>, create: bool) -> Result<Database, redb::DatabaseError> {
-    match daemon {
-        Some(control) => {
-            let mut b = Database::builder();
-            b.set_cache_size(CACHE_BYTES);
-            b.create_with_backend(DataFile::open(path, control.clone())?)
-        }
-        None if create => Database::create(path),
-        None => Database::open(path),
+/// A builder for the data file: the daemon's bounded cache, or redb's default.
+fn builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut b = Database::builder();
+    if let Some(bytes) = cache_bytes {
+        b.set_cache_size(bytes);
     }
+    b
 }
 
 /// Commands that may wait for the writer; a full queue answers 503 `overloaded`.
@@ -198,7 +190,7 @@ pub fn open_existing(path: &Path) -> Result<Database, OpenError> {
     open_existing_with(path, None)
 }
 
-fn open_existing_with(path: &Path, daemon: Option<&Arc<SyncControl>>) -> Result<Database, OpenError> {
+fn open_existing_with(path: &Path, cache_bytes: Option<usize>) -> Result<Database, OpenError> {
     if !path.exists() {
         return Err(OpenError::Io(path.to_path_buf(), "no such file".into()));
     }
@@ -212,7 +204,7 @@ fn open_existing_with(path: &Path, daemon: Option<&Arc<SyncControl>>) -> Result<
         Err(redb::DatabaseError::RepairAborted) => {} // checked below, once repaired
         Err(e) => return Err(open_error(path, e)),
     }
-    let db = open_db(path, daemon, false).map_err(|e| open_error(path, e))?;
+    let db = builder(cache_bytes).open(path).map_err(|e| open_error(path, e))?;
     let txn = db
         .begin_read()
         .map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
@@ -228,13 +220,13 @@ pub fn open_or_create(path: &Path, default_warehouse: &str) -> Result<Database, 
 fn open_or_create_with(
     path: &Path,
     default_warehouse: &str,
-    daemon: Option<&Arc<SyncControl>>,
+    cache_bytes: Option<usize>,
 ) -> Result<Database, OpenError> {
     let is_new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
     let db = if is_new {
-        open_db(path, daemon, true).map_err(|e| open_error(path, e))?
+        builder(cache_bytes).create(path).map_err(|e| open_error(path, e))?
     } else {
-        open_existing_with(path, daemon)?
+        open_existing_with(path, cache_bytes)?
     };
     // A file that is already complete is not written to just by opening it.
     if is_new || !is_initialised(&db, default_warehouse) {
@@ -324,8 +316,6 @@ pub struct WriterTimes {
 struct Shared {
     path: PathBuf,
     opener: Opener,
-    /// The background fsync of checkpoints (`datafile.rs`).
-    data_sync: Arc<SyncControl>,
     /// The snapshot readers share until the next commit (`Store::reader`). Before `db`:
     /// fields drop in order, and the snapshot goes before the database.
     snapshot: std::sync::Mutex<SharedSnapshot>,
@@ -426,28 +416,23 @@ impl Store {
         options: Options,
     ) -> Result<Store, OpenError> {
         recovery::precheck(path)?; // before any writable open: a bad log changes nothing
-        let control = Arc::new(SyncControl::default());
-        let db = open_or_create_with(path, default_warehouse, Some(&control))?;
+        let db = open_or_create_with(path, default_warehouse, Some(CACHE_BYTES))?;
         let reopen_path = path.to_path_buf();
-        let reopen = control.clone();
-        let opener: Opener = Arc::new(move || open_db(&reopen_path, Some(&reopen), true));
-        Store::start(path, db, opener, control, rules, options, default_warehouse)
+        let opener: Opener = Arc::new(move || builder(Some(CACHE_BYTES)).create(&reopen_path));
+        Store::start(path, db, opener, rules, options, default_warehouse)
     }
 
     /// Opens a store whose database comes from `opener` (every time it is opened).
     pub fn open_with(path: &Path, opener: Opener, rules: Rules, default_warehouse: &str) -> Result<Store, OpenError> {
         let db = opener().map_err(|e| open_error(path, e))?;
         init(&db, default_warehouse).map_err(|e| OpenError::Io(path.to_path_buf(), e.to_string()))?;
-        // Never attached to a file: checkpoints fsync on the writer.
-        let control = Arc::new(SyncControl::default());
-        Store::start(path, db, opener, control, rules, Options::default(), default_warehouse)
+        Store::start(path, db, opener, rules, Options::default(), default_warehouse)
     }
 
     fn start(
         path: &Path,
         db: Database,
         opener: Opener,
-        data_sync: Arc<SyncControl>,
         rules: Rules,
         options: Options,
         default_warehouse: &str,
@@ -459,7 +444,6 @@ impl Store {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             opener,
-            data_sync,
             snapshot: std::sync::Mutex::new(SharedSnapshot::default()),
             db: RwLock::new(Some(Arc::new(db))),
             seq_last: AtomicU64::new(0),

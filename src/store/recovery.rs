@@ -73,7 +73,7 @@ impl std::fmt::Display for RecoveryError {
 pub fn open_log(data: &Path, db: &Database, capacity_bytes: u64) -> Result<(Wal, u64), RecoveryError> {
     let id = file_id(db).map_err(RecoveryError::Storage)?;
     let path = wal::path_for(data);
-    let (mut wal, bytes) = Wal::open(&path, id, capacity_bytes).map_err(RecoveryError::Log)?;
+    let (wal, bytes) = Wal::open(&path, id, capacity_bytes).map_err(RecoveryError::Log)?;
     let gen = apply_log(db, &path, &bytes, 0)?;
     wal.make_room().map_err(RecoveryError::Log)?;
     wal.write_header(false).map_err(RecoveryError::Log)?;
@@ -90,11 +90,10 @@ pub fn recover(db: &Database, path: &Path, floor: u64) -> Result<u64, String> {
 /// Applies the complete records of `bytes` after redb's gen in one durable commit.
 fn apply_log(db: &Database, path: &Path, bytes: &[u8], floor: u64) -> Result<u64, RecoveryError> {
     let durable = gen_of(db).map_err(RecoveryError::Storage)?;
-    let records = if bytes.is_empty() {
-        Vec::new()
+    let (records, _) = if bytes.is_empty() {
+        (Vec::new(), wal::HEADER_BYTES)
     } else {
-        let layout = wal::read_header(path, bytes).map_err(RecoveryError::Log)?.layout;
-        wal::scan(path, bytes, durable, layout).map_err(RecoveryError::Log)?
+        wal::scan(path, bytes, durable).map_err(RecoveryError::Log)?
     };
     let last = records.last().map_or(durable, |r| r.gen);
     let gen = last.max(floor);
@@ -161,9 +160,7 @@ pub fn settle_file(data: &Path) -> Result<(), super::OpenError> {
         return Err(super::OpenError::Log(WalError::Foreign(path).to_string()));
     }
     apply_log(&db, &path, &bytes, 0).map_err(|e| super::OpenError::Log(e.to_string()))?;
-    let (mut wal, _) = Wal::open(&path, id, 0).map_err(|e| io(e.to_string()))?;
-    // A format 1 log gets the format 2 header here: its old records are zeroed first.
-    wal.make_room().map_err(|e| io(e.to_string()))?;
+    let (wal, _) = Wal::open(&path, id, 0).map_err(|e| io(e.to_string()))?;
     wal.write_header(true).map_err(|e| io(e.to_string()))?;
     Ok(())
 }

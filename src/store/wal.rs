@@ -5,26 +5,17 @@
 //! overwrite of pages the file already has, never a metadata change of the file's size.
 //!
 //! ```text
-//! header (HEADER_BYTES): "STOCKWAL" | version u32 | flags u32 | file id [16]
-//!                        | region bytes u64 (version 2) | crc32 u32
-//! region 0, region 1 (version 2; version 1 has one region, to the end of the file)
+//! header (HEADER_BYTES): "STOCKWAL" | version u32 | flags u32 | file id [16] | crc32 u32
 //! record:  magic u32 | payload len u32 | gen u64 | crc32(len ‖ gen ‖ payload) u32 | 0 u32
 //!          payload (ops), zero padding to RECORD_ALIGN_BYTES
 //! ```
 //!
-//! A record is one group's writes, numbered by `gen` (one per redb commit). Records follow
-//! each other in one region. At a checkpoint of redb at gen K the writer moves to the other
-//! region's start, with K's own record first: the region it leaves keeps the records before
-//! K until the checkpoint's fsync, which runs in the background, has finished (`datafile.rs`);
-//! the writer moves back into a region only once the checkpoint that covers it is synced.
-//! A durable checkpoint on the writer (and every start) begins again at region 0.
-//! Records left further on in a region from an earlier pass are older and end its scan; so
-//! that this holds, a log whose regions change size (a new `checkpoint_log_bytes`, or a
-//! format 1 log) is zeroed once its records are in the data file.
-//! At open the records after redb's gen are applied again, in gen order from both regions,
-//! and must follow one another: a record that fails its check at the end of a region is a
-//! torn tail (cut); one that fails with a good record of a later gen after it in its region,
-//! or a gen missing between them, is damage, which stops the start and changes nothing.
+//! A record is one group's writes, numbered by `gen` (one per redb commit). After a durable
+//! checkpoint of redb at gen K the log starts again at the first record slot with K + 1;
+//! records left further on from before are older (gen ≤ K) and end the scan. At open the
+//! records after redb's gen are applied again: a record that fails its check at the end is
+//! a torn tail (cut); one that fails with a good record of a later gen after it is damage,
+//! which stops the start and changes nothing.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek};
@@ -34,13 +25,7 @@ use std::path::{Path, PathBuf};
 /// Bytes before the first record: the header, padded to one page.
 pub const HEADER_BYTES: u64 = 4096;
 const HEADER_MAGIC: &[u8; 8] = b"STOCKWAL";
-/// The format written: two regions. Version 1 (one region) is still read.
-const HEADER_VERSION: u32 = 2;
-const HEADER_VERSION_ONE_REGION: u32 = 1;
-/// Regions start on a page, so a record's sync never shares a page with the other region.
-const REGION_ALIGN_BYTES: u64 = 4096;
-/// The smallest log: the header and two regions of a page.
-const CAPACITY_MIN_BYTES: u64 = HEADER_BYTES + 2 * REGION_ALIGN_BYTES;
+const HEADER_VERSION: u32 = 1;
 /// The log's every record was checkpointed into the data file before the daemon stopped.
 const FLAG_CLEAN: u32 = 1;
 const RECORD_MAGIC: u32 = 0x5244_4f57; // "WODR" little-endian
@@ -189,72 +174,33 @@ fn slot_at(bytes: &[u8], offset: u64) -> Slot {
     )
 }
 
-/// Where records lie: the regions after the header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    region_bytes: u64,
-    regions: u64,
-}
-
-impl Layout {
-    /// Two equal regions in a file of `capacity_bytes`.
-    pub fn halves(capacity_bytes: u64) -> Layout {
-        let half = capacity_bytes.saturating_sub(HEADER_BYTES) / 2;
-        Layout {
-            region_bytes: half / REGION_ALIGN_BYTES * REGION_ALIGN_BYTES,
-            regions: 2,
-        }
-    }
-
-    /// One region to the end of the file (format 1).
-    pub fn whole() -> Layout {
-        Layout {
-            region_bytes: u64::MAX - HEADER_BYTES,
-            regions: 1,
-        }
-    }
-
-    /// `[start, end)` of region `r`.
-    pub fn region(&self, r: u64) -> (u64, u64) {
-        let start = HEADER_BYTES + r * self.region_bytes;
-        (start, start.saturating_add(self.region_bytes))
-    }
-
-    pub fn region_bytes(&self) -> u64 {
-        self.region_bytes
-    }
-}
-
-/// The records one region holds in a row from its start (each gen one more than the one
-/// before), where they end, and why the region ends there.
-struct Run {
-    records: Vec<Record>,
-    end: u64,
-    end_why: String,
-}
-
-/// Reads the run of records at `start`; `bytes` ends where the region ends. A record of a
-/// gen beyond the next one is damage; an older one is a pass from before and ends the run.
-fn run_at(path: &Path, bytes: &[u8], start: u64) -> Result<Run, WalError> {
-    let mut offset = start;
-    let mut records: Vec<Record> = Vec::new();
+/// The records to apply after redb's checkpointed `gen_durable`, in order, and the offset
+/// where the next record goes. `bytes` is the whole file.
+pub fn scan(path: &Path, bytes: &[u8], gen_durable: u64) -> Result<(Vec<Record>, u64), WalError> {
+    let damaged = |offset, why: String| WalError::Damaged {
+        path: path.to_path_buf(),
+        offset,
+        why,
+    };
+    let mut offset = HEADER_BYTES;
+    let mut records = Vec::new();
+    // The gen the next record must have, once the first is read.
+    let mut gen_next = None::<u64>;
     let mut end_why = String::from("unreadable record header");
     loop {
         match slot_at(bytes, offset) {
             Slot::Record(r, next) => {
-                if let Some(due) = records.last().map(|last| last.gen + 1) {
-                    if r.gen > due {
-                        return Err(WalError::Damaged {
-                            path: path.to_path_buf(),
-                            offset,
-                            why: format!("gen {} where gen {due} was due", r.gen),
-                        });
-                    }
-                    if r.gen < due {
-                        break; // an older pass over the region: the run ends before it
-                    }
+                let due = gen_next.unwrap_or(gen_durable + 1);
+                if r.gen > due {
+                    return Err(damaged(offset, format!("gen {} where gen {due} was due", r.gen)));
                 }
-                records.push(r);
+                if r.gen < due && gen_next.is_some() {
+                    break; // an older pass over the file: the log ends before it
+                }
+                gen_next = Some(r.gen + 1);
+                if r.gen > gen_durable {
+                    records.push(r);
+                }
                 offset = next;
             }
             Slot::Nothing => break,
@@ -264,57 +210,15 @@ fn run_at(path: &Path, bytes: &[u8], start: u64) -> Result<Run, WalError> {
             }
         }
     }
-    Ok(Run {
-        records,
-        end: offset,
-        end_why,
-    })
-}
-
-/// The end of a run: a torn tail — unless a valid record the run should have reached lies
-/// beyond it in its region (gen `gen_min` or later), which means a record (or its header)
-/// before the tail is damaged.
-fn check_tail(path: &Path, bytes: &[u8], run: &Run, gen_min: u64) -> Result<(), WalError> {
-    match find_later(bytes, run.end + RECORD_ALIGN_BYTES as u64, gen_min) {
-        Some(later) => Err(WalError::Damaged {
-            path: path.to_path_buf(),
-            offset: run.end,
-            why: format!("{}; a record of gen {later} follows", run.end_why),
-        }),
-        None => Ok(()),
+    // The end: a torn tail — unless a valid record the scan should have reached lies beyond
+    // it, which means a record (or its header) before the tail is damaged.
+    let due = gen_next.unwrap_or(gen_durable + 1);
+    if let Some(later) = find_later(bytes, offset + RECORD_ALIGN_BYTES as u64, due) {
+        return Err(damaged(offset, format!("{end_why}; a record of gen {later} follows")));
     }
-}
-
-/// The bytes of region `r`: the file's, cut where the region ends.
-fn region_bytes<'a>(bytes: &'a [u8], layout: &Layout, r: u64) -> (&'a [u8], u64) {
-    let (start, end) = layout.region(r);
-    let end = usize::try_from(end).unwrap_or(usize::MAX).min(bytes.len());
-    (&bytes[..end], start)
-}
-
-/// The records to apply after redb's checkpointed `gen_durable`, in order. `bytes` is the
-/// whole file, laid out as `layout` says.
-pub fn scan(path: &Path, bytes: &[u8], gen_durable: u64, layout: Layout) -> Result<Vec<Record>, WalError> {
-    let mut records = Vec::new();
-    for r in 0..layout.regions {
-        let (region, start) = region_bytes(bytes, &layout, r);
-        let run = run_at(path, region, start)?;
-        let due = run.records.last().map_or(gen_durable + 1, |last| last.gen + 1);
-        check_tail(path, region, &run, due.max(gen_durable + 1))?;
-        records.extend(run.records.into_iter().filter(|rec| rec.gen > gen_durable));
-    }
-    records.sort_unstable_by_key(|rec| rec.gen);
-    // From both regions together, every gen after the data file's, none missing.
-    for (due, rec) in (gen_durable + 1..).zip(&records) {
-        if rec.gen != due {
-            return Err(WalError::Damaged {
-                path: path.to_path_buf(),
-                offset: rec.offset,
-                why: format!("gen {} where gen {due} was due", rec.gen),
-            });
-        }
-    }
-    Ok(records)
+    // Only already checkpointed records (or none): the next record starts over.
+    let next = if records.is_empty() { HEADER_BYTES } else { offset };
+    Ok((records, next))
 }
 
 /// Checks a log's structure before anything is opened for writing (redb's crash repair
@@ -332,24 +236,17 @@ pub fn precheck(path: &Path) -> Result<Option<[u8; 16]>, WalError> {
     if head.is_empty() {
         return Ok(None);
     }
-    let header = read_header(path, &head)?;
-    if header.clean {
+    let (id, clean) = read_header(path, &head)?;
+    if clean {
         return Ok(None); // every record is in the data file
     }
-    let layout = header.layout;
     let mut bytes = head;
     file.read_to_end(&mut bytes).map_err(io)?;
-    // Without the data file's gen, each region's run is checked on its own from its first
-    // record (the gens between the regions are checked by `scan`, which knows it).
-    for r in 0..layout.regions {
-        let (region, start) = region_bytes(&bytes, &layout, r);
-        if let Slot::Record(first, _) = slot_at(region, start) {
-            let run = run_at(path, region, start)?;
-            let due = run.records.last().map_or(first.gen, |last| last.gen + 1);
-            check_tail(path, region, &run, due)?;
-        }
+    // Without the data file's gen, take the first record's as where the log starts.
+    if let Slot::Record(first, _) = slot_at(&bytes, HEADER_BYTES) {
+        scan(path, &bytes, first.gen.saturating_sub(1))?;
     }
-    Ok(Some(header.file_id))
+    Ok(Some(id))
 }
 
 /// The gen of a valid record at or after `from` (aligned) whose gen is `gen_min` or later.
@@ -376,10 +273,6 @@ pub struct Wal {
     path: PathBuf,
     file: File,
     capacity_bytes: u64,
-    /// Where new records go (an older layout found in the header is read by `scan`).
-    layout: Layout,
-    /// The header names another layout: [`Wal::make_room`] zeroes the records.
-    relayout: bool,
     file_id: [u8; 16],
     /// Tests: every write and sync fails while set (a broken disk under the log).
     #[cfg(test)]
@@ -390,7 +283,6 @@ impl Wal {
     /// Opens (or creates and preallocates) the log of a data file whose id is `file_id`,
     /// checks its header and returns it with the whole file's bytes for [`scan`].
     pub fn open(path: &Path, file_id: [u8; 16], capacity_bytes: u64) -> Result<(Wal, Vec<u8>), WalError> {
-        let capacity_bytes = capacity_bytes.max(CAPACITY_MIN_BYTES);
         let io = |e| WalError::Io(path.to_path_buf(), e);
         let exists = std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false);
         if !exists {
@@ -398,9 +290,8 @@ impl Wal {
             return Ok((wal, Vec::new()));
         }
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io)?;
-        let header = read_header(path, &head_of(&mut file).map_err(io)?)?;
-        let clean = header.clean;
-        if header.file_id != file_id {
+        let (id, clean) = read_header(path, &head_of(&mut file).map_err(io)?)?;
+        if id != file_id {
             if !clean {
                 return Err(WalError::Foreign(path.to_path_buf()));
             }
@@ -415,14 +306,10 @@ impl Wal {
             file.read_to_end(&mut bytes).map_err(io)?;
         }
         let size = file.metadata().map_err(io)?.len();
-        let capacity_bytes = size.max(capacity_bytes);
-        let layout = Layout::halves(capacity_bytes);
         let wal = Wal {
             path: path.to_path_buf(),
             file,
-            capacity_bytes,
-            layout,
-            relayout: header.layout != layout,
+            capacity_bytes: size.max(capacity_bytes),
             file_id,
             #[cfg(test)]
             failing: Default::default(),
@@ -430,21 +317,17 @@ impl Wal {
         Ok((wal, bytes))
     }
 
-    /// Zero-fills the file up to its capacity — all of it after the header when the
-    /// regions changed size, since records of the old layout could then lie where the scan
-    /// takes them for newer ones (module doc). Call once recovery has read the log and its
-    /// records are in the data file: opening changes nothing until then.
-    pub fn make_room(&mut self) -> Result<(), WalError> {
+    /// Zero-fills the file up to its capacity (after recovery read it: opening changes
+    /// nothing until the log's records are known to be sound).
+    pub fn make_room(&self) -> Result<(), WalError> {
         let size = self
             .file
             .metadata()
             .map_err(|e| WalError::Io(self.path.clone(), e))?
             .len();
-        let from = if self.relayout { HEADER_BYTES } else { size };
-        if from < self.capacity_bytes {
-            self.zero_fill(from, self.capacity_bytes)?;
+        if size < self.capacity_bytes {
+            self.zero_fill(size, self.capacity_bytes)?;
         }
-        self.relayout = false;
         Ok(())
     }
 
@@ -461,8 +344,6 @@ impl Wal {
             path: tmp.clone(),
             file,
             capacity_bytes,
-            layout: Layout::halves(capacity_bytes),
-            relayout: false,
             file_id,
             #[cfg(test)]
             failing: Default::default(),
@@ -492,12 +373,11 @@ impl Wal {
 
     /// Writes the header (clean or in use) and syncs it.
     pub fn write_header(&self, clean: bool) -> Result<(), WalError> {
-        let mut h = Vec::with_capacity(44);
+        let mut h = Vec::with_capacity(40);
         h.extend_from_slice(HEADER_MAGIC);
         h.extend_from_slice(&HEADER_VERSION.to_le_bytes());
         h.extend_from_slice(&(if clean { FLAG_CLEAN } else { 0 }).to_le_bytes());
         h.extend_from_slice(&self.file_id);
-        h.extend_from_slice(&self.layout.region_bytes.to_le_bytes());
         let crc = crc32fast::hash(&h);
         h.extend_from_slice(&crc.to_le_bytes());
         self.write_at(&h, 0)
@@ -505,9 +385,9 @@ impl Wal {
             .map_err(|e| WalError::Io(self.path.clone(), e))
     }
 
-    /// Where new records go: two regions of `[HEADER_BYTES, capacity)`.
-    pub fn layout(&self) -> Layout {
-        self.layout
+    /// Where records may go: `[HEADER_BYTES, capacity)`.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.capacity_bytes
     }
 
     pub fn path(&self) -> &Path {
@@ -547,61 +427,27 @@ fn head_of(file: &mut File) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// What a log's header says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    pub file_id: [u8; 16],
-    /// Marked clean: every record was checkpointed into the data file.
-    pub clean: bool,
-    pub layout: Layout,
-}
-
-/// Reads and checks the header at the start of `bytes`.
-pub fn read_header(path: &Path, bytes: &[u8]) -> Result<Header, WalError> {
+/// The log's file id, and whether it was marked clean (all of it checkpointed).
+pub fn read_header(path: &Path, bytes: &[u8]) -> Result<([u8; 16], bool), WalError> {
     let bad = |why: &str| WalError::NotALog(path.to_path_buf(), why.to_string());
-    let h = bytes.get(..16).ok_or_else(|| bad("shorter than its header"))?;
+    let h = bytes.get(..36).ok_or_else(|| bad("shorter than its header"))?;
     if &h[..8] != HEADER_MAGIC {
         return Err(bad("no stockd log marker"));
     }
-    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    let crc_at = match version {
-        HEADER_VERSION_ONE_REGION => 32,
-        HEADER_VERSION => 40,
-        _ => {
-            return Err(bad(&format!(
-                "log format {version}, this binary reads {HEADER_VERSION_ONE_REGION} and {HEADER_VERSION}"
-            )))
-        }
-    };
-    let h = bytes.get(..crc_at + 4).ok_or_else(|| bad("shorter than its header"))?;
-    let crc = u32::from_le_bytes([h[crc_at], h[crc_at + 1], h[crc_at + 2], h[crc_at + 3]]);
-    if crc32fast::hash(&h[..crc_at]) != crc {
+    let crc = u32::from_le_bytes([h[32], h[33], h[34], h[35]]);
+    if crc32fast::hash(&h[..32]) != crc {
         return Err(bad("header checksum mismatch"));
     }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != HEADER_VERSION {
+        return Err(bad(&format!(
+            "log format {version}, this binary reads {HEADER_VERSION}"
+        )));
+    }
     let flags = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
-    let mut file_id = [0u8; 16];
-    file_id.copy_from_slice(&h[16..32]);
-    let layout = if version == HEADER_VERSION {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&h[32..40]);
-        let region_bytes = u64::from_le_bytes(word);
-        if region_bytes == 0 || region_bytes % REGION_ALIGN_BYTES != 0 {
-            return Err(bad(&format!(
-                "region size {region_bytes} is not a whole number of pages"
-            )));
-        }
-        Layout {
-            region_bytes,
-            regions: 2,
-        }
-    } else {
-        Layout::whole()
-    };
-    Ok(Header {
-        file_id,
-        clean: flags & FLAG_CLEAN != 0,
-        layout,
-    })
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[16..32]);
+    Ok((id, flags & FLAG_CLEAN != 0))
 }
 
 /// Syncs the directory holding `path`, so a created or renamed file survives a crash.
@@ -632,138 +478,18 @@ mod tests {
 
     const P: &str = "test.wal";
 
-    /// One region, as format 1 has.
-    fn scan1(bytes: &[u8], gen_durable: u64) -> Result<Vec<Record>, WalError> {
-        scan(Path::new(P), bytes, gen_durable, Layout::whole())
-    }
-
-    const REGION: u64 = 8192;
-
-    fn two() -> Layout {
-        Layout::halves(HEADER_BYTES + 2 * REGION)
-    }
-
-    /// A two-region log: `first` from region 0's start, `second` from region 1's.
-    fn log_of_two(first: &[(u64, &[u8])], second: &[(u64, &[u8])]) -> Vec<u8> {
-        let mut bytes = log_of(first, (HEADER_BYTES + REGION) as usize);
-        let mut region = Vec::new();
-        for (gen, payload) in second {
-            encode_record(*gen, payload, &mut region);
-        }
-        region.resize(REGION as usize, 0);
-        bytes.extend_from_slice(&region);
-        bytes
-    }
-
     #[test]
     fn records_after_the_checkpoint_are_applied_in_order() {
         let bytes = log_of(&[(5, b"a"), (6, b"bb"), (7, b"ccc")], 8192);
-        let records = scan1(&bytes, 4).unwrap();
+        let (records, end) = scan(Path::new(P), &bytes, 4).unwrap();
         assert_eq!(gens(&records), vec![5, 6, 7]);
         assert_eq!(records[2].payload, b"ccc");
-        assert_eq!(records[2].offset, HEADER_BYTES + record_bytes(1) + record_bytes(2));
-        assert_eq!(gens(&scan1(&bytes, 6).unwrap()), vec![7]);
-        assert!(scan1(&bytes, 7).unwrap().is_empty());
-    }
-
-    #[test]
-    fn both_regions_are_read_in_gen_order() {
-        assert_eq!(two().region(1), (HEADER_BYTES + REGION, HEADER_BYTES + 2 * REGION));
-        // A checkpoint at gen 7 moved the log to region 1, its record first; region 0 keeps
-        // 5 and 6 until the checkpoint's background fsync is done.
-        let bytes = log_of_two(&[(5, b"a"), (6, b"bb")], &[(7, b"ccc"), (8, b"d")]);
-        // The crash came before that fsync: the data file is at gen 4.
-        assert_eq!(gens(&scan(Path::new(P), &bytes, 4, two()).unwrap()), vec![5, 6, 7, 8]);
-        // After it: region 0 is covered.
-        assert_eq!(gens(&scan(Path::new(P), &bytes, 7, two()).unwrap()), vec![8]);
-        // The writer came back to region 0 at the next checkpoint (gen 9): the records
-        // after the new run are an older pass.
-        let mut back = bytes.clone();
-        let mut fresh = Vec::new();
-        encode_record(9, b"nine", &mut fresh);
-        let at = HEADER_BYTES as usize;
-        back[at..at + fresh.len()].copy_from_slice(&fresh);
-        assert_eq!(gens(&scan(Path::new(P), &back, 7, two()).unwrap()), vec![8, 9]);
-        assert_eq!(gens(&scan(Path::new(P), &back, 9, two()).unwrap()), Vec::<u64>::new());
-    }
-
-    #[test]
-    fn a_gen_missing_between_the_regions_is_damage() {
-        let bytes = log_of_two(&[(5, b"a")], &[(7, b"ccc")]);
-        match scan(Path::new(P), &bytes, 4, two()) {
-            Err(WalError::Damaged { offset, .. }) => assert_eq!(offset, HEADER_BYTES + REGION),
-            other => panic!("expected damage, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_torn_first_record_of_the_new_region_is_a_tail() {
-        let whole = log_of_two(&[(5, b"a"), (6, b"bb")], &[(7, b"the checkpoint's record")]);
-        let start = (HEADER_BYTES + REGION) as usize;
-        for cut in start..start + RECORD_HEADER_BYTES + 23 {
-            let mut bytes = whole[..cut].to_vec();
-            bytes.resize(whole.len(), 0);
-            let records = scan(Path::new(P), &bytes, 4, two()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-            assert_eq!(gens(&records), vec![5, 6], "cut at {cut}");
-        }
-    }
-
-    #[test]
-    fn precheck_reads_each_region_on_its_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.redb.wal");
-        let (wal, _) = Wal::open(&path, [3; 16], HEADER_BYTES + 2 * REGION).unwrap();
-        assert_eq!(wal.layout(), two());
-        let bytes = log_of_two(&[(5, b"a"), (6, b"bb")], &[(7, b"ccc"), (8, b"d"), (9, b"e")]);
-        wal.write_at(&bytes[HEADER_BYTES as usize..], HEADER_BYTES).unwrap();
-        wal.sync().unwrap();
-        assert_eq!(precheck(&path).unwrap(), Some([3; 16]));
-        // A damaged record with a later one after it, in region 1.
-        let mut damaged = bytes[HEADER_BYTES as usize..].to_vec();
-        damaged[REGION as usize + record_bytes(3) as usize + RECORD_HEADER_BYTES] ^= 0x40;
-        wal.write_at(&damaged, HEADER_BYTES).unwrap();
-        assert!(matches!(precheck(&path), Err(WalError::Damaged { .. })));
-    }
-
-    #[test]
-    fn new_region_sizes_zero_the_old_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.redb.wal");
-        let (wal, _) = Wal::open(&path, [4; 16], HEADER_BYTES + 2 * REGION).unwrap();
-        // A record at the start of region 1, which lies inside region 0 of a larger log.
-        let mut rec = Vec::new();
-        encode_record(18, b"old", &mut rec);
-        wal.write_at(&rec, HEADER_BYTES + REGION).unwrap();
-        drop(wal);
-        let (mut wal, bytes) = Wal::open(&path, [4; 16], HEADER_BYTES + 4 * REGION).unwrap();
-        assert_eq!(
-            read_header(&path, &bytes).unwrap().layout,
-            two(),
-            "read with the old layout"
-        );
-        wal.make_room().unwrap();
-        wal.write_header(false).unwrap();
-        let bytes = std::fs::read(&path).unwrap();
-        let header = read_header(&path, &bytes).unwrap();
-        assert_eq!(header.layout.region_bytes(), 2 * REGION);
-        assert_eq!(bytes.len() as u64, HEADER_BYTES + 4 * REGION);
-        assert!(bytes[HEADER_BYTES as usize..].iter().all(|b| *b == 0));
-    }
-
-    #[test]
-    fn a_format_one_header_is_read_as_one_region() {
-        let mut h = Vec::new();
-        h.extend_from_slice(HEADER_MAGIC);
-        h.extend_from_slice(&HEADER_VERSION_ONE_REGION.to_le_bytes());
-        h.extend_from_slice(&0u32.to_le_bytes());
-        h.extend_from_slice(&[9; 16]);
-        let crc = crc32fast::hash(&h);
-        h.extend_from_slice(&crc.to_le_bytes());
-        let header = read_header(Path::new(P), &h).unwrap();
-        assert_eq!(
-            (header.file_id, header.clean, header.layout),
-            ([9; 16], false, Layout::whole())
-        );
+        assert_eq!(end, HEADER_BYTES + record_bytes(1) + record_bytes(2) + record_bytes(3));
+        let (records, _) = scan(Path::new(P), &bytes, 6).unwrap();
+        assert_eq!(gens(&records), vec![7]);
+        let (records, end) = scan(Path::new(P), &bytes, 7).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(end, HEADER_BYTES, "all checkpointed: the log starts over");
     }
 
     #[test]
@@ -773,7 +499,8 @@ mod tests {
         let mut fresh = Vec::new();
         encode_record(5, b"new", &mut fresh);
         bytes[HEADER_BYTES as usize..HEADER_BYTES as usize + fresh.len()].copy_from_slice(&fresh);
-        assert_eq!(gens(&scan1(&bytes, 4).unwrap()), vec![5]);
+        let (records, _) = scan(Path::new(P), &bytes, 4).unwrap();
+        assert_eq!(gens(&records), vec![5]);
     }
 
     #[test]
@@ -787,8 +514,9 @@ mod tests {
             // The tail was written up to `cut`; the rest of the slot still holds zeros.
             let mut bytes = whole[..cut].to_vec();
             bytes.resize(whole.len() + 4096, 0);
-            let records = scan1(&bytes, 0).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            let (records, end) = scan(Path::new(P), &bytes, 0).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             assert_eq!(gens(&records), vec![1, 2], "cut at {cut}");
+            assert_eq!(end, last_start as u64, "cut at {cut}");
         }
         // And a tail whose bytes are garbage instead of zeros.
         for cut in last_start..last_end {
@@ -796,7 +524,7 @@ mod tests {
             for b in &mut bytes[cut..] {
                 *b = 0xA5;
             }
-            let records = scan1(&bytes, 0).unwrap_or_else(|e| panic!("garbage at {cut}: {e}"));
+            let (records, _) = scan(Path::new(P), &bytes, 0).unwrap_or_else(|e| panic!("garbage at {cut}: {e}"));
             assert_eq!(gens(&records), vec![1, 2], "garbage at {cut}");
         }
     }
@@ -809,7 +537,7 @@ mod tests {
         for at in second..second + RECORD_HEADER_BYTES + 7 {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x40;
-            match scan1(&damaged, 0) {
+            match scan(Path::new(P), &damaged, 0) {
                 Err(WalError::Damaged { offset, .. }) => assert_eq!(offset, second as u64, "flip at {at}"),
                 other => panic!("flip at {at}: expected damage, got {other:?}"),
             }
@@ -819,7 +547,7 @@ mod tests {
     #[test]
     fn a_gap_between_the_data_file_and_the_log_is_damage() {
         let bytes = log_of(&[(9, b"nine")], 8192);
-        assert!(matches!(scan1(&bytes, 4), Err(WalError::Damaged { .. })));
+        assert!(matches!(scan(Path::new(P), &bytes, 4), Err(WalError::Damaged { .. })));
     }
 
     #[test]
@@ -835,10 +563,7 @@ mod tests {
         wal.sync().unwrap();
         drop(wal);
         let (_, bytes) = Wal::open(&path, [1; 16], 64 * 1024).unwrap();
-        assert_eq!(
-            gens(&scan(&path, &bytes, 0, read_header(&path, &bytes).unwrap().layout).unwrap()),
-            vec![1]
-        );
+        assert_eq!(gens(&scan(&path, &bytes, 0).unwrap().0), vec![1]);
         assert!(matches!(
             Wal::open(&path, [2; 16], 64 * 1024),
             Err(WalError::Foreign(_))

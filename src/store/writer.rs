@@ -27,7 +27,6 @@ use redb::{Database, Durability, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::apply::{load_chain, Chain, Tables};
-use super::datafile::Ticket;
 use super::redo::Redo;
 use super::syncer::{LogSyncer, Reply, SyncMsg};
 use super::wal;
@@ -219,14 +218,9 @@ pub struct Writer {
     gen: u64,
     /// Groups applied and handed to the syncer, not yet committed to redb.
     open: Option<OpenTxn>,
-    /// The log region records go to (a checkpoint moves to the other: `wal.rs`), where the
-    /// next record goes, and log bytes written since the last checkpoint.
-    log_region: u64,
+    /// Where the next log record goes, and log bytes written since the last checkpoint.
     log_offset: u64,
     log_bytes: u64,
-    /// The background fsync of the checkpoint that covers the other region's records: the
-    /// writer moves back there only once it has finished (`datafile.rs`).
-    other_region: Option<Ticket>,
     checkpoint_at: Instant,
     /// Groups were committed without fsync since the last checkpoint.
     dirty: bool,
@@ -256,10 +250,8 @@ impl Writer {
             chain,
             gen,
             open: None,
-            log_region: 0,
             log_offset: wal::HEADER_BYTES,
             log_bytes: 0,
-            other_region: None,
             checkpoint_at: Instant::now(),
             dirty: false,
             log_retry_at: Instant::now(),
@@ -443,26 +435,20 @@ impl Writer {
         let payload = open.redo.take();
         let record_bytes = wal::record_bytes(payload.len());
         let degraded = self.shared.log_broken.load(Ordering::Acquire);
-        let region = self.shared.wal.layout();
-        let checkpoint = self.log_offset + record_bytes > region.region(self.log_region).1
+        let checkpoint = degraded
+            || self.log_offset + record_bytes > self.shared.wal.capacity_bytes()
             || self.log_bytes + record_bytes >= self.limits.checkpoint_log_bytes
             || self.checkpoint_at.elapsed() >= Duration::from_millis(self.limits.checkpoint_interval_ms);
-        let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
-        if degraded || (checkpoint && (record_bytes > region.region_bytes() || !self.shared.data_sync.attached())) {
-            // The log is broken (or the record fits no region, or the file has no background
-            // fsync): the checkpoint is durable before its group is answered.
+        if checkpoint {
             if let Err(err) = open.finish(gen).and_then(|txn| self.commit(txn, gen, true)) {
-                return self.fail_replies(replies, before, db, &err);
+                return self.fail_group(group, before, db, &err);
             }
+            let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
             self.checkpointed();
             let seq_last = self.chain.seq_next - 1;
             self.send(SyncMsg::Durable { gen, seq_last, replies });
-        } else if checkpoint {
-            if let Err(err) = self.checkpoint_behind(open, gen) {
-                return self.fail_replies(replies, before, db, &err);
-            }
-            self.hand_over(gen, &payload, replies);
         } else {
+            let replies: Vec<Reply> = group.drain(..).map(|j| j.reply).zip(results).collect();
             self.hand_over(gen, &payload, replies);
             self.open = Some(open);
         }
@@ -578,37 +564,11 @@ impl Writer {
 
     /// After a durable commit: the log's records are covered, so it starts over.
     fn checkpointed(&mut self) {
-        self.log_region = 0;
         self.log_offset = wal::HEADER_BYTES;
         self.log_bytes = 0;
-        self.other_region = None;
         self.checkpoint_at = Instant::now();
         self.dirty = false;
         metrics::counter!(crate::telemetry::CHECKPOINTS).increment(1);
-    }
-
-    /// A checkpoint whose fsync runs in the background (`datafile.rs`): commits the open
-    /// transaction durably but for the fsync, and moves the log to the other region, where
-    /// the group's record goes next. The region left keeps the records before it until the
-    /// fsync has finished: the writer waits for that before it comes back.
-    fn checkpoint_behind(&mut self, open: OpenTxn, gen: u64) -> Result<(), String> {
-        if let Some(ticket) = self.other_region.take() {
-            if let Err(e) = self.shared.data_sync.wait(ticket) {
-                drop(open);
-                return Err(e);
-            }
-        }
-        let ticket = self.shared.data_sync.defer_next();
-        let committed = open.finish(gen).and_then(|txn| self.commit(txn, gen, true));
-        self.shared.data_sync.start_deferred();
-        committed?;
-        self.log_region = 1 - self.log_region;
-        self.log_offset = self.shared.wal.layout().region(self.log_region).0;
-        self.log_bytes = 0;
-        self.other_region = Some(ticket);
-        self.checkpoint_at = Instant::now();
-        metrics::counter!(crate::telemetry::CHECKPOINTS).increment(1);
-        Ok(())
     }
 
     /// A checkpoint with no new group: a durable commit (of the open transaction, or an
@@ -656,19 +616,11 @@ impl Writer {
 
     /// A storage error: the group gets 503, nothing of it is kept, the file is reopened.
     fn fail_group(&mut self, group: &mut Vec<Job>, before: Chain, db: Arc<Database>, err: &str) {
-        let replies = group.drain(..).map(|j| (j.reply, Ok(Applied::default()))).collect();
-        self.fail_replies(replies, before, db, err);
-    }
-
-    /// [`Writer::fail_group`] once the group's answers are ready (and not sent).
-    fn fail_replies(&mut self, replies: Vec<Reply>, before: Chain, db: Arc<Database>, err: &str) {
         metrics::counter!(crate::telemetry::COMMIT_FAILURES).increment(1);
         tracing::error!(error = %err, "commit failed; answering 503 to its group and reopening the data file");
         self.chain = before;
         self.shared.writable.store(false, Ordering::Release);
-        for (tx, _) in replies {
-            let _ = tx.send(Err(StoreError::unavailable(format!("the commit failed: {err}"))));
-        }
+        answer_all(group, &format!("the commit failed: {err}"));
         drop(db);
         self.lose_database();
     }
