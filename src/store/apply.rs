@@ -474,18 +474,31 @@ impl<'t> Tables<'t> {
             self.batches_by_kind
                 .insert((record.kind.as_str(), seq_first), id.as_str())?;
         }
+        // The seqs each level got in this command, for its row (an import's helper thread
+        // writes `history_by_level` itself).
+        let mut seqs: HashMap<(&str, &str), Vec<u64>> = HashMap::default();
+        if self.journal_rows.is_none() {
+            for m in &movements {
+                let key = (m.draft.product.as_str(), m.draft.warehouse.as_str());
+                seqs.entry(key).or_default().push(m.seq);
+            }
+        }
         for ((p, w), level) in &levels {
-            let old = self
-                .levels
-                .insert((p.as_str(), w.as_str()), codec::level(level).as_slice())?
-                .map(|v| codec::decode_level(v.value()))
-                .transpose()
-                .map_err(|e| redb::StorageError::Corrupted(e.to_string()))?;
+            let new_seqs = seqs.remove(&(p.as_str(), w.as_str())).unwrap_or_default();
+            let old = self.write_level(p, w, level, &new_seqs)?;
             if old.is_none() {
                 self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
             }
             let cost = self.unit_cost(p)?;
             self.restate(p, w, old.as_ref(), level, cost, cost)?;
+        }
+        // Every movement changes its level, so none is left; if one were, it is indexed
+        // here rather than lost from its level's history.
+        debug_assert!(seqs.is_empty(), "movements without their level: {seqs:?}");
+        for ((p, w), left) in seqs {
+            for seq in left {
+                self.by_level.insert((p, w, seq), ())?;
+            }
         }
         Ok(Applied {
             created,
@@ -536,6 +549,36 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
+    /// Writes a level's row with the seqs of its latest movements (`new_seqs`, this
+    /// command's, after those the row kept); once more than `LEVEL_RECENT_SEQS_MAX`, they all
+    /// go to `history_by_level` at once, one leaf for many movements of a busy level.
+    /// Returns the level before.
+    fn write_level(
+        &mut self,
+        p: &str,
+        w: &str,
+        level: &Level,
+        new_seqs: &[u64],
+    ) -> Result<Option<Level>, redb::StorageError> {
+        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(e.to_string());
+        let (old, mut recent) = match self.levels.read()?.get((p, w))? {
+            Some(v) => {
+                let (level, recent) = codec::decode_level_row(v.value()).map_err(corrupt)?;
+                (Some(level), recent)
+            }
+            None => (None, Vec::new()),
+        };
+        recent.extend_from_slice(new_seqs);
+        if recent.len() > codec::LEVEL_RECENT_SEQS_MAX {
+            for seq in recent.drain(..) {
+                self.by_level.insert((p, w, seq), ())?;
+            }
+        }
+        self.levels
+            .insert((p, w), codec::level_row(level, &recent).as_slice())?;
+        Ok(old)
+    }
+
     fn append(
         &mut self,
         draft: ledger::Draft,
@@ -569,7 +612,8 @@ impl<'t> Tables<'t> {
             })?;
         } else {
             self.journal.insert(seq, bytes.as_slice())?;
-            self.by_level.insert((p, w, seq), ())?;
+            // `history_by_level` gets it later, with the level's other recent seqs (the
+            // level row keeps them until then: `write_level`).
             self.by_warehouse.insert((w, seq), ())?;
             if let Some(r) = &m.draft.reference_id {
                 self.by_reference.insert((r.as_str(), seq), ())?;
@@ -753,6 +797,9 @@ pub fn apply_offline(
         ..WriteCtx::default()
     };
     let mut applied = 0u64;
+    // The helper thread indexes the imported rows: the seqs level rows keep go to the
+    // index first, so a level's index stays older than what its row keeps (none here).
+    index_recent_seqs(&txn).map_err(|e| storage(&e))?;
     std::thread::scope(|scope| {
         let (to_helper, batches) = std::sync::mpsc::sync_channel(JOURNAL_BATCHES_QUEUED_MAX);
         let helper = scope.spawn(|| write_journal_rows(&txn, batches));
@@ -788,6 +835,31 @@ pub fn apply_offline(
     })?;
     txn.commit().map_err(|e| storage(&e))?;
     Ok(applied)
+}
+
+/// Moves the seqs every level row keeps into `history_by_level` (before an import).
+fn index_recent_seqs(txn: &WriteTransaction) -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut levels = txn.open_table(LEVELS).map_err(|x| e(&x))?;
+    let mut kept = Vec::new();
+    for row in levels.iter().map_err(|x| e(&x))? {
+        let (k, v) = row.map_err(|x| e(&x))?;
+        let (level, recent) = codec::decode_level_row(v.value()).map_err(|x| e(&x))?;
+        if !recent.is_empty() {
+            let (p, w) = k.value();
+            kept.push((p.to_string(), w.to_string(), level, recent));
+        }
+    }
+    let mut by_level = txn.open_table(HISTORY_BY_LEVEL).map_err(|x| e(&x))?;
+    for (p, w, level, recent) in kept {
+        for seq in recent {
+            by_level.insert((p.as_str(), w.as_str(), seq), ()).map_err(|x| e(&x))?;
+        }
+        levels
+            .insert((p.as_str(), w.as_str()), codec::level_row(&level, &[]).as_slice())
+            .map_err(|x| e(&x))?;
+    }
+    Ok(())
 }
 
 /// The import's commands, each through the ledger and `Tables::write`, until the first

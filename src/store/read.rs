@@ -584,12 +584,8 @@ impl Reader {
             Index::Level => {
                 let (p, w) = (s(&filter.product), s(&filter.warehouse));
                 let t = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
-                for row in t
-                    .range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi))
-                    .map_err(storage_error)?
-                    .rev()
-                {
-                    if !visit(row.map_err(storage_error)?.0.value().2)? {
+                for seq in self.level_history(&t, &p, &w, lo, hi)? {
+                    if !visit(seq.map_err(storage_error)?)? {
                         break;
                     }
                 }
@@ -603,12 +599,7 @@ impl Reader {
                 let t = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
                 let mut heads = Vec::with_capacity(warehouses.len());
                 for w in &warehouses {
-                    let range = t
-                        .range((p.as_str(), w.as_str(), lo)..=(p.as_str(), w.as_str(), hi))
-                        .map_err(storage_error)?
-                        .rev()
-                        .map(|row| row.map(|(k, _)| k.value().2));
-                    heads.push(range.peekable());
+                    heads.push(self.level_history(&t, &p, w, lo, hi)?.peekable());
                 }
                 loop {
                     let mut newest: Option<(usize, u64)> = None;
@@ -656,6 +647,33 @@ impl Reader {
             }
         }
         Ok(acc.finish(|m: &Movement| cursor_encode(&[&m.seq.to_string()])))
+    }
+
+    /// The seqs of a level's movements in `lo..=hi`, newest first: those its row keeps
+    /// (the latest, `codec::LEVEL_RECENT_SEQS_MAX` at most), then `history_by_level`'s.
+    fn level_history<'t>(
+        &self,
+        index: &'t ReadOnlyTable<(&'static str, &'static str, u64), ()>,
+        p: &str,
+        w: &str,
+        lo: u64,
+        hi: u64,
+    ) -> Result<impl Iterator<Item = Result<u64, redb::StorageError>> + 't, StoreError> {
+        let recent = match table(&self.snap.txn, LEVELS)?.get((p, w)).map_err(storage_error)? {
+            Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1,
+            None => Vec::new(),
+        };
+        let older = index
+            .range((p, w, lo)..=(p, w, hi))
+            .map_err(storage_error)?
+            .rev()
+            .map(|row| row.map(|(k, _)| k.value().2));
+        let recent = recent
+            .into_iter()
+            .rev()
+            .filter(move |seq| (lo..=hi).contains(seq))
+            .map(Ok);
+        Ok(recent.chain(older))
     }
 
     /// Number of journal entries (O(1): redb keeps table lengths).

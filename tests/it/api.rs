@@ -1196,3 +1196,42 @@ fn product_history_across_warehouses_merges_newest_first() {
         .collect();
     assert_eq!(seqs, expected[5..10].to_vec());
 }
+
+/// A level row keeps the seqs of its latest movements until there are more than 16 of them,
+/// then they go to `history_by_level` together: a level's and a product's history read
+/// both, newest first, whichever side of that boundary a page starts on.
+#[test]
+fn level_and_product_history_span_the_level_rows_recent_seqs_and_the_index() {
+    let server = Server::open();
+    server.product("p");
+    server.warehouse("w2");
+    let mut at_default = Vec::new();
+    let mut all = Vec::new();
+    for i in 0..41 {
+        let warehouse = if i % 3 == 2 { "w2" } else { "default" };
+        let seq = server.movement("p", warehouse, "in", 1)["seq"].as_u64().expect("seq");
+        if warehouse == "default" {
+            at_default.push(seq);
+        }
+        all.push(seq);
+    }
+    at_default.reverse();
+    all.reverse();
+    let seqs = |rows: Vec<Value>| -> Vec<u64> { rows.iter().map(|r| r["seq"].as_u64().expect("seq")).collect() };
+    for limit in [1, 5, 16, 17, 50] {
+        let level = server.walk_cursor(
+            &format!("/api/inventory/movements?product_id=p&warehouse_id=default&limit={limit}"),
+            50,
+        );
+        assert_eq!(seqs(level), at_default, "level, pages of {limit}");
+        let product = server.walk_cursor(&format!("/api/inventory/movements?product_id=p&limit={limit}"), 50);
+        assert_eq!(seqs(product), all, "product, pages of {limit}");
+    }
+    let res = server.get("/api/inventory/movements?product_id=p&warehouse_id=default&limit=3&page=2");
+    res.expect(200);
+    assert_eq!(res.json()["meta"]["total"], at_default.len());
+    assert_eq!(
+        seqs(res.json()["data"].as_array().expect("list").clone()),
+        at_default[3..6].to_vec()
+    );
+}
