@@ -243,23 +243,26 @@ pub fn level(l: &Level) -> Vec<u8> {
 }
 
 /// Most seqs a level row keeps of its latest movements before they go to
-/// `history_by_level` together (`Tables::write`). The index's leaf is random per level, so
-/// writing it with every movement was a page to find, copy and checksum at every commit
-/// and to write at every checkpoint: without that insert, a temporary build did 17–33 %
-/// more movements/s and 28–34 % more bulk lines/s (docs/benchmarks.md). The level row is
-/// rewritten by every movement anyway; with 16 seqs it is at most 129 bytes longer.
-pub const LEVEL_RECENT_SEQS_MAX: usize = 16;
+/// `history_by_level` together (`Tables::write_level`). The index's leaf is random per
+/// level, so writing it with every movement was a page to find, copy and checksum at every
+/// commit and to write at every checkpoint: without that insert, a temporary build did
+/// 17–33 % more movements/s and 28–34 % more bulk lines/s (docs/benchmarks.md). The level
+/// row is rewritten by every movement anyway.
+pub const LEVEL_RECENT_SEQS_MAX: usize = 8;
 
-/// A level row: the level, then the seqs of its latest movements not yet in
-/// `history_by_level` (oldest first; every one newer than any of the level's there).
-/// A row without them (before this suffix existed) has none.
+/// A level row: the level, then how many seqs of its latest movements are not yet in
+/// `history_by_level` (oldest first; every one newer than any of the level's there), in
+/// `LEVEL_RECENT_SEQS_MAX` slots whatever the count: a row that keeps its length is
+/// rewritten in place in its B-tree leaf, and one that grew by a seq with every movement
+/// cost more than the index insert it saved. A row without the slots (every row written
+/// before them) keeps none.
 pub fn level_row(l: &Level, recent: &[u64]) -> Vec<u8> {
     let mut row = level(l);
-    if !recent.is_empty() {
-        row.push(u8::try_from(recent.len()).unwrap_or(u8::MAX));
-        for seq in recent {
-            row.extend_from_slice(&seq.to_le_bytes());
-        }
+    let kept = recent.len().min(LEVEL_RECENT_SEQS_MAX);
+    row.push(kept as u8);
+    for slot in 0..LEVEL_RECENT_SEQS_MAX {
+        let seq = if slot < kept { recent[slot] } else { 0 };
+        row.extend_from_slice(&seq.to_le_bytes());
     }
     row
 }
@@ -633,14 +636,18 @@ mod tests {
         let row = level_row(&l, &[4, 9, 12]);
         assert_eq!(decode_level_row(&row).unwrap(), (l.clone(), vec![4, 9, 12]));
         assert_eq!(decode_level(&row).unwrap(), l);
-        // A row written before the suffix existed, or with nothing kept, is the level alone.
-        assert_eq!(level_row(&l, &[]), level(&l));
+        // Every row has the same length, whatever it keeps.
+        assert_eq!(level_row(&l, &[]).len(), row.len());
+        assert_eq!(decode_level_row(&level_row(&l, &[])).unwrap(), (l.clone(), Vec::new()));
+        // A row written before the slots existed keeps nothing.
         assert_eq!(decode_level_row(&level(&l)).unwrap(), (l.clone(), Vec::new()));
         // More than a row may keep, or a cut suffix: refused, never misread.
         let mut too_many = level(&l);
         too_many.push(LEVEL_RECENT_SEQS_MAX as u8 + 1);
         assert!(decode_level_row(&too_many).is_err());
-        assert!(decode_level_row(&row[..row.len() - 1]).is_err());
+        let mut cut = level(&l);
+        cut.extend_from_slice(&[2, 1, 0, 0]);
+        assert!(decode_level_row(&cut).is_err());
     }
 
     #[test]

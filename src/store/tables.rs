@@ -3,8 +3,10 @@
 
 use redb::TableDefinition;
 
-/// Format version of the data file; a file from a newer version is refused.
-pub const FORMAT_VERSION: u64 = 1;
+/// Format version of the data file; a file from a newer version is refused. 2: a level
+/// row may keep the seqs of its latest movements (`codec::level_row`), which a version
+/// before would read as history missing, so it refuses the file instead.
+pub const FORMAT_VERSION: u64 = 2;
 /// Marks a redb file as stockd's (`META[MAGIC_KEY] = MAGIC`).
 pub const MAGIC_KEY: &str = "magic";
 pub const MAGIC: &[u8] = b"stockd";

@@ -3,7 +3,9 @@
 //! every product and warehouse gets its stable number (`ledger::direct_number`, `0` for
 //! the default warehouse, else an assigned one), and the roll-ups are summed again from
 //! the journal with this version's definitions (`Rollup::of`: only on-hand changes count,
-//! transfer figures kept apart). A file at the level is not written to.
+//! transfer figures kept apart). Level 2: the file says format 2 (level rows may keep
+//! their latest seqs), so an earlier stockd refuses it rather than show histories without
+//! them; nothing else changes. A file at the level is not written to.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,9 @@ use super::tables::*;
 use crate::ledger::{self, NumberSpace};
 
 /// The level this version writes (`META[UPGRADE_KEY]`).
-pub const UPGRADE_LEVEL: u64 = 1;
+pub const UPGRADE_LEVEL: u64 = 2;
+/// The level whose step numbers records and sums roll-ups again.
+const LEVEL_NUMBERS: u64 = 1;
 
 /// Counts the journal's entries that change no on_hand (`HIDDEN_ENTRIES_KEY`), which the
 /// writer keeps counting from here on.
@@ -60,15 +64,18 @@ pub fn upgrade(db: &Database, default_warehouse: &str) -> Result<(), redb::Error
     }
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    if current >= UPGRADE_LEVEL {
+    if current >= LEVEL_NUMBERS {
         number_records(&txn, NumberSpace::Warehouse, None)?;
     } else {
         number_records(&txn, NumberSpace::Warehouse, Some(default_warehouse))?;
         number_records(&txn, NumberSpace::Product, None)?;
         sum_rollups_again(&txn)?;
         count_hidden_entries(&txn)?;
-        txn.open_table(META)?
-            .insert(UPGRADE_KEY, UPGRADE_LEVEL.to_le_bytes().as_slice())?;
+    }
+    if current < UPGRADE_LEVEL {
+        let mut meta = txn.open_table(META)?;
+        meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
+        meta.insert(UPGRADE_KEY, UPGRADE_LEVEL.to_le_bytes().as_slice())?;
     }
     txn.commit()?;
     Ok(())
