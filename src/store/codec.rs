@@ -252,10 +252,10 @@ pub const LEVEL_RECENT_SEQS_MAX: usize = 8;
 
 /// A level row: the level, then how many seqs of its latest movements are not yet in
 /// `history_by_level` (oldest first; every one newer than any of the level's there), in
-/// `LEVEL_RECENT_SEQS_MAX` slots whatever the count: a row that keeps its length is
-/// rewritten in place in its B-tree leaf, and one that grew by a seq with every movement
-/// cost more than the index insert it saved. A row without the slots (every row written
-/// before them) keeps none.
+/// `LEVEL_RECENT_SEQS_MAX` slots whatever the count, so the row keeps its length (a first
+/// version whose row grew by a seq with every movement gained less than this one, likely
+/// because redb rewrites a value of unchanged length in place). A row without the slots
+/// (every row written before them) keeps none.
 pub fn level_row(l: &Level, recent: &[u64]) -> Vec<u8> {
     let mut row = level(l);
     let kept = recent.len().min(LEVEL_RECENT_SEQS_MAX);

@@ -1197,7 +1197,7 @@ fn product_history_across_warehouses_merges_newest_first() {
     assert_eq!(seqs, expected[5..10].to_vec());
 }
 
-/// A level row keeps the seqs of its latest movements until there are more than 16 of them,
+/// A level row keeps the seqs of its latest movements until there are more than 8 of them,
 /// then they go to `history_by_level` together: a level's and a product's history read
 /// both, newest first, whichever side of that boundary a page starts on.
 #[test]
