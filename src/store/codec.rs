@@ -258,10 +258,10 @@ pub const LEVEL_RECENT_SEQS_MAX: usize = 8;
 /// (every row written before them) keeps none.
 pub fn level_row(l: &Level, recent: &[u64]) -> Vec<u8> {
     let mut row = level(l);
-    let kept = recent.len().min(LEVEL_RECENT_SEQS_MAX);
-    row.push(kept as u8);
-    for slot in 0..LEVEL_RECENT_SEQS_MAX {
-        let seq = if slot < kept { recent[slot] } else { 0 };
+    let kept = &recent[..recent.len().min(LEVEL_RECENT_SEQS_MAX)];
+    row.push(kept.len() as u8);
+    let empty = std::iter::repeat_n(0u64, LEVEL_RECENT_SEQS_MAX - kept.len());
+    for seq in kept.iter().copied().chain(empty) {
         row.extend_from_slice(&seq.to_le_bytes());
     }
     row
