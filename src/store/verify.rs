@@ -68,6 +68,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
     let mut hidden = 0u64;
+    let mut per_level: BTreeMap<(String, String), u64> = BTreeMap::new();
     for row in journal.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let seq = k.value();
@@ -99,6 +100,9 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         let key = (day_of(m.at_ms), m.draft.warehouse.clone(), m.draft.product.clone());
         rollups.entry(key).or_default().add(&Rollup::of(&m));
         hidden += u64::from(!m.draft.kind.moves_on_hand());
+        *per_level
+            .entry((m.draft.product.clone(), m.draft.warehouse.clone()))
+            .or_default() += 1;
         prev = m.hash;
         expected = seq + 1;
         report.movements += 1;
@@ -121,7 +125,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     for row in levels.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let (p, w) = k.value();
-        let level = codec::decode_level(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
+        let (level, recent) = codec::decode_level_row(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
         let cost = match products.get(p).map_err(s)? {
             Some(row) => {
                 codec::decode_product(row.value())
@@ -142,7 +146,12 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
                 level.buckets, from_journal
             ));
         }
+        let movements = per_level.remove(&key).unwrap_or(0);
+        check_level_history(txn, &journal, (p, w), &recent, movements)?;
         report.levels += 1;
+    }
+    if let Some(((p, w), n)) = per_level.into_iter().next() {
+        return Err(format!("level {p}/{w}: missing, the journal has {n} movements of it"));
     }
     if let Some(((p, w), b)) = folded.into_iter().find(|(_, b)| !b.is_zero()) {
         return Err(format!("level {p}/{w}: missing, the journal folds to {b:?}"));
@@ -167,6 +176,49 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     }
     if let Some((id, _)) = batch_seen.into_iter().next() {
         return Err(format!("batch {id}: movements name it but it has no record"));
+    }
+    Ok(())
+}
+
+/// A level's history — the seqs its row keeps, then its `history_by_level` range — has as
+/// many entries as the journal has movements of the level; what the row keeps are
+/// movements of that level, in order, newer than everything indexed.
+fn check_level_history(
+    txn: &ReadTransaction,
+    journal: &redb::ReadOnlyTable<u64, &[u8]>,
+    (p, w): (&str, &str),
+    recent: &[u64],
+    movements: u64,
+) -> Result<(), String> {
+    let s = |e: redb::StorageError| format!("storage: {e}");
+    let index = txn.open_table(HISTORY_BY_LEVEL).map_err(|e| e.to_string())?;
+    let (mut indexed, mut last_indexed) = (0u64, 0u64);
+    for row in index.range((p, w, 0)..=(p, w, u64::MAX)).map_err(s)? {
+        last_indexed = row.map_err(s)?.0.value().2;
+        indexed += 1;
+    }
+    let mut after = last_indexed;
+    for &seq in recent {
+        if seq <= after {
+            return Err(format!("level {p}/{w}: its row keeps seq {seq} after {after}"));
+        }
+        let of_level = match journal.get(seq).map_err(s)? {
+            Some(v) => {
+                let m = codec::decode_movement(v.value()).map_err(|e| format!("seq {seq}: {e}"))?;
+                m.draft.product == p && m.draft.warehouse == w
+            }
+            None => false,
+        };
+        if !of_level {
+            return Err(format!("level {p}/{w}: its row keeps seq {seq}, not a movement of it"));
+        }
+        after = seq;
+    }
+    let listed = indexed + recent.len() as u64;
+    if listed != movements {
+        return Err(format!(
+            "level {p}/{w}: its history lists {listed} movements, the journal has {movements}"
+        ));
     }
     Ok(())
 }

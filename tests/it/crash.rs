@@ -437,6 +437,21 @@ fn verify_detects_tampering() {
     assert_eq!(out.code, Some(1), "a removed movement: {}", out.stdout);
     assert!(out.stdout.contains("gap"), "{}", out.stdout);
 
+    // A level row that lost the seqs of its latest movements: its history lacks them.
+    let path = stopped_file(dir.path(), "history.redb");
+    tamper(&path, tables::LEVELS, ("p1", "w1"), |old| {
+        let (level, recent) = codec::decode_level_row(old).expect("a level row");
+        assert_eq!(recent, vec![1, 2, 3], "the row keeps the level's three movements");
+        Some(codec::level_row(&level, &[]))
+    });
+    let out = verify(&path);
+    assert_eq!(out.code, Some(1), "a history without its latest: {}", out.stdout);
+    assert!(
+        out.stdout.contains("level p1/w1: its history lists 0"),
+        "{}",
+        out.stdout
+    );
+
     // And the daemon's own check says the same of a live file.
     let path = stopped_file(dir.path(), "live.redb");
     tamper(&path, tables::LEVELS, ("p1", "w1"), |old| {
