@@ -659,7 +659,7 @@ impl Reader {
         lo: u64,
         hi: u64,
     ) -> Result<impl Iterator<Item = Result<u64, redb::StorageError>> + 't, StoreError> {
-        let recent = match table(&self.snap.txn, LEVELS)?.get((p, w)).map_err(storage_error)? {
+        let recent = match self.snap.levels()?.get((p, w)).map_err(storage_error)? {
             Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1,
             None => Vec::new(),
         };

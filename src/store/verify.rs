@@ -122,6 +122,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let mut stats: BTreeMap<String, Stats> = BTreeMap::new();
     let mut low: BTreeSet<(String, String)> = BTreeSet::new();
     let levels = txn.open_table(LEVELS).map_err(|e| e.to_string())?;
+    let history = txn.open_table(HISTORY_BY_LEVEL).map_err(|e| e.to_string())?;
     for row in levels.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let (p, w) = k.value();
@@ -147,7 +148,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
             ));
         }
         let movements = per_level.remove(&key).unwrap_or(0);
-        check_level_history(txn, &journal, (p, w), &recent, movements)?;
+        check_level_history(&journal, &history, (p, w), &recent, movements)?;
         report.levels += 1;
     }
     if let Some(((p, w), n)) = per_level.into_iter().next() {
@@ -184,14 +185,13 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
 /// many entries as the journal has movements of the level; what the row keeps are
 /// movements of that level, in order, newer than everything indexed.
 fn check_level_history(
-    txn: &ReadTransaction,
     journal: &redb::ReadOnlyTable<u64, &[u8]>,
+    index: &redb::ReadOnlyTable<(&str, &str, u64), ()>,
     (p, w): (&str, &str),
     recent: &[u64],
     movements: u64,
 ) -> Result<(), String> {
     let s = |e: redb::StorageError| format!("storage: {e}");
-    let index = txn.open_table(HISTORY_BY_LEVEL).map_err(|e| e.to_string())?;
     let (mut indexed, mut last_indexed) = (0u64, 0u64);
     for row in index.range((p, w, 0)..=(p, w, u64::MAX)).map_err(s)? {
         last_indexed = row.map_err(s)?.0.value().2;
