@@ -399,6 +399,17 @@ fn tamper<K: redb::Key + 'static>(
     txn.commit().expect("commit");
 }
 
+/// `stockd verify` of `path` exits 1 and its report contains `needle`.
+fn verify_fails_naming(path: &std::path::Path, case: &str, needle: &str) {
+    let out = verify(path);
+    assert_eq!(out.code, Some(1), "{case}: {}", out.stdout);
+    assert!(
+        out.stdout.contains(needle),
+        "{case}: the report names `{needle}`: {}",
+        out.stdout
+    );
+}
+
 #[test]
 fn verify_detects_tampering() {
     use stockd::store::{codec, tables};
@@ -411,13 +422,7 @@ fn verify_detects_tampering() {
         level.buckets.on_hand += 1;
         Some(codec::level(&level))
     });
-    let out = verify(&path);
-    assert_eq!(out.code, Some(1), "a changed level: {}", out.stdout);
-    assert!(
-        out.stdout.contains("level p1/w1"),
-        "the report names the level: {}",
-        out.stdout
-    );
+    verify_fails_naming(&path, "a changed level", "level p1/w1");
 
     // An edited journal entry breaks the hash chain.
     let path = stopped_file(dir.path(), "note.redb");
@@ -426,16 +431,12 @@ fn verify_detects_tampering() {
         m.draft.note = Some("never sold".into());
         Some(codec::movement(&m))
     });
-    let out = verify(&path);
-    assert_eq!(out.code, Some(1), "an edited note: {}", out.stdout);
-    assert!(out.stdout.contains("hash chain"), "{}", out.stdout);
+    verify_fails_naming(&path, "an edited note", "hash chain");
 
     // A removed journal entry is a gap.
     let path = stopped_file(dir.path(), "gap.redb");
     tamper(&path, tables::JOURNAL, 2u64, |_| None);
-    let out = verify(&path);
-    assert_eq!(out.code, Some(1), "a removed movement: {}", out.stdout);
-    assert!(out.stdout.contains("gap"), "{}", out.stdout);
+    verify_fails_naming(&path, "a removed movement", "gap");
 
     // A level row that lost the seqs of its latest movements: its history lacks them.
     let path = stopped_file(dir.path(), "history.redb");
@@ -444,12 +445,10 @@ fn verify_detects_tampering() {
         assert_eq!(recent, vec![1, 2, 3], "the row keeps the level's three movements");
         Some(codec::level_row(&level, &[]))
     });
-    let out = verify(&path);
-    assert_eq!(out.code, Some(1), "a history without its latest: {}", out.stdout);
-    assert!(
-        out.stdout.contains("level p1/w1: its history lists 0"),
-        "{}",
-        out.stdout
+    verify_fails_naming(
+        &path,
+        "a history without its latest",
+        "level p1/w1: its history lists 0",
     );
 
     // And the daemon's own check says the same of a live file.
