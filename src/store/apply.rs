@@ -92,6 +92,9 @@ pub(super) struct Tables<'t> {
     /// thread (`apply_offline`). `None` for the writer: its rows go into the tables, each
     /// insert recorded for its log record.
     journal_rows: Option<JournalRows>,
+    /// The levels the current command moved: each row as it stood before the command, and
+    /// the level's chain with the command's movements (`append`), for `write_level`.
+    moved: HashMap<(String, String), (Option<Level>, codec::LevelChain)>,
 }
 
 /// What a group adds to the roll-ups and warehouse stats, folded into [`Held`] at its end.
@@ -157,6 +160,7 @@ impl<'t> Tables<'t> {
             pending: Pending::default(),
             held: Held::default(),
             journal_rows: None,
+            moved: HashMap::default(),
         }
     }
 
@@ -474,31 +478,21 @@ impl<'t> Tables<'t> {
             self.batches_by_kind
                 .insert((record.kind.as_str(), seq_first), id.as_str())?;
         }
-        // The seqs each level got in this command, for its row (an import's helper thread
-        // writes `history_by_level` itself).
-        let mut seqs: HashMap<(&str, &str), Vec<u64>> = HashMap::default();
-        if self.journal_rows.is_none() {
-            for m in &movements {
-                let key = (m.draft.product.as_str(), m.draft.warehouse.as_str());
-                seqs.entry(key).or_default().push(m.seq);
-            }
-        }
         for ((p, w), level) in &levels {
-            let new_seqs = seqs.remove(&(p.as_str(), w.as_str())).unwrap_or_default();
-            let old = self.write_level(p, w, level, &new_seqs)?;
+            let old = self.write_level(p, w, level)?;
             if old.is_none() {
                 self.levels_by_warehouse.insert((w.as_str(), p.as_str()), ())?;
             }
             let cost = self.unit_cost(p)?;
             self.restate(p, w, old.as_ref(), level, cost, cost)?;
         }
-        // Every movement changes its level, so none is left; if one were, it is indexed
-        // here rather than lost from its level's history.
-        debug_assert!(seqs.is_empty(), "movements without their level: {seqs:?}");
-        for ((p, w), left) in seqs {
-            for seq in left {
-                self.by_level.insert((p, w, seq), ())?;
-            }
+        // Every movement changes its level (the ledger's invariant), so its row took the
+        // chain's new head. One that did not would leave its movements out of the level's
+        // history: the group fails instead.
+        if let Some(((p, w), _)) = self.moved.drain().next() {
+            return Err(redb::StorageError::Corrupted(format!(
+                "a movement of level {p}/{w} without the level's new row"
+            )));
         }
         Ok(Applied {
             created,
@@ -549,34 +543,47 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Writes a level's row with the seqs of its latest movements (`new_seqs`, this
-    /// command's, after those the row kept); once more than `LEVEL_RECENT_SEQS_MAX`, they all
-    /// go to `history_by_level` at once, one leaf for many movements of a busy level.
+    /// Writes a level's row, with its chain as the command's movements left it (`append`).
     /// Returns the level before.
-    fn write_level(
-        &mut self,
-        p: &str,
-        w: &str,
-        level: &Level,
-        new_seqs: &[u64],
-    ) -> Result<Option<Level>, redb::StorageError> {
-        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(e.to_string());
-        let (old, mut recent) = match self.levels.read()?.get((p, w))? {
-            Some(v) => {
-                let (level, recent) = codec::decode_level_row(v.value()).map_err(corrupt)?;
-                (Some(level), recent)
-            }
-            None => (None, Vec::new()),
+    fn write_level(&mut self, p: &str, w: &str, level: &Level) -> Result<Option<Level>, redb::StorageError> {
+        let (old, chain) = match self.moved.remove(&(p.to_string(), w.to_string())) {
+            Some(moved) => moved,
+            None => self.stored_level(p, w)?,
         };
-        recent.extend_from_slice(new_seqs);
-        if recent.len() > codec::LEVEL_RECENT_SEQS_MAX {
-            for seq in recent.drain(..) {
-                self.by_level.insert((p, w, seq), ())?;
-            }
-        }
-        self.levels
-            .insert((p, w), codec::level_row(level, &recent).as_slice())?;
+        self.levels.insert((p, w), codec::level_row(level, chain).as_slice())?;
         Ok(old)
+    }
+
+    /// A level's row as stored: the level (`None`: no row yet) and its chain.
+    fn stored_level(&mut self, p: &str, w: &str) -> Result<(Option<Level>, codec::LevelChain), redb::StorageError> {
+        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(format!("level {p}/{w}: {e}"));
+        match self.levels.read()?.get((p, w))? {
+            Some(v) => {
+                let (level, chain) = codec::decode_level_row(v.value()).map_err(corrupt)?;
+                Ok((Some(level), chain))
+            }
+            None => Ok((None, codec::LevelChain::default())),
+        }
+    }
+
+    /// Links movement `seq` into its level's chain: returns the seq of the level's previous
+    /// movement, and indexes every `HISTORY_MARK_INTERVAL`-th movement of the level.
+    fn link(&mut self, p: &str, w: &str, seq: u64) -> Result<u64, redb::StorageError> {
+        let key = (p.to_string(), w.to_string());
+        let chain = match self.moved.get_mut(&key) {
+            Some((_, chain)) => chain,
+            None => {
+                let stored = self.stored_level(p, w)?;
+                &mut self.moved.entry(key).or_insert(stored).1
+            }
+        };
+        let prev = chain.head;
+        chain.head = seq;
+        chain.moves += 1;
+        if chain.moves % HISTORY_MARK_INTERVAL == 0 {
+            self.by_level.insert((p, w, seq), ())?;
+        }
+        Ok(prev)
     }
 
     fn append(
@@ -599,21 +606,20 @@ impl<'t> Tables<'t> {
         };
         let canonical = codec::movement_canonical(&m);
         m.hash = chain_hash(&chain.hash_last, &canonical);
+        let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
+        let prev = self.link(p, w, seq)?;
         let mut bytes = canonical;
         bytes.extend_from_slice(&m.hash);
-        let (p, w) = (m.draft.product.as_str(), m.draft.warehouse.as_str());
+        bytes.extend_from_slice(&prev.to_le_bytes());
         if let Some(rows) = &mut self.journal_rows {
             rows.push(JournalRow {
                 seq,
                 bytes,
-                product: p.to_string(),
                 warehouse: w.to_string(),
                 reference: m.draft.reference_id.clone(),
             })?;
         } else {
             self.journal.insert(seq, bytes.as_slice())?;
-            // `history_by_level` gets it later, with the level's other recent seqs (the
-            // level row keeps them until then: `write_level`).
             self.by_warehouse.insert((w, seq), ())?;
             if let Some(r) = &m.draft.reference_id {
                 self.by_reference.insert((r.as_str(), seq), ())?;
@@ -707,11 +713,10 @@ const JOURNAL_ROWS_BATCH: usize = 256;
 /// Batches in flight to the helper; the import waits beyond that.
 const JOURNAL_BATCHES_QUEUED_MAX: usize = 8;
 
-/// One movement's rows in the journal and its three history indexes.
+/// One movement's rows in the journal and its history indexes by warehouse and reference.
 struct JournalRow {
     seq: u64,
     bytes: Vec<u8>,
-    product: String,
     warehouse: String,
     reference: Option<String>,
 }
@@ -749,15 +754,12 @@ fn write_journal_rows(
 ) -> Result<(), redb::StorageError> {
     let open = |e: redb::TableError| redb::StorageError::Corrupted(e.to_string());
     let mut journal = txn.open_table(JOURNAL).map_err(open)?;
-    let mut by_level = txn.open_table(HISTORY_BY_LEVEL).map_err(open)?;
     let mut by_warehouse = txn.open_table(HISTORY_BY_WAREHOUSE).map_err(open)?;
     let mut by_reference = txn.open_table(HISTORY_BY_REFERENCE).map_err(open)?;
     for batch in batches {
         for row in batch {
-            let (p, w) = (row.product.as_str(), row.warehouse.as_str());
             journal.insert(row.seq, row.bytes.as_slice())?;
-            by_level.insert((p, w, row.seq), ())?;
-            by_warehouse.insert((w, row.seq), ())?;
+            by_warehouse.insert((row.warehouse.as_str(), row.seq), ())?;
             if let Some(r) = &row.reference {
                 by_reference.insert((r.as_str(), row.seq), ())?;
             }
@@ -797,9 +799,6 @@ pub fn apply_offline(
         ..WriteCtx::default()
     };
     let mut applied = 0u64;
-    // The helper thread indexes the imported rows: the seqs level rows keep go to the
-    // index first, so a level's index stays older than what its row keeps (none here).
-    index_recent_seqs(&txn).map_err(|e| storage(&e))?;
     std::thread::scope(|scope| {
         let (to_helper, batches) = std::sync::mpsc::sync_channel(JOURNAL_BATCHES_QUEUED_MAX);
         let helper = scope.spawn(|| write_journal_rows(&txn, batches));
@@ -835,31 +834,6 @@ pub fn apply_offline(
     })?;
     txn.commit().map_err(|e| storage(&e))?;
     Ok(applied)
-}
-
-/// Moves the seqs every level row keeps into `history_by_level` (before an import).
-fn index_recent_seqs(txn: &WriteTransaction) -> Result<(), String> {
-    let e = |e: &dyn std::fmt::Display| e.to_string();
-    let mut levels = txn.open_table(LEVELS).map_err(|x| e(&x))?;
-    let mut kept = Vec::new();
-    for row in levels.iter().map_err(|x| e(&x))? {
-        let (k, v) = row.map_err(|x| e(&x))?;
-        let (level, recent) = codec::decode_level_row(v.value()).map_err(|x| e(&x))?;
-        if !recent.is_empty() {
-            let (p, w) = k.value();
-            kept.push((p.to_string(), w.to_string(), level, recent));
-        }
-    }
-    let mut by_level = txn.open_table(HISTORY_BY_LEVEL).map_err(|x| e(&x))?;
-    for (p, w, level, recent) in kept {
-        for seq in recent {
-            by_level.insert((p.as_str(), w.as_str(), seq), ()).map_err(|x| e(&x))?;
-        }
-        levels
-            .insert((p.as_str(), w.as_str()), codec::level_row(&level, &[]).as_slice())
-            .map_err(|x| e(&x))?;
-    }
-    Ok(())
 }
 
 /// The import's commands, each through the ledger and `Tables::write`, until the first

@@ -160,14 +160,35 @@ pub fn movement_canonical(m: &Movement) -> Vec<u8> {
     e.0
 }
 
-/// Canonical bytes followed by the 32-byte hash.
+/// Canonical bytes followed by the 32-byte hash (a movement in a stored outcome).
 pub fn movement(m: &Movement) -> Vec<u8> {
     let mut bytes = movement_canonical(m);
     bytes.extend_from_slice(&m.hash);
     bytes
 }
 
+/// Bytes of the back-pointer at the end of a journal row.
+pub const JOURNAL_PREV_BYTES: usize = 8;
+
+/// A journal row: the movement's canonical bytes, its hash, then the seq of the previous
+/// movement of its level (`0`: none) — the level's history as a chain walked from the
+/// level row's head, newest first (no index insert per movement). The pointer is outside
+/// the bytes the hash covers, so the hash chain of a file written before it verifies
+/// unchanged.
+pub fn journal_row(m: &Movement, prev: u64) -> Vec<u8> {
+    let mut bytes = movement(m);
+    bytes.extend_from_slice(&prev.to_le_bytes());
+    bytes
+}
+
+/// The movement of a journal row (or of a stored outcome).
 pub fn decode_movement(buf: &[u8]) -> Result<Movement, CodecError> {
+    decode_journal_row(buf).map(|(m, _)| m)
+}
+
+/// A journal row read back: the movement and its back-pointer, `None` in a row written
+/// before pointers (file format 2 and older, until the upgrade gives it one).
+pub fn decode_journal_row(buf: &[u8]) -> Result<(Movement, Option<u64>), CodecError> {
     let mut d = Dec::new(buf, "movement")?;
     let seq = d.u64()?;
     let at_ms = d.i64()?;
@@ -190,11 +211,17 @@ pub fn decode_movement(buf: &[u8]) -> Result<Movement, CodecError> {
     let actor = d.str()?;
     let batch = d.opt_str()?;
     let idempotency_key = d.opt_str()?;
-    let rest = d.rest();
-    let hash: [u8; 32] = rest
+    let hash: [u8; 32] = d
+        .take(32)
+        .map_err(|_| CodecError("movement hash is not 32 bytes".into()))?
         .try_into()
         .map_err(|_| CodecError("movement hash is not 32 bytes".into()))?;
-    Ok(Movement {
+    let prev = match d.rest().len() {
+        0 => None,
+        JOURNAL_PREV_BYTES => Some(d.u64()?),
+        n => return Err(CodecError(format!("{n} bytes after a movement's hash"))),
+    };
+    let m = Movement {
         seq,
         at_ms,
         draft,
@@ -202,7 +229,20 @@ pub fn decode_movement(buf: &[u8]) -> Result<Movement, CodecError> {
         batch,
         idempotency_key,
         hash,
-    })
+    };
+    Ok((m, prev))
+}
+
+/// Reads only a journal row's back-pointer (rows of file format 3, which all have one).
+pub fn journal_prev(buf: &[u8]) -> Result<u64, CodecError> {
+    let at = buf
+        .len()
+        .checked_sub(JOURNAL_PREV_BYTES)
+        .filter(|&at| at > MOVEMENT_KIND_OFFSET)
+        .ok_or_else(|| CodecError("truncated journal row".into()))?;
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..]);
+    Ok(u64::from_le_bytes(b))
 }
 
 /// Byte offset of the kind code inside an encoded movement (after version, seq, time).
@@ -242,49 +282,46 @@ pub fn level(l: &Level) -> Vec<u8> {
     e.0
 }
 
-/// Most seqs a level row keeps of its latest movements before they go to
-/// `history_by_level` together (`Tables::write_level`). The index's leaf is random per
-/// level, so writing it with every movement was a page to find, copy and checksum at every
-/// commit and to write at every checkpoint: without that insert, a temporary build did
-/// 17–33 % more movements/s and 28–34 % more bulk lines/s (docs/benchmarks.md). The level
-/// row is rewritten by every movement anyway.
-pub const LEVEL_RECENT_SEQS_MAX: usize = 8;
+/// Where a level's history starts: the seq of its latest movement (`0`: none yet), the
+/// head of the chain its journal rows' back-pointers make, and how many movements it has
+/// had (every `HISTORY_MARK_INTERVAL`-th is also indexed in `history_by_level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LevelChain {
+    pub head: u64,
+    pub moves: u64,
+}
 
-/// A level row: the level, then how many seqs of its latest movements are not yet in
-/// `history_by_level` (oldest first; every one newer than any of the level's there), in
-/// `LEVEL_RECENT_SEQS_MAX` slots whatever the count, so the row keeps its length (a first
-/// version whose row grew by a seq with every movement gained less than this one, likely
-/// because redb rewrites a value of unchanged length in place). A row without the slots
-/// (every row written before them) keeps none.
-pub fn level_row(l: &Level, recent: &[u64]) -> Vec<u8> {
+/// Bytes of the chain fields at the end of a level row.
+const LEVEL_CHAIN_BYTES: usize = 16;
+
+/// A level row: the level, then its [`LevelChain`] in fixed-width fields (the row keeps its
+/// length movement after movement: redb rewrites such a value in place).
+pub fn level_row(l: &Level, chain: LevelChain) -> Vec<u8> {
     let mut row = level(l);
-    let kept = &recent[..recent.len().min(LEVEL_RECENT_SEQS_MAX)];
-    row.push(kept.len() as u8);
-    let empty = std::iter::repeat_n(0u64, LEVEL_RECENT_SEQS_MAX - kept.len());
-    for seq in kept.iter().copied().chain(empty) {
-        row.extend_from_slice(&seq.to_le_bytes());
-    }
+    row.extend_from_slice(&chain.head.to_le_bytes());
+    row.extend_from_slice(&chain.moves.to_le_bytes());
     row
 }
 
-/// [`level_row`] read back.
-pub fn decode_level_row(buf: &[u8]) -> Result<(Level, Vec<u64>), CodecError> {
+/// [`level_row`] read back. Rows written before the chain (file format 2 and older) have
+/// none: the upgrade to format 3 rewrites every row.
+pub fn decode_level_row(buf: &[u8]) -> Result<(Level, LevelChain), CodecError> {
     let mut d = Dec::new(buf, "level")?;
     let level = level_body(&mut d)?;
-    let mut recent = Vec::new();
-    if d.pos < d.buf.len() {
-        let n = d.u8()? as usize;
-        if n > LEVEL_RECENT_SEQS_MAX {
-            return Err(CodecError(format!("{n} recent seqs in a level row")));
-        }
-        for _ in 0..n {
-            recent.push(d.u64()?);
-        }
+    if d.rest().len() != LEVEL_CHAIN_BYTES {
+        return Err(CodecError(format!(
+            "a level row ends in {} bytes, not its chain's {LEVEL_CHAIN_BYTES}",
+            d.rest().len()
+        )));
     }
-    Ok((level, recent))
+    let chain = LevelChain {
+        head: d.u64()?,
+        moves: d.u64()?,
+    };
+    Ok((level, chain))
 }
 
-/// The level alone (a row's recent seqs, if any, are left unread).
+/// The level alone (a row's chain fields, if any, are left unread).
 pub fn decode_level(buf: &[u8]) -> Result<Level, CodecError> {
     let mut d = Dec::new(buf, "level")?;
     level_body(&mut d)
@@ -629,25 +666,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_level_row_keeps_its_recent_seqs_and_reads_rows_from_before_them() {
+    fn a_level_row_keeps_its_chain_in_fixed_fields() {
         let mut l = Level::default();
         l.buckets.on_hand = 7;
         l.channel_stock = vec![("web".into(), 3)];
-        let row = level_row(&l, &[4, 9, 12]);
-        assert_eq!(decode_level_row(&row).unwrap(), (l.clone(), vec![4, 9, 12]));
+        let chain = LevelChain { head: 12, moves: 130 };
+        let row = level_row(&l, chain);
+        assert_eq!(decode_level_row(&row).unwrap(), (l.clone(), chain));
         assert_eq!(decode_level(&row).unwrap(), l);
-        // Every row has the same length, whatever it keeps.
-        assert_eq!(level_row(&l, &[]).len(), row.len());
-        assert_eq!(decode_level_row(&level_row(&l, &[])).unwrap(), (l.clone(), Vec::new()));
-        // A row written before the slots existed keeps nothing.
-        assert_eq!(decode_level_row(&level(&l)).unwrap(), (l.clone(), Vec::new()));
-        // More than a row may keep, or a cut suffix: refused, never misread.
-        let mut too_many = level(&l);
-        too_many.push(LEVEL_RECENT_SEQS_MAX as u8 + 1);
-        assert!(decode_level_row(&too_many).is_err());
-        let mut cut = level(&l);
-        cut.extend_from_slice(&[2, 1, 0, 0]);
-        assert!(decode_level_row(&cut).is_err());
+        // Every row of a level has the same length, whatever its chain.
+        assert_eq!(level_row(&l, LevelChain::default()).len(), row.len());
+        // Rows from before the chain (no suffix, or format 2's 65-byte one) or a cut
+        // suffix: refused, never misread.
+        assert!(decode_level_row(&level(&l)).is_err());
+        let mut slots = level(&l);
+        slots.extend_from_slice(&[0u8; 65]);
+        assert!(decode_level_row(&slots).is_err());
+        assert!(decode_level_row(&row[..row.len() - 1]).is_err());
+        // The level alone reads from every one of them.
+        assert_eq!(decode_level(&slots).unwrap(), l);
     }
 
     #[test]
@@ -682,8 +719,16 @@ mod tests {
         };
         let bytes = movement(&m);
         assert_eq!(decode_movement(&bytes), Ok(m.clone()));
+        assert_eq!(decode_journal_row(&bytes), Ok((m.clone(), None)));
         assert_eq!(movement_at_ms(&bytes), Ok(m.at_ms));
         assert!(decode_movement(&bytes[..bytes.len() - 1]).is_err());
+        // A journal row: the same bytes, then the back-pointer, outside what the hash covers.
+        let row = journal_row(&m, 17);
+        assert_eq!(row[..bytes.len()], bytes[..]);
+        assert_eq!(decode_journal_row(&row), Ok((m.clone(), Some(17))));
+        assert_eq!(journal_prev(&row), Ok(17));
+        assert!(decode_journal_row(&row[..row.len() - 1]).is_err());
+        assert!(journal_prev(&row[..4]).is_err());
     }
 
     #[test]

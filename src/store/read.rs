@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
+use redb::{AccessGuard, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
 use super::StoreError;
@@ -583,9 +583,8 @@ impl Reader {
         match index {
             Index::Level => {
                 let (p, w) = (s(&filter.product), s(&filter.warehouse));
-                let t = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
-                for seq in self.level_history(&t, &p, &w, lo, hi)? {
-                    if !visit(seq.map_err(storage_error)?)? {
+                for row in self.level_history(&journal_at, &p, &w, lo, hi)? {
+                    if !visit_entry(row?.1.value())? {
                         break;
                     }
                 }
@@ -596,27 +595,26 @@ impl Reader {
                 // per movement on the write path (no product-keyed index to maintain).
                 let p = s(&filter.product);
                 let warehouses: Vec<String> = self.product_levels(&p)?.into_iter().map(|(w, _)| w).collect();
-                let t = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
                 let mut heads = Vec::with_capacity(warehouses.len());
                 for w in &warehouses {
-                    heads.push(self.level_history(&t, &p, w, lo, hi)?.peekable());
+                    heads.push(self.level_history(&journal_at, &p, w, lo, hi)?.peekable());
                 }
                 loop {
                     let mut newest: Option<(usize, u64)> = None;
                     for (i, head) in heads.iter_mut().enumerate() {
                         match head.peek() {
-                            Some(Ok(seq)) if newest.is_none_or(|(_, n)| *seq > n) => newest = Some((i, *seq)),
+                            Some(Ok((seq, _))) if newest.is_none_or(|(_, n)| *seq > n) => newest = Some((i, *seq)),
                             Some(Err(_)) => {
                                 if let Some(Err(e)) = head.next() {
-                                    return Err(storage_error(e));
+                                    return Err(e);
                                 }
                             }
                             _ => {}
                         }
                     }
-                    let Some((i, seq)) = newest else { break };
-                    heads[i].next();
-                    if !visit(seq)? {
+                    let Some((i, _)) = newest else { break };
+                    let Some(Ok((_, row))) = heads[i].next() else { break };
+                    if !visit_entry(row.value())? {
                         break;
                     }
                 }
@@ -649,31 +647,37 @@ impl Reader {
         Ok(acc.finish(|m: &Movement| cursor_encode(&[&m.seq.to_string()])))
     }
 
-    /// The seqs of a level's movements in `lo..=hi`, newest first: those its row keeps
-    /// (the latest, `codec::LEVEL_RECENT_SEQS_MAX` at most), then `history_by_level`'s.
+    /// A level's movements in `lo..=hi`, newest first: its chain of back-pointers, walked
+    /// from its head or, when `hi` is older than the head, from its first entry in
+    /// `history_by_level` after `hi` — at most `HISTORY_MARK_INTERVAL` rows above the range.
     fn level_history<'t>(
         &self,
-        index: &'t ReadOnlyTable<(&'static str, &'static str, u64), ()>,
+        journal: &'t ReadOnlyTable<u64, &'static [u8]>,
         p: &str,
         w: &str,
         lo: u64,
         hi: u64,
-    ) -> Result<impl Iterator<Item = Result<u64, redb::StorageError>> + 't, StoreError> {
-        let recent = match self.snap.levels()?.get((p, w)).map_err(storage_error)? {
-            Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1,
-            None => Vec::new(),
+    ) -> Result<LevelWalk<'t>, StoreError> {
+        let head = match self.snap.levels()?.get((p, w)).map_err(storage_error)? {
+            Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1.head,
+            None => 0,
         };
-        let older = index
-            .range((p, w, lo)..=(p, w, hi))
-            .map_err(storage_error)?
-            .rev()
-            .map(|row| row.map(|(k, _)| k.value().2));
-        let recent = recent
-            .into_iter()
-            .rev()
-            .filter(move |seq| (lo..=hi).contains(seq))
-            .map(Ok);
-        Ok(recent.chain(older))
+        let start = if head <= hi {
+            head
+        } else {
+            let marks = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
+            let mut after_hi = marks.range((p, w, hi + 1)..=(p, w, u64::MAX)).map_err(storage_error)?;
+            match after_hi.next() {
+                Some(row) => row.map_err(storage_error)?.0.value().2,
+                None => head,
+            }
+        };
+        Ok(LevelWalk {
+            journal,
+            next: start,
+            lo,
+            hi,
+        })
     }
 
     /// Number of journal entries (O(1): redb keeps table lengths).
@@ -745,6 +749,45 @@ impl Reader {
             seqs.push(seq);
         }
         Ok(seqs)
+    }
+}
+
+/// A walk of one level's chain: journal rows from `next` back along their pointers, those
+/// in `lo..=hi` yielded with their seq.
+struct LevelWalk<'t> {
+    journal: &'t ReadOnlyTable<u64, &'static [u8]>,
+    /// The next row to read; `0`: the chain has ended (or failed).
+    next: u64,
+    lo: u64,
+    hi: u64,
+}
+
+impl Iterator for LevelWalk<'_> {
+    type Item = Result<(u64, AccessGuard<'static, &'static [u8]>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.next >= self.lo.max(1) {
+            let seq = std::mem::take(&mut self.next);
+            let row = match self.journal.get(seq) {
+                Ok(Some(row)) => row,
+                Ok(None) => {
+                    return Some(Err(corrupt(format!(
+                        "a level's chain names seq {seq}, not in the journal"
+                    ))))
+                }
+                Err(e) => return Some(Err(storage_error(e))),
+            };
+            match codec::journal_prev(row.value()) {
+                // Strictly older, so a damaged pointer cannot make the walk loop.
+                Ok(prev) if prev < seq => self.next = prev,
+                Ok(prev) => return Some(Err(corrupt(format!("seq {seq} points back to {prev}")))),
+                Err(e) => return Some(Err(corrupt(e))),
+            }
+            if seq <= self.hi {
+                return Some(Ok((seq, row)));
+            }
+        }
+        None
     }
 }
 

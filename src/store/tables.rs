@@ -3,10 +3,11 @@
 
 use redb::TableDefinition;
 
-/// Format version of the data file; a file from a newer version is refused. 2: a level
-/// row may keep the seqs of its latest movements (`codec::level_row`), which a version
-/// before would read as history missing, so it refuses the file instead.
-pub const FORMAT_VERSION: u64 = 2;
+/// Format version of the data file; a file from a newer version is refused. 3: a level's
+/// history is a chain of back-pointers in its journal rows from a head in its level row
+/// (`codec::journal_row`, `codec::level_row`), which a version before cannot read, so it
+/// refuses the file instead. (2: level rows kept the seqs of their latest movements.)
+pub const FORMAT_VERSION: u64 = 3;
 /// Marks a redb file as stockd's (`META[MAGIC_KEY] = MAGIC`).
 pub const MAGIC_KEY: &str = "magic";
 pub const MAGIC: &[u8] = b"stockd";
@@ -36,8 +37,17 @@ pub const PRODUCTS_BY_ORDER: TableDefinition<&str, &str> = TableDefinition::new(
 pub const PRODUCTS_BY_BARCODE: TableDefinition<(&str, &str), ()> = TableDefinition::new("products_by_barcode");
 /// id → warehouse.
 pub const WAREHOUSES: TableDefinition<&str, &[u8]> = TableDefinition::new("warehouses");
-/// (product, warehouse, seq): history of one level.
+/// (product, warehouse, seq): every `HISTORY_MARK_INTERVAL`-th movement of a level, where
+/// a walk of its history back from a seq may start (the chain only goes back; from the
+/// level's head to a page deep in its history would be a walk of every movement after it).
 pub const HISTORY_BY_LEVEL: TableDefinition<(&str, &str, u64), ()> = TableDefinition::new("history_by_level");
+/// Movements of a level between two of its entries in `HISTORY_BY_LEVEL`. A history page
+/// that ends before the level's latest movement walks at most this many more journal rows
+/// (~1 µs each, cached) to its start; the index gets one insert, a random leaf, per this
+/// many movements of a level, where it used to get one per movement (the leaf was found,
+/// copied and checksummed at every commit and written at every checkpoint: 17–33 % of the
+/// movements/s, docs/benchmarks.md).
+pub const HISTORY_MARK_INTERVAL: u64 = 64;
 /// (warehouse, seq): history of one warehouse.
 pub const HISTORY_BY_WAREHOUSE: TableDefinition<(&str, u64), ()> = TableDefinition::new("history_by_warehouse");
 /// (reference_id, seq): movements that cite a reference (orders, transfers…).

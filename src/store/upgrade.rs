@@ -5,7 +5,11 @@
 //! the journal with this version's definitions (`Rollup::of`: only on-hand changes count,
 //! transfer figures kept apart). Level 2: the file says format 2 (level rows may keep
 //! their latest seqs), so an earlier stockd refuses it rather than show histories without
-//! them; nothing else changes. A file at the level is not written to.
+//! them; nothing else changes. Level 3: a level's history becomes a chain — every journal
+//! row gets the seq of its level's previous movement, every level row its head and count,
+//! and `history_by_level` keeps every `HISTORY_MARK_INTERVAL`-th movement of a level —
+//! derived from the journal alone in one pass (format 3). A file at the level is not
+//! written to.
 
 use std::collections::HashMap;
 
@@ -17,7 +21,11 @@ use super::tables::*;
 use crate::ledger::{self, NumberSpace};
 
 /// The level this version writes (`META[UPGRADE_KEY]`).
-pub const UPGRADE_LEVEL: u64 = 2;
+pub const UPGRADE_LEVEL: u64 = 3;
+/// The level whose step links each level's history into a chain (format 3).
+pub const LEVEL_CHAINS: u64 = 3;
+/// Journal rows the chain step reads before writing them back.
+const LINK_ROWS_CHUNK: usize = 4096;
 /// The level whose step numbers records and sums roll-ups again.
 const LEVEL_NUMBERS: u64 = 1;
 
@@ -72,12 +80,60 @@ pub fn upgrade(db: &Database, default_warehouse: &str) -> Result<(), redb::Error
         sum_rollups_again(&txn)?;
         count_hidden_entries(&txn)?;
     }
+    if current < LEVEL_CHAINS {
+        link_histories(&txn)?;
+    }
     if current < UPGRADE_LEVEL {
         let mut meta = txn.open_table(META)?;
         meta.insert(FORMAT_KEY, FORMAT_VERSION.to_le_bytes().as_slice())?;
         meta.insert(UPGRADE_KEY, UPGRADE_LEVEL.to_le_bytes().as_slice())?;
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// Gives every journal row its back-pointer and every level row its chain, and indexes
+/// every `HISTORY_MARK_INTERVAL`-th movement of each level: one pass over the journal in
+/// seq order, the chains of all levels in memory (two ids and two numbers a level).
+fn link_histories(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    txn.delete_table(HISTORY_BY_LEVEL)?;
+    let mut marks = txn.open_table(HISTORY_BY_LEVEL)?;
+    let mut journal = txn.open_table(JOURNAL)?;
+    let mut chains: HashMap<(String, String), codec::LevelChain> = HashMap::new();
+    let mut from = 1u64;
+    loop {
+        let mut rows = Vec::with_capacity(LINK_ROWS_CHUNK);
+        for row in journal.range(from..)?.take(LINK_ROWS_CHUNK) {
+            let (k, v) = row?;
+            let (m, _) = codec::decode_journal_row(v.value()).map_err(corrupt)?;
+            let chain = chains
+                .entry((m.draft.product.clone(), m.draft.warehouse.clone()))
+                .or_default();
+            rows.push((k.value(), codec::journal_row(&m, chain.head)));
+            chain.head = k.value();
+            chain.moves += 1;
+            if chain.moves % HISTORY_MARK_INTERVAL == 0 {
+                marks.insert((m.draft.product.as_str(), m.draft.warehouse.as_str(), k.value()), ())?;
+            }
+        }
+        let Some(&(last, _)) = rows.last() else { break };
+        for (seq, bytes) in rows {
+            journal.insert(seq, bytes.as_slice())?;
+        }
+        from = last + 1;
+    }
+    let mut levels = txn.open_table(LEVELS)?;
+    let mut rows = Vec::new();
+    for row in levels.iter()? {
+        let (k, v) = row?;
+        let (p, w) = k.value();
+        let level = codec::decode_level(v.value()).map_err(corrupt)?;
+        let chain = chains.remove(&(p.to_string(), w.to_string())).unwrap_or_default();
+        rows.push((p.to_string(), w.to_string(), codec::level_row(&level, chain)));
+    }
+    for (p, w, row) in rows {
+        levels.insert((p.as_str(), w.as_str()), row.as_slice())?;
+    }
     Ok(())
 }
 
@@ -187,27 +243,95 @@ mod tests {
         (get(FORMAT_KEY), get(UPGRADE_KEY))
     }
 
-    /// A file of level 1 (format 1, before level rows kept seqs) is marked format 2 when
-    /// this version opens it, so an earlier binary refuses it from then on; a file at the
-    /// level is not written to.
+    /// A file of level 2 (format 2: no back-pointers, level rows with format 2's slots, a
+    /// full `history_by_level`) gets its chains and marks from the journal when this
+    /// version opens it, reads its histories from them and verifies; opened again,
+    /// nothing is written.
     #[test]
-    fn a_level_one_file_says_format_two_once_opened() {
+    fn a_level_two_file_gets_its_histories_linked_once_opened() {
+        use crate::ledger::{Command, Product, Rules};
+        use crate::store::read::{MovementFilter, Paging, Reader};
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("old.redb");
         let db = super::super::open_or_create(&path, "default").expect("create");
         assert_eq!(meta_of(&db), (FORMAT_VERSION, UPGRADE_LEVEL), "a new file");
+        let product = Product {
+            id: "p".into(),
+            sku: "p".into(),
+            name: "P".into(),
+            ..Product::default()
+        };
+        let commands = vec![
+            Command::PutProduct(product),
+            crate::store::testing::moves("default", 150),
+        ];
+        super::super::apply_offline(
+            &db,
+            &Rules::default(),
+            "test",
+            commands.into_iter().enumerate(),
+            &mut |_| {},
+        )
+        .expect("import");
+        // Back to format 2's shapes.
         let txn = db.begin_write().expect("write");
         {
+            let mut journal = txn.open_table(JOURNAL).expect("journal");
+            let mut old = Vec::new();
+            for row in journal.iter().expect("iter") {
+                let (k, v) = row.expect("row");
+                let m = codec::decode_movement(v.value()).expect("movement");
+                old.push((k.value(), codec::movement(&m)));
+            }
+            let mut index = txn.open_table(HISTORY_BY_LEVEL).expect("index");
+            for (seq, bytes) in old {
+                journal.insert(seq, bytes.as_slice()).expect("journal row");
+                index.insert(("p", "default", seq), ()).expect("index");
+            }
+            let mut levels = txn.open_table(LEVELS).expect("levels");
+            let level =
+                codec::decode_level(levels.get(("p", "default")).expect("get").expect("row").value()).expect("level");
+            let mut row = codec::level(&level);
+            row.extend_from_slice(&[0u8; 65]);
+            levels.insert(("p", "default"), row.as_slice()).expect("level row");
             let mut meta = txn.open_table(META).expect("meta");
-            meta.insert(FORMAT_KEY, 1u64.to_le_bytes().as_slice())
-                .expect("format 1");
-            meta.insert(UPGRADE_KEY, 1u64.to_le_bytes().as_slice())
-                .expect("level 1");
+            meta.insert(FORMAT_KEY, 2u64.to_le_bytes().as_slice())
+                .expect("format 2");
+            meta.insert(UPGRADE_KEY, 2u64.to_le_bytes().as_slice())
+                .expect("level 2");
         }
         txn.commit().expect("commit");
         upgrade(&db, "default").expect("upgrade");
-        assert_eq!(meta_of(&db), (2, 2));
+        assert_eq!(meta_of(&db), (3, 3));
+        let report = super::super::verify::verify(&db.begin_read().expect("read"));
+        assert!(report.ok, "{report}");
+        assert_eq!(report.movements, 150);
+        let reader = Reader::new(db.begin_read().expect("read")).expect("reader");
+        let filter = MovementFilter {
+            product: Some("p".into()),
+            warehouse: Some("default".into()),
+            ..MovementFilter::default()
+        };
+        for limit in [10, 64, 200] {
+            let mut seqs = Vec::new();
+            let mut cursor = None;
+            loop {
+                let paging = Paging {
+                    limit,
+                    cursor: cursor.take(),
+                    ..Paging::default()
+                };
+                let page = reader.movements(&filter, &paging).expect("page");
+                seqs.extend(page.rows.iter().map(|m| m.seq));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(seqs, (1..=150).rev().collect::<Vec<u64>>(), "pages of {limit}");
+        }
+        drop(reader);
         upgrade(&db, "default").expect("again");
-        assert_eq!(meta_of(&db), (2, 2));
+        assert_eq!(meta_of(&db), (3, 3));
     }
 }

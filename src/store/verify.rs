@@ -2,8 +2,11 @@
 //!
 //! Checks, in one read transaction: seq starts at 1 and has no gap; every entry decodes and
 //! its hash continues the chain; every entry's `before` is what the journal so far adds up
-//! to; the fold equals the stored levels (and no level lacks a journal); every batch
-//! record covers exactly the movements that name it.
+//! to; the fold equals the stored levels (and no level lacks a journal); each entry points
+//! back to the previous movement of its level, each level row's head and count are its
+//! latest movement and its number of movements, and `history_by_level` lists exactly every
+//! `HISTORY_MARK_INTERVAL`-th movement of each level; every batch record covers exactly the
+//! movements that name it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,14 +71,19 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
     let mut hidden = 0u64;
-    let mut per_level: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // Each level's chain as the journal makes it, and the entries `history_by_level`
+    // must hold. A file an upgrade has not yet given chains (an earlier version's
+    // backup) has none to check: the upgrade derives them from the journal, checked here.
+    let chained = super::upgrade::level(txn).map_err(|e| e.to_string())? >= super::upgrade::LEVEL_CHAINS;
+    let mut chains: BTreeMap<(String, String), codec::LevelChain> = BTreeMap::new();
+    let mut marks: BTreeSet<(String, String, u64)> = BTreeSet::new();
     for row in journal.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let seq = k.value();
         if seq != expected {
             return Err(format!("journal gap: expected seq {expected}, found {seq}"));
         }
-        let m = codec::decode_movement(v.value()).map_err(|e| format!("seq {seq}: {e}"))?;
+        let (m, back) = codec::decode_journal_row(v.value()).map_err(|e| format!("seq {seq}: {e}"))?;
         if m.seq != seq {
             return Err(format!("seq {seq}: entry claims seq {}", m.seq));
         }
@@ -100,9 +108,19 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         let key = (day_of(m.at_ms), m.draft.warehouse.clone(), m.draft.product.clone());
         rollups.entry(key).or_default().add(&Rollup::of(&m));
         hidden += u64::from(!m.draft.kind.moves_on_hand());
-        *per_level
-            .entry((m.draft.product.clone(), m.draft.warehouse.clone()))
-            .or_default() += 1;
+        let (p, w) = (&m.draft.product, &m.draft.warehouse);
+        let chain = chains.entry((p.clone(), w.clone())).or_default();
+        if chained && back != Some(chain.head) {
+            return Err(format!(
+                "seq {seq}: points back to {back:?}, the previous movement of {p}/{w} is {}",
+                chain.head
+            ));
+        }
+        chain.head = seq;
+        chain.moves += 1;
+        if chain.moves % HISTORY_MARK_INTERVAL == 0 {
+            marks.insert((p.clone(), w.clone(), seq));
+        }
         prev = m.hash;
         expected = seq + 1;
         report.movements += 1;
@@ -122,11 +140,10 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let mut stats: BTreeMap<String, Stats> = BTreeMap::new();
     let mut low: BTreeSet<(String, String)> = BTreeSet::new();
     let levels = txn.open_table(LEVELS).map_err(|e| e.to_string())?;
-    let history = txn.open_table(HISTORY_BY_LEVEL).map_err(|e| e.to_string())?;
     for row in levels.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let (p, w) = k.value();
-        let (level, recent) = codec::decode_level_row(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
+        let level = codec::decode_level(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
         let cost = match products.get(p).map_err(s)? {
             Some(row) => {
                 codec::decode_product(row.value())
@@ -147,12 +164,25 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
                 level.buckets, from_journal
             ));
         }
-        let movements = per_level.remove(&key).unwrap_or(0);
-        check_level_history(&journal, &history, (p, w), &recent, movements)?;
+        let chain = chains.remove(&key).unwrap_or_default();
+        if chained {
+            let (_, stored) = codec::decode_level_row(v.value()).map_err(|e| format!("level {p}/{w}: {e}"))?;
+            if stored != chain {
+                return Err(format!(
+                    "level {p}/{w}: its row says {stored:?}, the journal makes {chain:?}"
+                ));
+            }
+        }
         report.levels += 1;
     }
-    if let Some(((p, w), n)) = per_level.into_iter().next() {
-        return Err(format!("level {p}/{w}: missing, the journal has {n} movements of it"));
+    if let Some(((p, w), c)) = chains.into_iter().next() {
+        return Err(format!(
+            "level {p}/{w}: missing, the journal has {} movements of it",
+            c.moves
+        ));
+    }
+    if chained {
+        check_marks(txn, marks)?;
     }
     if let Some(((p, w), b)) = folded.into_iter().find(|(_, b)| !b.is_zero()) {
         return Err(format!("level {p}/{w}: missing, the journal folds to {b:?}"));
@@ -181,44 +211,26 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-/// A level's history — the seqs its row keeps, then its `history_by_level` range — has as
-/// many entries as the journal has movements of the level; what the row keeps are
-/// movements of that level, in order, newer than everything indexed.
-fn check_level_history(
-    journal: &redb::ReadOnlyTable<u64, &[u8]>,
-    index: &redb::ReadOnlyTable<(&str, &str, u64), ()>,
-    (p, w): (&str, &str),
-    recent: &[u64],
-    movements: u64,
-) -> Result<(), String> {
+/// `history_by_level` holds exactly every `HISTORY_MARK_INTERVAL`-th movement of each
+/// level (`marks`, from the journal): where history walks start.
+fn check_marks(txn: &ReadTransaction, mut marks: BTreeSet<(String, String, u64)>) -> Result<(), String> {
     let s = |e: redb::StorageError| format!("storage: {e}");
-    let (mut indexed, mut last_indexed) = (0u64, 0u64);
-    for row in index.range((p, w, 0)..=(p, w, u64::MAX)).map_err(s)? {
-        last_indexed = row.map_err(s)?.0.value().2;
-        indexed += 1;
-    }
-    let mut after = last_indexed;
-    for &seq in recent {
-        if seq <= after {
-            return Err(format!("level {p}/{w}: its row keeps seq {seq} after {after}"));
+    for row in txn
+        .open_table(HISTORY_BY_LEVEL)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map_err(s)?
+    {
+        let (key, _) = row.map_err(s)?;
+        let (p, w, seq) = key.value();
+        if !marks.remove(&(p.to_string(), w.to_string(), seq)) {
+            return Err(format!(
+                "level {p}/{w}: history_by_level lists seq {seq}, not a {HISTORY_MARK_INTERVAL}th movement of it"
+            ));
         }
-        let of_level = match journal.get(seq).map_err(s)? {
-            Some(v) => {
-                let m = codec::decode_movement(v.value()).map_err(|e| format!("seq {seq}: {e}"))?;
-                m.draft.product == p && m.draft.warehouse == w
-            }
-            None => false,
-        };
-        if !of_level {
-            return Err(format!("level {p}/{w}: its row keeps seq {seq}, not a movement of it"));
-        }
-        after = seq;
     }
-    let listed = indexed + recent.len() as u64;
-    if listed != movements {
-        return Err(format!(
-            "level {p}/{w}: its history lists {listed} movements, the journal has {movements}"
-        ));
+    if let Some((p, w, seq)) = marks.into_iter().next() {
+        return Err(format!("level {p}/{w}: history_by_level lacks seq {seq}"));
     }
     Ok(())
 }

@@ -1197,17 +1197,18 @@ fn product_history_across_warehouses_merges_newest_first() {
     assert_eq!(seqs, expected[5..10].to_vec());
 }
 
-/// A level row keeps the seqs of its latest movements until there are more than 8 of them,
-/// then they go to `history_by_level` together: a level's and a product's history read
-/// both, newest first, whichever side of that boundary a page starts on.
+/// A level's history is a chain of back-pointers from its row's head, and every 64th
+/// movement of a level is indexed as a place to start: a level's and a product's history
+/// read newest first, whether a page starts at the head, on a marked movement or between
+/// two (the walk from the next mark).
 #[test]
-fn level_and_product_history_span_the_level_rows_recent_seqs_and_the_index() {
+fn level_and_product_history_follow_the_chain_from_the_head_or_the_next_mark() {
     let server = Server::open();
     server.product("p");
     server.warehouse("w2");
     let mut at_default = Vec::new();
     let mut all = Vec::new();
-    for i in 0..41 {
+    for i in 0..200 {
         let warehouse = if i % 3 == 2 { "w2" } else { "default" };
         let seq = server.movement("p", warehouse, "in", 1)["seq"].as_u64().expect("seq");
         if warehouse == "default" {
@@ -1218,20 +1219,26 @@ fn level_and_product_history_span_the_level_rows_recent_seqs_and_the_index() {
     at_default.reverse();
     all.reverse();
     let seqs = |rows: Vec<Value>| -> Vec<u64> { rows.iter().map(|r| r["seq"].as_u64().expect("seq")).collect() };
-    for limit in [1, 5, 16, 17, 50] {
+    for limit in [1, 7, 63, 64, 65, 100] {
         let level = server.walk_cursor(
             &format!("/api/inventory/movements?product_id=p&warehouse_id=default&limit={limit}"),
-            50,
+            250,
         );
         assert_eq!(seqs(level), at_default, "level, pages of {limit}");
-        let product = server.walk_cursor(&format!("/api/inventory/movements?product_id=p&limit={limit}"), 50);
+        let product = server.walk_cursor(&format!("/api/inventory/movements?product_id=p&limit={limit}"), 250);
         assert_eq!(seqs(product), all, "product, pages of {limit}");
     }
-    let res = server.get("/api/inventory/movements?product_id=p&warehouse_id=default&limit=3&page=2");
-    res.expect(200);
-    assert_eq!(res.json()["meta"]["total"], at_default.len());
-    assert_eq!(
-        seqs(res.json()["data"].as_array().expect("list").clone()),
-        at_default[3..6].to_vec()
-    );
+    for (limit, page) in [(3, 2), (50, 2), (64, 2), (7, 19)] {
+        let res = server.get(&format!(
+            "/api/inventory/movements?product_id=p&warehouse_id=default&limit={limit}&page={page}"
+        ));
+        res.expect(200);
+        assert_eq!(res.json()["meta"]["total"], at_default.len());
+        let from = limit * (page - 1);
+        assert_eq!(
+            seqs(res.json()["data"].as_array().expect("list").clone()),
+            at_default[from..(from + limit).min(at_default.len())].to_vec(),
+            "page {page} of {limit}"
+        );
+    }
 }

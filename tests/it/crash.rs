@@ -418,18 +418,18 @@ fn verify_detects_tampering() {
     // A level that no longer equals the fold of its journal.
     let path = stopped_file(dir.path(), "level.redb");
     tamper(&path, tables::LEVELS, ("p1", "w1"), |old| {
-        let mut level = codec::decode_level(old).expect("a level");
+        let (mut level, chain) = codec::decode_level_row(old).expect("a level row");
         level.buckets.on_hand += 1;
-        Some(codec::level(&level))
+        Some(codec::level_row(&level, chain))
     });
     verify_fails_naming(&path, "a changed level", "level p1/w1");
 
     // An edited journal entry breaks the hash chain.
     let path = stopped_file(dir.path(), "note.redb");
     tamper(&path, tables::JOURNAL, 2u64, |old| {
-        let mut m = codec::decode_movement(old).expect("a movement");
+        let (mut m, prev) = codec::decode_journal_row(old).expect("a journal row");
         m.draft.note = Some("never sold".into());
-        Some(codec::movement(&m))
+        Some(codec::journal_row(&m, prev.expect("a back-pointer")))
     });
     verify_fails_naming(&path, "an edited note", "hash chain");
 
@@ -438,25 +438,31 @@ fn verify_detects_tampering() {
     tamper(&path, tables::JOURNAL, 2u64, |_| None);
     verify_fails_naming(&path, "a removed movement", "gap");
 
-    // A level row that lost the seqs of its latest movements: its history lacks them.
+    // A level row whose head lost its latest movement: its history would lack it.
     let path = stopped_file(dir.path(), "history.redb");
     tamper(&path, tables::LEVELS, ("p1", "w1"), |old| {
-        let (level, recent) = codec::decode_level_row(old).expect("a level row");
-        assert_eq!(recent, vec![1, 2, 3], "the row keeps the level's three movements");
-        Some(codec::level_row(&level, &[]))
+        let (level, mut chain) = codec::decode_level_row(old).expect("a level row");
+        assert_eq!((chain.head, chain.moves), (3, 3), "the level's three movements");
+        chain.head = 2;
+        Some(codec::level_row(&level, chain))
     });
-    verify_fails_naming(
-        &path,
-        "a history without its latest",
-        "level p1/w1: its history lists 0",
-    );
+    verify_fails_naming(&path, "a history without its latest", "level p1/w1: its row says");
+
+    // A journal row whose back-pointer skips a movement of its level.
+    let path = stopped_file(dir.path(), "pointer.redb");
+    tamper(&path, tables::JOURNAL, 3u64, |old| {
+        let (m, prev) = codec::decode_journal_row(old).expect("a journal row");
+        assert_eq!(prev, Some(2));
+        Some(codec::journal_row(&m, 1))
+    });
+    verify_fails_naming(&path, "a pointer that skips", "seq 3: points back to Some(1)");
 
     // And the daemon's own check says the same of a live file.
     let path = stopped_file(dir.path(), "live.redb");
     tamper(&path, tables::LEVELS, ("p1", "w1"), |old| {
-        let mut level = codec::decode_level(old).expect("a level");
+        let (mut level, chain) = codec::decode_level_row(old).expect("a level row");
         level.buckets.on_hand -= 1;
-        Some(codec::level(&level))
+        Some(codec::level_row(&level, chain))
     });
     let daemon = Binary::start(&path);
     let res = daemon.get("/admin/verify");
