@@ -321,6 +321,27 @@ pub fn decode_level_row(buf: &[u8]) -> Result<(Level, LevelChain), CodecError> {
     Ok((level, chain))
 }
 
+/// The seqs a format-2 level row kept of its latest movements (none in a row of format 1);
+/// the upgrade to format 3 indexes them.
+pub fn format2_level_seqs(buf: &[u8]) -> Result<Vec<u64>, CodecError> {
+    let mut d = Dec::new(buf, "level")?;
+    level_body(&mut d)?;
+    let mut seqs = Vec::new();
+    if !d.rest().is_empty() {
+        let n = d.u8()?;
+        if n > FORMAT2_LEVEL_SLOTS {
+            return Err(CodecError(format!("{n} seqs in a format-2 level row")));
+        }
+        for _ in 0..n {
+            seqs.push(d.u64()?);
+        }
+    }
+    Ok(seqs)
+}
+
+/// Seqs a format-2 level row had room for.
+const FORMAT2_LEVEL_SLOTS: u8 = 8;
+
 /// The level alone (a row's chain fields, if any, are left unread).
 pub fn decode_level(buf: &[u8]) -> Result<Level, CodecError> {
     let mut d = Dec::new(buf, "level")?;

@@ -649,9 +649,11 @@ impl Reader {
 
     /// A level's movements in `lo..=hi`, newest first: its chain of back-pointers, walked
     /// from its head or, when `hi` is older than the head, from its first entry in
-    /// `history_by_level` after `hi` — at most `HISTORY_MARK_INTERVAL` rows above the range.
+    /// `history_by_level` after `hi` — at most `HISTORY_MARK_INTERVAL` rows above the range
+    /// — and, below the first row with a pointer (a file upgraded to format 3), the
+    /// index's entries, which list every movement from before.
     fn level_history<'t>(
-        &self,
+        &'t self,
         journal: &'t ReadOnlyTable<u64, &'static [u8]>,
         p: &str,
         w: &str,
@@ -662,22 +664,31 @@ impl Reader {
             Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1.head,
             None => 0,
         };
-        let start = if head <= hi {
-            head
-        } else {
-            let marks = table(&self.snap.txn, HISTORY_BY_LEVEL)?;
-            let mut after_hi = marks.range((p, w, hi + 1)..=(p, w, u64::MAX)).map_err(storage_error)?;
-            match after_hi.next() {
-                Some(row) => row.map_err(storage_error)?.0.value().2,
-                None => head,
-            }
-        };
-        Ok(LevelWalk {
+        let chained_from = meta_u64(
+            table(&self.snap.txn, META)?
+                .get(CHAINED_FROM_KEY)
+                .map_err(storage_error)?
+                .as_ref()
+                .map(|v| v.value()),
+        );
+        let mut walk = LevelWalk {
             journal,
-            next: start,
+            index: None,
+            txn: &self.snap.txn,
+            level: (p.to_string(), w.to_string()),
+            chained_from,
+            next: head,
             lo,
             hi,
-        })
+        };
+        if head > hi {
+            let index = walk.index()?;
+            let mut after_hi = index.range((p, w, hi + 1)..=(p, w, u64::MAX)).map_err(storage_error)?;
+            if let Some(row) = after_hi.next() {
+                walk.next = row.map_err(storage_error)?.0.value().2;
+            }
+        }
+        Ok(walk)
     }
 
     /// Number of journal entries (O(1): redb keeps table lengths).
@@ -752,14 +763,53 @@ impl Reader {
     }
 }
 
-/// A walk of one level's chain: journal rows from `next` back along their pointers, those
-/// in `lo..=hi` yielded with their seq.
+/// A walk of one level's history: journal rows from `next` back along their pointers, then
+/// (rows from before the chain) along `history_by_level`; those in `lo..=hi` yielded with
+/// their seq.
 struct LevelWalk<'t> {
     journal: &'t ReadOnlyTable<u64, &'static [u8]>,
-    /// The next row to read; `0`: the chain has ended (or failed).
+    /// `history_by_level`, opened once needed.
+    index: Option<ReadOnlyTable<(&'static str, &'static str, u64), ()>>,
+    txn: &'t ReadTransaction,
+    level: (String, String),
+    /// Rows before this seq have no pointer (`CHAINED_FROM_KEY`).
+    chained_from: u64,
+    /// The next row to read; `0`: the walk has ended (or failed).
     next: u64,
     lo: u64,
     hi: u64,
+}
+
+impl LevelWalk<'_> {
+    fn index(&mut self) -> Result<&ReadOnlyTable<(&'static str, &'static str, u64), ()>, StoreError> {
+        if self.index.is_none() {
+            self.index = Some(table(self.txn, HISTORY_BY_LEVEL)?);
+        }
+        self.index.as_ref().ok_or_else(|| corrupt("history_by_level"))
+    }
+
+    /// The seq of the level's movement before `seq` (`0`: none), from the row's pointer or,
+    /// for a row from before the chain, from the index.
+    fn previous(&mut self, seq: u64, row: &[u8]) -> Result<u64, StoreError> {
+        if seq >= self.chained_from {
+            return match codec::journal_prev(row).map_err(corrupt)? {
+                // Strictly older, so a damaged pointer cannot make the walk loop.
+                prev if prev < seq => Ok(prev),
+                prev => Err(corrupt(format!("seq {seq} points back to {prev}"))),
+            };
+        }
+        self.index()?;
+        let (Some(index), (p, w)) = (&self.index, &self.level) else {
+            return Err(corrupt("history_by_level"));
+        };
+        let mut before = index
+            .range((p.as_str(), w.as_str(), self.lo)..(p.as_str(), w.as_str(), seq))
+            .map_err(storage_error)?;
+        match before.next_back() {
+            Some(entry) => Ok(entry.map_err(storage_error)?.0.value().2),
+            None => Ok(0),
+        }
+    }
 }
 
 impl Iterator for LevelWalk<'_> {
@@ -772,16 +822,14 @@ impl Iterator for LevelWalk<'_> {
                 Ok(Some(row)) => row,
                 Ok(None) => {
                     return Some(Err(corrupt(format!(
-                        "a level's chain names seq {seq}, not in the journal"
+                        "a level's history names seq {seq}, not in the journal"
                     ))))
                 }
                 Err(e) => return Some(Err(storage_error(e))),
             };
-            match codec::journal_prev(row.value()) {
-                // Strictly older, so a damaged pointer cannot make the walk loop.
-                Ok(prev) if prev < seq => self.next = prev,
-                Ok(prev) => return Some(Err(corrupt(format!("seq {seq} points back to {prev}")))),
-                Err(e) => return Some(Err(corrupt(e))),
+            match self.previous(seq, row.value()) {
+                Ok(prev) => self.next = prev,
+                Err(e) => return Some(Err(e)),
             }
             if seq <= self.hi {
                 return Some(Ok((seq, row)));

@@ -39,7 +39,8 @@ pub const PRODUCTS_BY_BARCODE: TableDefinition<(&str, &str), ()> = TableDefiniti
 pub const WAREHOUSES: TableDefinition<&str, &[u8]> = TableDefinition::new("warehouses");
 /// (product, warehouse, seq): every `HISTORY_MARK_INTERVAL`-th movement of a level, where
 /// a walk of its history back from a seq may start (the chain only goes back; from the
-/// level's head to a page deep in its history would be a walk of every movement after it).
+/// level's head to a page deep in its history would be a walk of every movement after it);
+/// and every movement written before the chain (`CHAINED_FROM_KEY`).
 pub const HISTORY_BY_LEVEL: TableDefinition<(&str, &str, u64), ()> = TableDefinition::new("history_by_level");
 /// Movements of a level between two of its entries in `HISTORY_BY_LEVEL`. A history page
 /// that ends before the level's latest movement walks at most this many more journal rows
@@ -88,6 +89,13 @@ pub const UPGRADE_KEY: &str = "upgrade_level";
 /// How many journal entries change no on_hand (holds, releases, buffer changes): the
 /// movement list hides them, and its unfiltered `total` is the journal's length less this.
 pub const HIDDEN_ENTRIES_KEY: &str = "hidden_entries";
+
+/// `META` key: the seq of the first journal row with a back-pointer (u64 LE), written by
+/// the upgrade to format 3 (`upgrade.rs`); absent in a file created with chains (= 0). The
+/// rows before it were written without one, and every one of them is in
+/// `HISTORY_BY_LEVEL`: a level's history walk continues there once it reaches them, so no
+/// upgrade rewrites the journal.
+pub const CHAINED_FROM_KEY: &str = "chained_from";
 
 /// A u64 kept in `META` (absent = 0).
 pub fn meta_u64(value: Option<&[u8]>) -> u64 {

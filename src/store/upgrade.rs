@@ -5,10 +5,9 @@
 //! the journal with this version's definitions (`Rollup::of`: only on-hand changes count,
 //! transfer figures kept apart). Level 2: the file says format 2 (level rows may keep
 //! their latest seqs), so an earlier stockd refuses it rather than show histories without
-//! them; nothing else changes. Level 3: a level's history becomes a chain — every journal
-//! row gets the seq of its level's previous movement, every level row its head and count,
-//! and `history_by_level` keeps every `HISTORY_MARK_INTERVAL`-th movement of a level —
-//! derived from the journal alone in one pass (format 3). A file at the level is not
+//! them; nothing else changes. Level 3: a level's history becomes a chain of back-pointers
+//! in the journal rows written from then on, from a head in its level row; the rows before
+//! stay as they are, all in `history_by_level` (format 3). A file at the level is not
 //! written to.
 
 use std::collections::HashMap;
@@ -24,8 +23,7 @@ use crate::ledger::{self, NumberSpace};
 pub const UPGRADE_LEVEL: u64 = 3;
 /// The level whose step links each level's history into a chain (format 3).
 pub const LEVEL_CHAINS: u64 = 3;
-/// Journal rows the chain step reads before writing them back.
-const LINK_ROWS_CHUNK: usize = 4096;
+
 /// The level whose step numbers records and sums roll-ups again.
 const LEVEL_NUMBERS: u64 = 1;
 
@@ -92,48 +90,37 @@ pub fn upgrade(db: &Database, default_warehouse: &str) -> Result<(), redb::Error
     Ok(())
 }
 
-/// Gives every journal row its back-pointer and every level row its chain, and indexes
-/// every `HISTORY_MARK_INTERVAL`-th movement of each level: one pass over the journal in
-/// seq order, the chains of all levels in memory (two ids and two numbers a level).
+/// Starts every level's chain where its history stands: the seqs a format-2 level row
+/// kept go to `history_by_level` (which then lists every movement so far), each level row
+/// gets its last indexed seq as head and its count, and the journal rows from the next seq
+/// on get back-pointers (`CHAINED_FROM_KEY`). The journal is not rewritten: a level's walk
+/// reaching a row from before continues in the index. One pass over the index and the
+/// levels: no copy of the journal's pages, whatever its size.
 fn link_histories(txn: &WriteTransaction) -> Result<(), redb::Error> {
-    txn.delete_table(HISTORY_BY_LEVEL)?;
-    let mut marks = txn.open_table(HISTORY_BY_LEVEL)?;
-    let mut journal = txn.open_table(JOURNAL)?;
-    let mut chains: HashMap<(String, String), codec::LevelChain> = HashMap::new();
-    let mut from = 1u64;
-    loop {
-        let mut rows = Vec::with_capacity(LINK_ROWS_CHUNK);
-        for row in journal.range(from..)?.take(LINK_ROWS_CHUNK) {
-            let (k, v) = row?;
-            let (m, _) = codec::decode_journal_row(v.value()).map_err(corrupt)?;
-            let chain = chains
-                .entry((m.draft.product.clone(), m.draft.warehouse.clone()))
-                .or_default();
-            rows.push((k.value(), codec::journal_row(&m, chain.head)));
-            chain.head = k.value();
-            chain.moves += 1;
-            if chain.moves % HISTORY_MARK_INTERVAL == 0 {
-                marks.insert((m.draft.product.as_str(), m.draft.warehouse.as_str(), k.value()), ())?;
-            }
-        }
-        let Some(&(last, _)) = rows.last() else { break };
-        for (seq, bytes) in rows {
-            journal.insert(seq, bytes.as_slice())?;
-        }
-        from = last + 1;
-    }
     let mut levels = txn.open_table(LEVELS)?;
+    let mut index = txn.open_table(HISTORY_BY_LEVEL)?;
     let mut rows = Vec::new();
     for row in levels.iter()? {
         let (k, v) = row?;
         let (p, w) = k.value();
         let level = codec::decode_level(v.value()).map_err(corrupt)?;
-        let chain = chains.remove(&(p.to_string(), w.to_string())).unwrap_or_default();
-        rows.push((p.to_string(), w.to_string(), codec::level_row(&level, chain)));
+        let kept = codec::format2_level_seqs(v.value()).map_err(corrupt)?;
+        rows.push((p.to_string(), w.to_string(), level, kept));
     }
-    for (p, w, row) in rows {
-        levels.insert((p.as_str(), w.as_str()), row.as_slice())?;
+    for (p, w, level, kept) in rows {
+        for seq in kept {
+            index.insert((p.as_str(), w.as_str(), seq), ())?;
+        }
+        let mut chain = codec::LevelChain::default();
+        for entry in index.range((p.as_str(), w.as_str(), 0)..=(p.as_str(), w.as_str(), u64::MAX))? {
+            chain.head = entry?.0.value().2;
+            chain.moves += 1;
+        }
+        levels.insert((p.as_str(), w.as_str()), codec::level_row(&level, chain).as_slice())?;
     }
+    let next = txn.open_table(JOURNAL)?.last()?.map_or(1, |(k, _)| k.value() + 1);
+    txn.open_table(META)?
+        .insert(CHAINED_FROM_KEY, next.to_le_bytes().as_slice())?;
     Ok(())
 }
 
@@ -243,14 +230,52 @@ mod tests {
         (get(FORMAT_KEY), get(UPGRADE_KEY))
     }
 
-    /// A file of level 2 (format 2: no back-pointers, level rows with format 2's slots, a
-    /// full `history_by_level`) gets its chains and marks from the journal when this
-    /// version opens it, reads its histories from them and verifies; opened again,
-    /// nothing is written.
-    #[test]
-    fn a_level_two_file_gets_its_histories_linked_once_opened() {
-        use crate::ledger::{Command, Product, Rules};
+    /// The history of the file's one level, newest first, read in pages of `limit`.
+    fn level_history(db: &Database, limit: u64) -> Vec<u64> {
         use crate::store::read::{MovementFilter, Paging, Reader};
+        let reader = Reader::new(db.begin_read().expect("read")).expect("reader");
+        let filter = MovementFilter {
+            product: Some("p".into()),
+            warehouse: Some("default".into()),
+            ..MovementFilter::default()
+        };
+        let mut seqs = Vec::new();
+        let mut cursor = None;
+        loop {
+            let paging = Paging {
+                limit,
+                cursor: cursor.take(),
+                ..Paging::default()
+            };
+            let page = reader.movements(&filter, &paging).expect("page");
+            seqs.extend(page.rows.iter().map(|m| m.seq));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return seqs,
+            }
+        }
+    }
+
+    fn import(db: &Database, commands: Vec<crate::ledger::Command>) {
+        let rules = crate::ledger::Rules::default();
+        let lines = commands.into_iter().enumerate();
+        super::super::apply_offline(db, &rules, "test", lines, &mut |_| {}).expect("import");
+    }
+
+    fn verified(db: &Database, movements: u64) {
+        let report = super::super::verify::verify(&db.begin_read().expect("read"));
+        assert!(report.ok, "{report}");
+        assert_eq!(report.movements, movements);
+    }
+
+    /// A file of level 2 (format 2: journal rows without back-pointers, level rows keeping
+    /// their latest seqs in slots, the rest in `history_by_level`) is upgraded without
+    /// rewriting its journal: the slots' seqs go to the index, the level row gets its head,
+    /// and movements from then on are chained. Its histories read across the boundary,
+    /// it verifies, and opened again nothing is written.
+    #[test]
+    fn a_level_two_file_chains_what_comes_after_and_keeps_its_journal() {
+        use crate::ledger::{Command, Product};
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("old.redb");
         let db = super::super::open_or_create(&path, "default").expect("create");
@@ -261,19 +286,14 @@ mod tests {
             name: "P".into(),
             ..Product::default()
         };
-        let commands = vec![
-            Command::PutProduct(product),
-            crate::store::testing::moves("default", 150),
-        ];
-        super::super::apply_offline(
+        import(
             &db,
-            &Rules::default(),
-            "test",
-            commands.into_iter().enumerate(),
-            &mut |_| {},
-        )
-        .expect("import");
-        // Back to format 2's shapes.
+            vec![
+                Command::PutProduct(product),
+                crate::store::testing::moves("default", 150),
+            ],
+        );
+        // Back to format 2's shapes: seqs 1..=145 indexed, 146..=150 in the row's slots.
         let txn = db.begin_write().expect("write");
         {
             let mut journal = txn.open_table(JOURNAL).expect("journal");
@@ -284,15 +304,21 @@ mod tests {
                 old.push((k.value(), codec::movement(&m)));
             }
             let mut index = txn.open_table(HISTORY_BY_LEVEL).expect("index");
+            index.retain(|_, _| false).expect("clear");
             for (seq, bytes) in old {
                 journal.insert(seq, bytes.as_slice()).expect("journal row");
-                index.insert(("p", "default", seq), ()).expect("index");
+                if seq <= 145 {
+                    index.insert(("p", "default", seq), ()).expect("index");
+                }
             }
             let mut levels = txn.open_table(LEVELS).expect("levels");
             let level =
                 codec::decode_level(levels.get(("p", "default")).expect("get").expect("row").value()).expect("level");
             let mut row = codec::level(&level);
-            row.extend_from_slice(&[0u8; 65]);
+            row.push(5);
+            for seq in (146u64..=150).chain([0, 0, 0]) {
+                row.extend_from_slice(&seq.to_le_bytes());
+            }
             levels.insert(("p", "default"), row.as_slice()).expect("level row");
             let mut meta = txn.open_table(META).expect("meta");
             meta.insert(FORMAT_KEY, 2u64.to_le_bytes().as_slice())
@@ -301,37 +327,42 @@ mod tests {
                 .expect("level 2");
         }
         txn.commit().expect("commit");
+
         upgrade(&db, "default").expect("upgrade");
         assert_eq!(meta_of(&db), (3, 3));
-        let report = super::super::verify::verify(&db.begin_read().expect("read"));
-        assert!(report.ok, "{report}");
-        assert_eq!(report.movements, 150);
-        let reader = Reader::new(db.begin_read().expect("read")).expect("reader");
-        let filter = MovementFilter {
-            product: Some("p".into()),
-            warehouse: Some("default".into()),
-            ..MovementFilter::default()
-        };
+        verified(&db, 150);
+        let unchanged = db.begin_read().expect("read");
+        let row = unchanged
+            .open_table(JOURNAL)
+            .expect("journal")
+            .get(150)
+            .expect("get")
+            .expect("row");
+        assert_eq!(
+            codec::decode_journal_row(row.value()).expect("row").1,
+            None,
+            "the journal as it was"
+        );
+        drop((row, unchanged));
         for limit in [10, 64, 200] {
-            let mut seqs = Vec::new();
-            let mut cursor = None;
-            loop {
-                let paging = Paging {
-                    limit,
-                    cursor: cursor.take(),
-                    ..Paging::default()
-                };
-                let page = reader.movements(&filter, &paging).expect("page");
-                seqs.extend(page.rows.iter().map(|m| m.seq));
-                match page.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
-            assert_eq!(seqs, (1..=150).rev().collect::<Vec<u64>>(), "pages of {limit}");
+            assert_eq!(
+                level_history(&db, limit),
+                (1..=150).rev().collect::<Vec<u64>>(),
+                "pages of {limit}"
+            );
         }
-        drop(reader);
+
+        import(&db, vec![crate::store::testing::moves("default", 140)]);
+        verified(&db, 290);
+        for limit in [1, 10, 63, 64, 65, 300] {
+            assert_eq!(
+                level_history(&db, limit),
+                (1..=290).rev().collect::<Vec<u64>>(),
+                "pages of {limit}"
+            );
+        }
         upgrade(&db, "default").expect("again");
         assert_eq!(meta_of(&db), (3, 3));
+        verified(&db, 290);
     }
 }

@@ -72,9 +72,17 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     let mut expected = 1u64;
     let mut hidden = 0u64;
     // Each level's chain as the journal makes it, and the entries `history_by_level`
-    // must hold. A file an upgrade has not yet given chains (an earlier version's
-    // backup) has none to check: the upgrade derives them from the journal, checked here.
+    // must hold: every row from before the chain, every 64th movement of a level after. A
+    // file not yet upgraded to chains (an earlier version's backup) has none to check.
     let chained = super::upgrade::level(txn).map_err(|e| e.to_string())? >= super::upgrade::LEVEL_CHAINS;
+    let chained_from = meta_u64(
+        txn.open_table(META)
+            .map_err(|e| e.to_string())?
+            .get(CHAINED_FROM_KEY)
+            .map_err(s)?
+            .as_ref()
+            .map(|v| v.value()),
+    );
     let mut chains: BTreeMap<(String, String), codec::LevelChain> = BTreeMap::new();
     let mut marks: BTreeSet<(String, String, u64)> = BTreeSet::new();
     for row in journal.iter().map_err(s)? {
@@ -110,15 +118,16 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         hidden += u64::from(!m.draft.kind.moves_on_hand());
         let (p, w) = (&m.draft.product, &m.draft.warehouse);
         let chain = chains.entry((p.clone(), w.clone())).or_default();
-        if chained && back != Some(chain.head) {
+        let pointer = (seq >= chained_from).then_some(chain.head);
+        if chained && back != pointer {
             return Err(format!(
-                "seq {seq}: points back to {back:?}, the previous movement of {p}/{w} is {}",
+                "seq {seq}: points back to {back:?}, not {pointer:?} (the previous movement of {p}/{w} is {})",
                 chain.head
             ));
         }
         chain.head = seq;
         chain.moves += 1;
-        if chain.moves % HISTORY_MARK_INTERVAL == 0 {
+        if pointer.is_none() || chain.moves % HISTORY_MARK_INTERVAL == 0 {
             marks.insert((p.clone(), w.clone(), seq));
         }
         prev = m.hash;
@@ -211,8 +220,8 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-/// `history_by_level` holds exactly every `HISTORY_MARK_INTERVAL`-th movement of each
-/// level (`marks`, from the journal): where history walks start.
+/// `history_by_level` holds exactly what `marks` lists (from the journal): every movement
+/// from before the chain, and every `HISTORY_MARK_INTERVAL`-th movement of a level after.
 fn check_marks(txn: &ReadTransaction, mut marks: BTreeSet<(String, String, u64)>) -> Result<(), String> {
     let s = |e: redb::StorageError| format!("storage: {e}");
     for row in txn
@@ -225,7 +234,7 @@ fn check_marks(txn: &ReadTransaction, mut marks: BTreeSet<(String, String, u64)>
         let (p, w, seq) = key.value();
         if !marks.remove(&(p.to_string(), w.to_string(), seq)) {
             return Err(format!(
-                "level {p}/{w}: history_by_level lists seq {seq}, not a {HISTORY_MARK_INTERVAL}th movement of it"
+                "level {p}/{w}: history_by_level lists seq {seq}, neither from before the chain nor a {HISTORY_MARK_INTERVAL}th movement of it"
             ));
         }
     }

@@ -230,6 +230,39 @@ fn downgrade(data: &Path) {
             .retain(|_, _| false)
             .expect("clear");
         txn.open_table(META).expect("meta").remove(UPGRADE_KEY).expect("unmark");
+        // Journal rows without back-pointers, level rows without their chain, every
+        // movement in `history_by_level`.
+        let mut journal = txn.open_table(JOURNAL).expect("journal");
+        let mut movements = Vec::new();
+        for row in journal.iter().expect("iter") {
+            let (_, v) = row.expect("row");
+            movements.push(stockd::store::codec::decode_movement(v.value()).expect("movement"));
+        }
+        let mut index = txn.open_table(HISTORY_BY_LEVEL).expect("index");
+        for m in &movements {
+            journal
+                .insert(m.seq, stockd::store::codec::movement(m).as_slice())
+                .expect("journal row");
+            index
+                .insert((m.draft.product.as_str(), m.draft.warehouse.as_str(), m.seq), ())
+                .expect("index");
+        }
+        let mut levels = txn.open_table(LEVELS).expect("levels");
+        let rows: Vec<((String, String), Vec<u8>)> = levels
+            .iter()
+            .expect("iter")
+            .map(|r| {
+                let (k, v) = r.expect("row");
+                let level = stockd::store::codec::decode_level(v.value()).expect("level");
+                let (p, w) = k.value();
+                ((p.to_string(), w.to_string()), stockd::store::codec::level(&level))
+            })
+            .collect();
+        for ((p, w), row) in rows {
+            levels
+                .insert((p.as_str(), w.as_str()), row.as_slice())
+                .expect("level row");
+        }
         // Old roll-ups: every entry counted as a movement.
         let mut days = txn.open_table(ROLLUP_DAYS).expect("days");
         let keys: Vec<(i64, String)> = days
