@@ -364,5 +364,34 @@ mod tests {
         upgrade(&db, "default").expect("again");
         assert_eq!(meta_of(&db), (3, 3));
         verified(&db, 290);
+
+        // An entry from before the chain gone from the index, then one too many since.
+        let problem = |db: &Database| {
+            let report = super::super::verify::verify(&db.begin_read().expect("read"));
+            report.problem.unwrap_or_default()
+        };
+        let edit = |remove: Option<u64>, insert: Option<u64>| {
+            let txn = db.begin_write().expect("write");
+            {
+                let mut index = txn.open_table(HISTORY_BY_LEVEL).expect("index");
+                if let Some(seq) = remove {
+                    index.remove(("p", "default", seq)).expect("remove");
+                }
+                if let Some(seq) = insert {
+                    index.insert(("p", "default", seq), ()).expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        };
+        edit(Some(10), None);
+        assert!(
+            problem(&db).contains("lacks 1 of its movements from before the chain"),
+            "{}",
+            problem(&db)
+        );
+        edit(None, Some(10));
+        verified(&db, 290);
+        edit(None, Some(200));
+        assert!(problem(&db).contains("lists seq 200, not a 64th"), "{}", problem(&db));
     }
 }

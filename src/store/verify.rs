@@ -84,7 +84,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
             .map(|v| v.value()),
     );
     let mut chains: BTreeMap<(String, String), codec::LevelChain> = BTreeMap::new();
-    let mut marks: BTreeSet<(String, String, u64)> = BTreeSet::new();
+    let mut indexed = Indexed::default();
     for row in journal.iter().map_err(s)? {
         let (k, v) = row.map_err(s)?;
         let seq = k.value();
@@ -127,8 +127,10 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         }
         chain.head = seq;
         chain.moves += 1;
-        if pointer.is_none() || chain.moves % HISTORY_MARK_INTERVAL == 0 {
-            marks.insert((p.clone(), w.clone(), seq));
+        if pointer.is_none() {
+            *indexed.before_chain.entry((p.clone(), w.clone())).or_default() += 1;
+        } else if chain.moves % HISTORY_MARK_INTERVAL == 0 {
+            indexed.marks.insert((p.clone(), w.clone(), seq));
         }
         prev = m.hash;
         expected = seq + 1;
@@ -191,7 +193,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         ));
     }
     if chained {
-        check_marks(txn, marks)?;
+        check_index(txn, chained_from, indexed)?;
     }
     if let Some(((p, w), b)) = folded.into_iter().find(|(_, b)| !b.is_zero()) {
         return Err(format!("level {p}/{w}: missing, the journal folds to {b:?}"));
@@ -220,10 +222,27 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-/// `history_by_level` holds exactly what `marks` lists (from the journal): every movement
-/// from before the chain, and every `HISTORY_MARK_INTERVAL`-th movement of a level after.
-fn check_marks(txn: &ReadTransaction, mut marks: BTreeSet<(String, String, u64)>) -> Result<(), String> {
+/// What `history_by_level` must hold, from the journal.
+#[derive(Default)]
+struct Indexed {
+    /// How many movements of each level came before the chain (all of them indexed):
+    /// counted, not listed, so that an upgraded file of millions of movements is checked
+    /// in O(levels) of memory.
+    before_chain: BTreeMap<(String, String), u64>,
+    /// Every `HISTORY_MARK_INTERVAL`-th movement of a level since.
+    marks: BTreeSet<(String, String, u64)>,
+}
+
+/// `history_by_level` holds as many entries of each level from before the chain as the
+/// journal has movements of it, and exactly the marks since.
+fn check_index(txn: &ReadTransaction, chained_from: u64, mut expected: Indexed) -> Result<(), String> {
     let s = |e: redb::StorageError| format!("storage: {e}");
+    let lacks = |(p, w): &(String, String), n: u64| {
+        format!("level {p}/{w}: history_by_level lacks {n} of its movements from before the chain")
+    };
+    // The level whose entries from before the chain are being counted, and how many of
+    // them the journal has left (a level's entries are contiguous, in seq order).
+    let mut counting: Option<((String, String), u64)> = None;
     for row in txn
         .open_table(HISTORY_BY_LEVEL)
         .map_err(|e| e.to_string())?
@@ -232,13 +251,39 @@ fn check_marks(txn: &ReadTransaction, mut marks: BTreeSet<(String, String, u64)>
     {
         let (key, _) = row.map_err(s)?;
         let (p, w, seq) = key.value();
-        if !marks.remove(&(p.to_string(), w.to_string(), seq)) {
-            return Err(format!(
-                "level {p}/{w}: history_by_level lists seq {seq}, neither from before the chain nor a {HISTORY_MARK_INTERVAL}th movement of it"
-            ));
+        if seq >= chained_from {
+            if !expected.marks.remove(&(p.to_string(), w.to_string(), seq)) {
+                return Err(format!(
+                    "level {p}/{w}: history_by_level lists seq {seq}, not a {HISTORY_MARK_INTERVAL}th movement of it"
+                ));
+            }
+            continue;
+        }
+        let same = counting.as_ref().is_some_and(|((cp, cw), _)| cp == p && cw == w);
+        if !same {
+            if let Some((level, left @ 1..)) = counting.take() {
+                return Err(lacks(&level, left));
+            }
+            let level = (p.to_string(), w.to_string());
+            let left = expected.before_chain.remove(&level).unwrap_or(0);
+            counting = Some((level, left));
+        }
+        match &mut counting {
+            Some((_, left @ 1..)) => *left -= 1,
+            _ => {
+                return Err(format!(
+                    "level {p}/{w}: history_by_level lists seq {seq}, not a movement of it from before the chain"
+                ))
+            }
         }
     }
-    if let Some((p, w, seq)) = marks.into_iter().next() {
+    if let Some((level, left @ 1..)) = counting {
+        return Err(lacks(&level, left));
+    }
+    if let Some((level, left)) = expected.before_chain.into_iter().next() {
+        return Err(lacks(&level, left));
+    }
+    if let Some((p, w, seq)) = expected.marks.into_iter().next() {
         return Err(format!("level {p}/{w}: history_by_level lacks seq {seq}"));
     }
     Ok(())
