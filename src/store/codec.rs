@@ -187,7 +187,7 @@ pub fn decode_movement(buf: &[u8]) -> Result<Movement, CodecError> {
 }
 
 /// A journal row read back: the movement and its back-pointer, `None` in a row written
-/// before pointers (file format 2 and older, until the upgrade gives it one).
+/// before format 3 (the upgrade leaves those as they are: `history_by_level` lists them).
 pub fn decode_journal_row(buf: &[u8]) -> Result<(Movement, Option<u64>), CodecError> {
     let mut d = Dec::new(buf, "movement")?;
     let seq = d.u64()?;
@@ -233,7 +233,8 @@ pub fn decode_journal_row(buf: &[u8]) -> Result<(Movement, Option<u64>), CodecEr
     Ok((m, prev))
 }
 
-/// Reads only a journal row's back-pointer (rows of file format 3, which all have one).
+/// Reads only a journal row's back-pointer (of a row from `meta.chained_from` on: those
+/// all have one).
 pub fn journal_prev(buf: &[u8]) -> Result<u64, CodecError> {
     let at = buf
         .len()
@@ -303,8 +304,8 @@ pub fn level_row(l: &Level, chain: LevelChain) -> Vec<u8> {
     row
 }
 
-/// [`level_row`] read back. Rows written before the chain (file format 2 and older) have
-/// none: the upgrade to format 3 rewrites every row.
+/// [`level_row`] read back. Rows written before format 3 have no chain fields: the upgrade
+/// rewrites every level row.
 pub fn decode_level_row(buf: &[u8]) -> Result<(Level, LevelChain), CodecError> {
     let mut d = Dec::new(buf, "level")?;
     let level = level_body(&mut d)?;

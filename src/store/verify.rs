@@ -2,11 +2,12 @@
 //!
 //! Checks, in one read transaction: seq starts at 1 and has no gap; every entry decodes and
 //! its hash continues the chain; every entry's `before` is what the journal so far adds up
-//! to; the fold equals the stored levels (and no level lacks a journal); each entry points
-//! back to the previous movement of its level, each level row's head and count are its
-//! latest movement and its number of movements, and `history_by_level` lists exactly every
-//! `HISTORY_MARK_INTERVAL`-th movement of each level; every batch record covers exactly the
-//! movements that name it.
+//! to; the fold equals the stored levels (and no level lacks a journal); each entry from
+//! `chained_from` on points back to the previous movement of its level, each level row's
+//! head and count are its latest movement and its number of movements, and
+//! `history_by_level` lists exactly every `HISTORY_MARK_INTERVAL`-th movement of each level
+//! since `chained_from` and as many of each level's movements before it as the journal has;
+//! every batch record covers exactly the movements that name it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
