@@ -822,8 +822,57 @@ mod shared_snapshot_tests {
 /// Tests: a few writes that set a store up.
 #[cfg(test)]
 pub(crate) mod testing {
-    use super::{Store, WriteCtx};
+    use redb::{ReadableTable, WriteTransaction};
+
+    use super::tables::*;
+    use super::{codec, Store, WriteCtx};
     use crate::ledger::{Command, Meta, MoveCmd, Op, Product};
+
+    /// Turns a file back into format 2's shapes, as an earlier stockd left it: journal rows
+    /// without back-pointers, each level row keeping the seqs of its latest movements (up
+    /// to `slots`, at most 8) and `history_by_level` listing the others, upgrade level 2.
+    pub fn to_format2(db: &redb::Database, slots: usize) {
+        let txn = db.begin_write().expect("write");
+        rewrite_as_format2(&txn, slots.min(8)).expect("format 2");
+        txn.commit().expect("commit");
+    }
+
+    fn rewrite_as_format2(txn: &WriteTransaction, slots: usize) -> Result<(), redb::Error> {
+        let mut journal = txn.open_table(JOURNAL)?;
+        let mut rows = Vec::new();
+        for row in journal.iter()? {
+            let (k, v) = row?;
+            rows.push((k.value(), codec::decode_movement(v.value()).expect("movement")));
+        }
+        let mut history: std::collections::BTreeMap<(String, String), Vec<u64>> = Default::default();
+        for (seq, m) in &rows {
+            journal.insert(*seq, codec::movement(m).as_slice())?;
+            let key = (m.draft.product.clone(), m.draft.warehouse.clone());
+            history.entry(key).or_default().push(*seq);
+        }
+        let mut index = txn.open_table(HISTORY_BY_LEVEL)?;
+        index.retain(|_, _| false)?;
+        let mut levels = txn.open_table(LEVELS)?;
+        for ((p, w), seqs) in history {
+            let kept = seqs.len().min(slots);
+            let (indexed, in_row) = seqs.split_at(seqs.len() - kept);
+            for seq in indexed {
+                index.insert((p.as_str(), w.as_str(), *seq), ())?;
+            }
+            let stored = levels.get((p.as_str(), w.as_str()))?.map(|v| v.value().to_vec());
+            let level = codec::decode_level(&stored.expect("a level row")).expect("level");
+            let mut row = codec::level(&level);
+            row.push(kept as u8);
+            for seq in in_row.iter().copied().chain(std::iter::repeat_n(0, 8 - kept)) {
+                row.extend_from_slice(&seq.to_le_bytes());
+            }
+            levels.insert((p.as_str(), w.as_str()), row.as_slice())?;
+        }
+        let mut meta = txn.open_table(META)?;
+        meta.insert(FORMAT_KEY, 2u64.to_le_bytes().as_slice())?;
+        meta.insert(UPGRADE_KEY, 2u64.to_le_bytes().as_slice())?;
+        Ok(())
+    }
 
     pub fn ctx() -> WriteCtx {
         WriteCtx {

@@ -1427,3 +1427,121 @@ mod tests {
         store.shutdown();
     }
 }
+
+/// A level's and a product's history — read in pages through the level chains, from the
+/// marks, and below a format-2 prefix through the older index — is the journal's list of
+/// their movements, newest first.
+#[cfg(test)]
+mod level_walk_tests {
+    use proptest::prelude::*;
+    use redb::{Database, ReadableDatabase, ReadableTable};
+
+    use super::{MovementFilter, Paging, Reader};
+    use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Rules, Warehouse};
+    use crate::store::tables::JOURNAL;
+    use crate::store::{apply_offline, codec, open_or_create, testing, upgrade, verify};
+
+    const WAREHOUSES: [&str; 3] = ["default", "w1", "w2"];
+    /// Lines per command: several commands, each moving some levels more than once.
+    const LINES_PER_COMMAND: usize = 37;
+
+    fn import(db: &Database, commands: Vec<Command>) {
+        let lines = commands.into_iter().enumerate();
+        apply_offline(db, &Rules::default(), "test", lines, &mut |_| {}).expect("import");
+    }
+
+    fn moves(warehouses: &[usize]) -> Vec<Command> {
+        let line = |w: &usize| MoveCmd {
+            product: "p".into(),
+            warehouse: WAREHOUSES[*w].into(),
+            op: Op::In(1),
+            expected_on_hand: None,
+            meta: Meta::default(),
+        };
+        warehouses
+            .chunks(LINES_PER_COMMAND)
+            .map(|chunk| Command::Batch(chunk.iter().map(line).collect()))
+            .collect()
+    }
+
+    /// Every page of `filter` by cursor, `limit` a page.
+    fn pages(reader: &Reader, filter: &MovementFilter, limit: u64) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        let mut cursor = None;
+        loop {
+            let paging = Paging {
+                limit,
+                cursor: cursor.take(),
+                ..Paging::default()
+            };
+            let page = reader.movements(filter, &paging).expect("page");
+            seqs.extend(page.rows.iter().map(|m| m.seq));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return seqs,
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, max_shrink_iters: 16, ..ProptestConfig::default() })]
+
+        #[test]
+        fn histories_follow_chains_marks_and_an_older_index(
+            before in prop::collection::vec(0..3usize, 0..160),
+            slots in 0..=8usize,
+            after in prop::collection::vec(0..3usize, 0..260),
+            limit in 1..80u64,
+            end_at in 0..420usize,
+        ) {
+            let dir = tempfile::tempdir().expect("tmp");
+            let db = open_or_create(&dir.path().join("walk.redb"), "default").expect("create");
+            let mut catalog = vec![Command::PutProduct(Product {
+                id: "p".into(),
+                sku: "p".into(),
+                name: "P".into(),
+                ..Product::default()
+            })];
+            for id in &WAREHOUSES[1..] {
+                catalog.push(Command::PutWarehouse(Warehouse { id: id.to_string(), name: id.to_string(), number: None }));
+            }
+            import(&db, catalog);
+            if !before.is_empty() {
+                import(&db, moves(&before));
+                testing::to_format2(&db, slots);
+                upgrade::upgrade(&db, "default").expect("upgrade");
+            }
+            if !after.is_empty() {
+                import(&db, moves(&after));
+            }
+            let mut journal = Vec::new();
+            let txn = db.begin_read().expect("read");
+            for row in txn.open_table(JOURNAL).expect("journal").iter().expect("iter") {
+                let (_, v) = row.expect("row");
+                journal.push(codec::decode_movement(v.value()).expect("movement"));
+            }
+            let report = verify::verify(&txn);
+            prop_assert!(report.ok, "{}", report);
+            let reader = Reader::new(txn).expect("reader");
+            let end_ms = journal.get(end_at % journal.len().max(1)).map(|m| m.at_ms);
+            for warehouse in WAREHOUSES.iter().map(|w| Some(w.to_string())).chain([None]) {
+                for end in [None, end_ms] {
+                    let filter = MovementFilter {
+                        product: Some("p".into()),
+                        warehouse: warehouse.clone(),
+                        end_ms: end,
+                        ..MovementFilter::default()
+                    };
+                    let expected: Vec<u64> = journal
+                        .iter()
+                        .rev()
+                        .filter(|m| warehouse.as_ref().is_none_or(|w| &m.draft.warehouse == w))
+                        .filter(|m| end.is_none_or(|e| m.at_ms <= e))
+                        .map(|m| m.seq)
+                        .collect();
+                    prop_assert_eq!(pages(&reader, &filter, limit), expected, "{:?}, end {:?}", warehouse, end);
+                }
+            }
+        }
+    }
+}

@@ -294,39 +294,8 @@ mod tests {
             ],
         );
         // Back to format 2's shapes: seqs 1..=145 indexed, 146..=150 in the row's slots.
-        let txn = db.begin_write().expect("write");
-        {
-            let mut journal = txn.open_table(JOURNAL).expect("journal");
-            let mut old = Vec::new();
-            for row in journal.iter().expect("iter") {
-                let (k, v) = row.expect("row");
-                let m = codec::decode_movement(v.value()).expect("movement");
-                old.push((k.value(), codec::movement(&m)));
-            }
-            let mut index = txn.open_table(HISTORY_BY_LEVEL).expect("index");
-            index.retain(|_, _| false).expect("clear");
-            for (seq, bytes) in old {
-                journal.insert(seq, bytes.as_slice()).expect("journal row");
-                if seq <= 145 {
-                    index.insert(("p", "default", seq), ()).expect("index");
-                }
-            }
-            let mut levels = txn.open_table(LEVELS).expect("levels");
-            let level =
-                codec::decode_level(levels.get(("p", "default")).expect("get").expect("row").value()).expect("level");
-            let mut row = codec::level(&level);
-            row.push(5);
-            for seq in (146u64..=150).chain([0, 0, 0]) {
-                row.extend_from_slice(&seq.to_le_bytes());
-            }
-            levels.insert(("p", "default"), row.as_slice()).expect("level row");
-            let mut meta = txn.open_table(META).expect("meta");
-            meta.insert(FORMAT_KEY, 2u64.to_le_bytes().as_slice())
-                .expect("format 2");
-            meta.insert(UPGRADE_KEY, 2u64.to_le_bytes().as_slice())
-                .expect("level 2");
-        }
-        txn.commit().expect("commit");
+        crate::store::testing::to_format2(&db, 5);
+        assert_eq!(meta_of(&db), (2, 2));
 
         upgrade(&db, "default").expect("upgrade");
         assert_eq!(meta_of(&db), (3, 3));
