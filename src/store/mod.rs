@@ -828,6 +828,31 @@ pub(crate) mod testing {
     use super::{codec, Store, WriteCtx};
     use crate::ledger::{Command, Meta, MoveCmd, Op, Product};
 
+    /// Every page of `filter` by cursor, `limit` a page: the seqs, newest first.
+    pub fn movement_pages(reader: &super::Reader, filter: &super::MovementFilter, limit: u64) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        let mut cursor = None;
+        loop {
+            let paging = super::Paging {
+                limit,
+                cursor: cursor.take(),
+                ..super::Paging::default()
+            };
+            let page = reader.movements(filter, &paging).expect("page");
+            seqs.extend(page.rows.iter().map(|m| m.seq));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return seqs,
+            }
+        }
+    }
+
+    /// `commands` through `stockd import`'s write path, all of them applied.
+    pub fn import(db: &redb::Database, commands: Vec<Command>) {
+        let lines = commands.into_iter().enumerate();
+        super::apply_offline(db, &crate::ledger::Rules::default(), "test", lines, &mut |_| {}).expect("import");
+    }
+
     /// Turns a file back into format 2's shapes, as an earlier stockd left it: journal rows
     /// without back-pointers, each level row keeping the seqs of its latest movements (up
     /// to `slots`, at most 8) and `history_by_level` listing the others, upgrade level 2.

@@ -553,13 +553,7 @@ impl Reader {
         let unfiltered = index == Index::Journal && filter.kind.is_none() && filter.movement_type.is_none();
         if unfiltered && paging.cursor.is_none() && lo == 1 && hi == last {
             // The whole journal less what it hides: no walk to count a page's `total`.
-            let hidden = meta_u64(
-                table(&self.snap.txn, META)?
-                    .get(HIDDEN_ENTRIES_KEY)
-                    .map_err(storage_error)?
-                    .as_ref()
-                    .map(|v| v.value()),
-            );
+            let hidden = self.meta_u64(HIDDEN_ENTRIES_KEY)?;
             acc.total_known = Some(last.saturating_sub(hidden));
         }
         let mut visit_entry = |bytes: &[u8]| -> Result<bool, StoreError> {
@@ -664,13 +658,7 @@ impl Reader {
             Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1.head,
             None => 0,
         };
-        let chained_from = meta_u64(
-            table(&self.snap.txn, META)?
-                .get(CHAINED_FROM_KEY)
-                .map_err(storage_error)?
-                .as_ref()
-                .map(|v| v.value()),
-        );
+        let chained_from = self.meta_u64(CHAINED_FROM_KEY)?;
         let mut walk = LevelWalk {
             journal,
             index: None,
@@ -689,6 +677,13 @@ impl Reader {
             }
         }
         Ok(walk)
+    }
+
+    /// A number kept in `META` (absent: 0).
+    fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
+        let meta = table(&self.snap.txn, META)?;
+        let value = meta.get(key).map_err(storage_error)?;
+        Ok(meta_u64(value.as_ref().map(|v| v.value())))
     }
 
     /// Number of journal entries (O(1): redb keeps table lengths).
@@ -1434,21 +1429,16 @@ mod tests {
 #[cfg(test)]
 mod level_walk_tests {
     use proptest::prelude::*;
-    use redb::{Database, ReadableDatabase, ReadableTable};
+    use redb::{ReadableDatabase, ReadableTable};
 
-    use super::{MovementFilter, Paging, Reader};
-    use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Rules, Warehouse};
+    use super::{MovementFilter, Reader};
+    use crate::ledger::{Command, Meta, MoveCmd, Op, Product, Warehouse};
     use crate::store::tables::JOURNAL;
-    use crate::store::{apply_offline, codec, open_or_create, testing, upgrade, verify};
+    use crate::store::{codec, open_or_create, testing, upgrade, verify};
 
     const WAREHOUSES: [&str; 3] = ["default", "w1", "w2"];
     /// Lines per command: several commands, each moving some levels more than once.
     const LINES_PER_COMMAND: usize = 37;
-
-    fn import(db: &Database, commands: Vec<Command>) {
-        let lines = commands.into_iter().enumerate();
-        apply_offline(db, &Rules::default(), "test", lines, &mut |_| {}).expect("import");
-    }
 
     fn moves(warehouses: &[usize]) -> Vec<Command> {
         let line = |w: &usize| MoveCmd {
@@ -1462,25 +1452,6 @@ mod level_walk_tests {
             .chunks(LINES_PER_COMMAND)
             .map(|chunk| Command::Batch(chunk.iter().map(line).collect()))
             .collect()
-    }
-
-    /// Every page of `filter` by cursor, `limit` a page.
-    fn pages(reader: &Reader, filter: &MovementFilter, limit: u64) -> Vec<u64> {
-        let mut seqs = Vec::new();
-        let mut cursor = None;
-        loop {
-            let paging = Paging {
-                limit,
-                cursor: cursor.take(),
-                ..Paging::default()
-            };
-            let page = reader.movements(filter, &paging).expect("page");
-            seqs.extend(page.rows.iter().map(|m| m.seq));
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return seqs,
-            }
-        }
     }
 
     proptest! {
@@ -1505,14 +1476,14 @@ mod level_walk_tests {
             for id in &WAREHOUSES[1..] {
                 catalog.push(Command::PutWarehouse(Warehouse { id: id.to_string(), name: id.to_string(), number: None }));
             }
-            import(&db, catalog);
+            testing::import(&db, catalog);
             if !before.is_empty() {
-                import(&db, moves(&before));
+                testing::import(&db, moves(&before));
                 testing::to_format2(&db, slots);
                 upgrade::upgrade(&db, "default").expect("upgrade");
             }
             if !after.is_empty() {
-                import(&db, moves(&after));
+                testing::import(&db, moves(&after));
             }
             let mut journal = Vec::new();
             let txn = db.begin_read().expect("read");
@@ -1539,7 +1510,7 @@ mod level_walk_tests {
                         .filter(|m| end.is_none_or(|e| m.at_ms <= e))
                         .map(|m| m.seq)
                         .collect();
-                    prop_assert_eq!(pages(&reader, &filter, limit), expected, "{:?}, end {:?}", warehouse, end);
+                    prop_assert_eq!(testing::movement_pages(&reader, &filter, limit), expected, "{:?}, end {:?}", warehouse, end);
                 }
             }
         }

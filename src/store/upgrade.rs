@@ -232,34 +232,14 @@ mod tests {
 
     /// The history of the file's one level, newest first, read in pages of `limit`.
     fn level_history(db: &Database, limit: u64) -> Vec<u64> {
-        use crate::store::read::{MovementFilter, Paging, Reader};
+        use crate::store::read::{MovementFilter, Reader};
         let reader = Reader::new(db.begin_read().expect("read")).expect("reader");
         let filter = MovementFilter {
             product: Some("p".into()),
             warehouse: Some("default".into()),
             ..MovementFilter::default()
         };
-        let mut seqs = Vec::new();
-        let mut cursor = None;
-        loop {
-            let paging = Paging {
-                limit,
-                cursor: cursor.take(),
-                ..Paging::default()
-            };
-            let page = reader.movements(&filter, &paging).expect("page");
-            seqs.extend(page.rows.iter().map(|m| m.seq));
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return seqs,
-            }
-        }
-    }
-
-    fn import(db: &Database, commands: Vec<crate::ledger::Command>) {
-        let rules = crate::ledger::Rules::default();
-        let lines = commands.into_iter().enumerate();
-        super::super::apply_offline(db, &rules, "test", lines, &mut |_| {}).expect("import");
+        crate::store::testing::movement_pages(&reader, &filter, limit)
     }
 
     fn verified(db: &Database, movements: u64) {
@@ -286,7 +266,7 @@ mod tests {
             name: "P".into(),
             ..Product::default()
         };
-        import(
+        crate::store::testing::import(
             &db,
             vec![
                 Command::PutProduct(product),
@@ -321,7 +301,7 @@ mod tests {
             );
         }
 
-        import(&db, vec![crate::store::testing::moves("default", 140)]);
+        crate::store::testing::import(&db, vec![crate::store::testing::moves("default", 140)]);
         verified(&db, 290);
         for limit in [1, 10, 63, 64, 65, 300] {
             assert_eq!(
