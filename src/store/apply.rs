@@ -92,9 +92,19 @@ pub(super) struct Tables<'t> {
     /// thread (`apply_offline`). `None` for the writer: its rows go into the tables, each
     /// insert recorded for its log record.
     journal_rows: Option<JournalRows>,
-    /// The levels the current command moved: each row as it stood before the command, and
-    /// the level's chain with the command's movements (`append`), for `write_level`.
-    moved: HashMap<(String, String), (Option<Level>, codec::LevelChain)>,
+    /// Level rows read (by the ledger, or by `link`) since the last `write`, as stored,
+    /// with the chain the command's movements gave them: `link` and `write_level` read no
+    /// row twice. Every level row is written by `write_level`, which takes its entry out,
+    /// so an entry is the stored row (a refused command writes nothing).
+    seen: HashMap<(String, String), LevelSeen>,
+}
+
+/// A level row as stored before the command, and its chain as the command leaves it.
+struct LevelSeen {
+    before: Option<Level>,
+    chain: codec::LevelChain,
+    /// The command linked movements into the chain: its row must be written.
+    linked: bool,
 }
 
 /// What a group adds to the roll-ups and warehouse stats, folded into [`Held`] at its end.
@@ -160,7 +170,7 @@ impl<'t> Tables<'t> {
             pending: Pending::default(),
             held: Held::default(),
             journal_rows: None,
-            moved: HashMap::default(),
+            seen: HashMap::default(),
         }
     }
 
@@ -489,7 +499,7 @@ impl<'t> Tables<'t> {
         // Every movement changes its level (the ledger's invariant), so its row took the
         // chain's new head. One that did not would leave its movements out of the level's
         // history: the group fails instead.
-        if let Some(((p, w), _)) = self.moved.drain().next() {
+        if let Some(((p, w), _)) = self.seen.drain().find(|(_, seen)| seen.linked) {
             return Err(redb::StorageError::Corrupted(format!(
                 "a movement of level {p}/{w} without the level's new row"
             )));
@@ -546,37 +556,50 @@ impl<'t> Tables<'t> {
     /// Writes a level's row, with its chain as the command's movements left it (`append`).
     /// Returns the level before.
     fn write_level(&mut self, p: &str, w: &str, level: &Level) -> Result<Option<Level>, redb::StorageError> {
-        let (old, chain) = match self.moved.remove(&(p.to_string(), w.to_string())) {
-            Some(moved) => moved,
+        let seen = match self.seen.remove(&(p.to_string(), w.to_string())) {
+            Some(seen) => seen,
             None => self.stored_level(p, w)?,
         };
-        self.levels.insert((p, w), codec::level_row(level, chain).as_slice())?;
-        Ok(old)
+        self.levels
+            .insert((p, w), codec::level_row(level, seen.chain).as_slice())?;
+        Ok(seen.before)
     }
 
     /// A level's row as stored: the level (`None`: no row yet) and its chain.
-    fn stored_level(&mut self, p: &str, w: &str) -> Result<(Option<Level>, codec::LevelChain), redb::StorageError> {
+    fn stored_level(&mut self, p: &str, w: &str) -> Result<LevelSeen, redb::StorageError> {
         let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(format!("level {p}/{w}: {e}"));
-        match self.levels.read()?.get((p, w))? {
+        let (before, chain) = match self.levels.read()?.get((p, w))? {
             Some(v) => {
                 let (level, chain) = codec::decode_level_row(v.value()).map_err(corrupt)?;
-                Ok((Some(level), chain))
+                (Some(level), chain)
             }
-            None => Ok((None, codec::LevelChain::default())),
+            None => (None, codec::LevelChain::default()),
+        };
+        Ok(LevelSeen {
+            before,
+            chain,
+            linked: false,
+        })
+    }
+
+    /// The entry of a level in `seen`, reading its row if it has none.
+    fn seen_level(&mut self, p: &str, w: &str) -> Result<&mut LevelSeen, redb::StorageError> {
+        let key = (p.to_string(), w.to_string());
+        if !self.seen.contains_key(&key) {
+            let stored = self.stored_level(p, w)?;
+            return Ok(self.seen.entry(key).or_insert(stored));
         }
+        self.seen
+            .get_mut(&key)
+            .ok_or_else(|| redb::StorageError::Corrupted(format!("level {p}/{w} read and lost")))
     }
 
     /// Links movement `seq` into its level's chain: returns the seq of the level's previous
     /// movement, and indexes every `HISTORY_MARK_INTERVAL`-th movement of the level.
     fn link(&mut self, p: &str, w: &str, seq: u64) -> Result<u64, redb::StorageError> {
-        let key = (p.to_string(), w.to_string());
-        let chain = match self.moved.get_mut(&key) {
-            Some((_, chain)) => chain,
-            None => {
-                let stored = self.stored_level(p, w)?;
-                &mut self.moved.entry(key).or_insert(stored).1
-            }
-        };
+        let seen = self.seen_level(p, w)?;
+        seen.linked = true;
+        let chain = &mut seen.chain;
         let prev = chain.head;
         chain.head = seq;
         chain.moves += 1;
@@ -639,16 +662,8 @@ impl<'t> Tables<'t> {
 
 impl ledger::State for Tables<'_> {
     fn level(&mut self, product: &str, warehouse: &str) -> Result<Option<Level>, Fault> {
-        match self
-            .levels
-            .read()
-            .map_err(fault)?
-            .get((product, warehouse))
-            .map_err(fault)?
-        {
-            Some(v) => codec::decode_level(v.value()).map(Some).map_err(fault),
-            None => Ok(None),
-        }
+        // Kept for `link` and `write_level`, which would read the row again.
+        Ok(self.seen_level(product, warehouse).map_err(fault)?.before.clone())
     }
 
     fn product(&mut self, id: &str) -> Result<Option<Product>, Fault> {
