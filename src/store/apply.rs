@@ -176,7 +176,7 @@ impl<'t> Tables<'t> {
 
     /// One more journal entry that changes no on_hand (`HIDDEN_ENTRIES_KEY`).
     fn count_hidden(&mut self) -> Result<(), redb::StorageError> {
-        let hidden = meta_u64(self.meta.read()?.get(HIDDEN_ENTRIES_KEY)?.as_ref().map(|v| v.value()));
+        let hidden = meta_number(self.meta.read()?, HIDDEN_ENTRIES_KEY)?;
         self.meta
             .insert(HIDDEN_ENTRIES_KEY, (hidden + 1).to_le_bytes().as_slice())
             .map(|_| ())

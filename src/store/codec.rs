@@ -341,7 +341,7 @@ pub fn format2_level_seqs(buf: &[u8]) -> Result<Vec<u64>, CodecError> {
 }
 
 /// Seqs a format-2 level row had room for.
-const FORMAT2_LEVEL_SLOTS: u8 = 8;
+pub const FORMAT2_LEVEL_SLOTS: u8 = 8;
 
 /// The level alone (a row's chain fields, if any, are left unread).
 pub fn decode_level(buf: &[u8]) -> Result<Level, CodecError> {

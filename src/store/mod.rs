@@ -855,10 +855,12 @@ pub(crate) mod testing {
 
     /// Turns a file back into format 2's shapes, as an earlier stockd left it: journal rows
     /// without back-pointers, each level row keeping the seqs of its latest movements (up
-    /// to `slots`, at most 8) and `history_by_level` listing the others, upgrade level 2.
+    /// to `slots`, at most `codec::FORMAT2_LEVEL_SLOTS`) and `history_by_level` listing
+    /// the others, upgrade level 2.
     pub fn to_format2(db: &redb::Database, slots: usize) {
         let txn = db.begin_write().expect("write");
-        rewrite_as_format2(&txn, slots.min(8)).expect("format 2");
+        let slots = slots.min(usize::from(codec::FORMAT2_LEVEL_SLOTS));
+        rewrite_as_format2(&txn, slots).expect("format 2");
         txn.commit().expect("commit");
     }
 
@@ -888,7 +890,8 @@ pub(crate) mod testing {
             let level = codec::decode_level(&stored.expect("a level row")).expect("level");
             let mut row = codec::level(&level);
             row.push(kept as u8);
-            for seq in in_row.iter().copied().chain(std::iter::repeat_n(0, 8 - kept)) {
+            let empty = usize::from(codec::FORMAT2_LEVEL_SLOTS) - kept;
+            for seq in in_row.iter().copied().chain(std::iter::repeat_n(0, empty)) {
                 row.extend_from_slice(&seq.to_le_bytes());
             }
             levels.insert((p.as_str(), w.as_str()), row.as_slice())?;

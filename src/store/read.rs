@@ -553,7 +553,7 @@ impl Reader {
         let unfiltered = index == Index::Journal && filter.kind.is_none() && filter.movement_type.is_none();
         if unfiltered && paging.cursor.is_none() && lo == 1 && hi == last {
             // The whole journal less what it hides: no walk to count a page's `total`.
-            let hidden = self.meta_u64(HIDDEN_ENTRIES_KEY)?;
+            let hidden = meta_number(&table(&self.snap.txn, META)?, HIDDEN_ENTRIES_KEY).map_err(storage_error)?;
             acc.total_known = Some(last.saturating_sub(hidden));
         }
         let mut visit_entry = |bytes: &[u8]| -> Result<bool, StoreError> {
@@ -574,10 +574,17 @@ impl Reader {
             }
         };
         let s = |o: &Option<String>| o.clone().unwrap_or_default();
+        // Where level chains begin (an upgraded file's older rows are in the index).
+        let chained_from = match index {
+            Index::Level | Index::Product => {
+                meta_number(&table(&self.snap.txn, META)?, CHAINED_FROM_KEY).map_err(storage_error)?
+            }
+            _ => 0,
+        };
         match index {
             Index::Level => {
                 let (p, w) = (s(&filter.product), s(&filter.warehouse));
-                for row in self.level_history(&journal_at, &p, &w, lo, hi)? {
+                for row in self.level_history(&journal_at, &p, &w, (lo, hi), chained_from)? {
                     if !visit_entry(row?.1.value())? {
                         break;
                     }
@@ -591,7 +598,10 @@ impl Reader {
                 let warehouses: Vec<String> = self.product_levels(&p)?.into_iter().map(|(w, _)| w).collect();
                 let mut heads = Vec::with_capacity(warehouses.len());
                 for w in &warehouses {
-                    heads.push(self.level_history(&journal_at, &p, w, lo, hi)?.peekable());
+                    heads.push(
+                        self.level_history(&journal_at, &p, w, (lo, hi), chained_from)?
+                            .peekable(),
+                    );
                 }
                 loop {
                     let mut newest: Option<(usize, u64)> = None;
@@ -651,14 +661,13 @@ impl Reader {
         journal: &'t ReadOnlyTable<u64, &'static [u8]>,
         p: &str,
         w: &str,
-        lo: u64,
-        hi: u64,
+        (lo, hi): (u64, u64),
+        chained_from: u64,
     ) -> Result<LevelWalk<'t>, StoreError> {
         let head = match self.snap.levels()?.get((p, w)).map_err(storage_error)? {
             Some(v) => codec::decode_level_row(v.value()).map_err(corrupt)?.1.head,
             None => 0,
         };
-        let chained_from = self.meta_u64(CHAINED_FROM_KEY)?;
         let mut walk = LevelWalk {
             journal,
             index: None,
@@ -677,13 +686,6 @@ impl Reader {
             }
         }
         Ok(walk)
-    }
-
-    /// A number kept in `META` (absent: 0).
-    fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
-        let meta = table(&self.snap.txn, META)?;
-        let value = meta.get(key).map_err(storage_error)?;
-        Ok(meta_u64(value.as_ref().map(|v| v.value())))
     }
 
     /// Number of journal entries (O(1): redb keeps table lengths).
@@ -1429,6 +1431,7 @@ mod tests {
 #[cfg(test)]
 mod level_walk_tests {
     use proptest::prelude::*;
+    use proptest::test_runner::FileFailurePersistence;
     use redb::{ReadableDatabase, ReadableTable};
 
     use super::{MovementFilter, Reader};
@@ -1455,7 +1458,16 @@ mod level_walk_tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 16, max_shrink_iters: 16, ..ProptestConfig::default() })]
+        // Seeds of failures found go beside the integration tests' (the crate root keeps
+        // only what the project's layout names).
+        #![proptest_config(ProptestConfig {
+            cases: 16,
+            max_shrink_iters: 16,
+            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                "tests/proptest-regressions/store_read_level_walk.txt"
+            ))),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn histories_follow_chains_marks_and_an_older_index(

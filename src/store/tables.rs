@@ -97,12 +97,16 @@ pub const HIDDEN_ENTRIES_KEY: &str = "hidden_entries";
 /// upgrade rewrites the journal.
 pub const CHAINED_FROM_KEY: &str = "chained_from";
 
-/// A u64 kept in `META` (absent = 0).
-pub fn meta_u64(value: Option<&[u8]>) -> u64 {
-    value
-        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+/// A u64 kept in `META` under `key` (absent = 0).
+pub fn meta_number(
+    meta: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u64, redb::StorageError> {
+    let value = meta.get(key)?;
+    Ok(value
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
         .map(u64::from_le_bytes)
-        .unwrap_or(0)
+        .unwrap_or(0))
 }
 
 /// reservation id → reservation (codec::reservation).

@@ -76,14 +76,8 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
     // must hold: every row from before the chain, every 64th movement of a level after. A
     // file not yet upgraded to chains (an earlier version's backup) has none to check.
     let chained = super::upgrade::level(txn).map_err(|e| e.to_string())? >= super::upgrade::LEVEL_CHAINS;
-    let chained_from = meta_u64(
-        txn.open_table(META)
-            .map_err(|e| e.to_string())?
-            .get(CHAINED_FROM_KEY)
-            .map_err(s)?
-            .as_ref()
-            .map(|v| v.value()),
-    );
+    let meta = txn.open_table(META).map_err(|e| e.to_string())?;
+    let chained_from = meta_number(&meta, CHAINED_FROM_KEY).map_err(s)?;
     let mut chains: BTreeMap<(String, String), codec::LevelChain> = BTreeMap::new();
     let mut indexed = Indexed::default();
     for row in journal.iter().map_err(s)? {
@@ -138,8 +132,7 @@ fn check(txn: &ReadTransaction, report: &mut Report) -> Result<(), String> {
         report.movements += 1;
     }
     report.seq_last = expected - 1;
-    let meta = txn.open_table(META).map_err(|e| e.to_string())?;
-    let stored = meta_u64(meta.get(HIDDEN_ENTRIES_KEY).map_err(s)?.as_ref().map(|v| v.value()));
+    let stored = meta_number(&meta, HIDDEN_ENTRIES_KEY).map_err(s)?;
     if stored != hidden {
         return Err(format!(
             "{stored} entries that change no on_hand counted, the journal has {hidden}"
