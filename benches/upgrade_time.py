@@ -3,7 +3,7 @@
 
 Usage: python3 benches/upgrade_time.py OLD_BINARY NEW_BINARY   (env ROWS, default 1,000,000)
 
-Writes 10,000 products, 3 warehouses besides `default` and ROWS stock rows (each an absolute
+Writes import_alone.py's 10,000 products and 3 warehouses besides `default`, and ROWS stock rows (each an absolute
 count, so each is one movement; 40,000 levels) to a temp directory and imports them with
 OLD_BINARY. Then, on a copy, it times NEW_BINARY's first open of the file — an import of
 no rows, which opens the file, upgrades it and commits nothing else — and a second one (the
@@ -18,27 +18,25 @@ import sys
 import tempfile
 import time
 
+import import_alone
+
 ROWS = int(os.environ.get("ROWS", "1000000"))
-PRODUCTS = 10_000
-WAREHOUSES = ["default", "wh-2", "wh-3", "wh-4"]
 TIMEOUT_S = 900
 
 
 def write_csvs(d):
-    with open(os.path.join(d, "products.csv"), "w") as f:
-        f.write("id,sku,name\n")
-        f.writelines(f"p{i:05},SKU-p{i:05},Bench product {i}\n" for i in range(PRODUCTS))
-    with open(os.path.join(d, "warehouses.csv"), "w") as f:
-        f.write("id,name\n")
-        f.writelines(f"{w},Warehouse {w}\n" for w in WAREHOUSES[1:])
+    """import_alone.py's products and warehouses, ROWS stock rows over their levels, and a
+    CSV of no rows."""
+    import_alone.write_csvs(d)
     with open(os.path.join(d, "empty.csv"), "w") as f:
         f.write("id,name\n")
-    levels = PRODUCTS * len(WAREHOUSES)
+    warehouses = import_alone.WAREHOUSES
+    levels = import_alone.PRODUCTS * len(warehouses)
     with open(os.path.join(d, "stock.csv"), "w") as f:
         f.write("product_id,warehouse_id,quantity\n")
         for k in range(ROWS):
             level = k % levels
-            f.write(f"p{level // len(WAREHOUSES):05},{WAREHOUSES[level % len(WAREHOUSES)]},{k + 1}\n")
+            f.write(f"p{level // len(warehouses):05},{warehouses[level % len(warehouses)]},{k + 1}\n")
 
 
 def measure(args):
