@@ -154,6 +154,14 @@ fn a_bad_row_names_its_line_and_column_and_nothing_is_imported() {
         ),
         ("missing.csv", "product_id\np1\n", "line 2, column `quantity`"),
         ("unknown.csv", "product_id,quantity\np1,5\nnope,3\n", "line 3"),
+        // Rows become commands as they are read: the first bad line is the one named,
+        // before a malformed record further on.
+        (
+            "bad-before-malformed.csv",
+            "product_id,quantity\np1,-1\np2,5,extra\n",
+            "line 2, column `quantity`",
+        ),
+        ("malformed.csv", "product_id,quantity\np1,1\np2,5,extra\n", "line 3"),
         (
             "unknown-warehouse.ndjson",
             "{\"product_id\":\"p1\",\"quantity\":1}\n{\"product_id\":\"p2\",\"warehouse_id\":\"x\",\"quantity\":1}\n",
