@@ -2,6 +2,8 @@
 //! recording its changes for the redo log), the hash chain, and what the ledger decided
 //! turned into rows. The daemon's writer and the offline import share this one write path.
 
+use std::collections::hash_map::Entry;
+
 use foldhash::HashMap;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -558,40 +560,19 @@ impl<'t> Tables<'t> {
     fn write_level(&mut self, p: &str, w: &str, level: &Level) -> Result<Option<Level>, redb::StorageError> {
         let seen = match self.seen.remove(&(p.to_string(), w.to_string())) {
             Some(seen) => seen,
-            None => self.stored_level(p, w)?,
+            None => stored_level(&mut self.levels, p, w)?,
         };
         self.levels
             .insert((p, w), codec::level_row(level, seen.chain).as_slice())?;
         Ok(seen.before)
     }
 
-    /// A level's row as stored: the level (`None`: no row yet) and its chain.
-    fn stored_level(&mut self, p: &str, w: &str) -> Result<LevelSeen, redb::StorageError> {
-        let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(format!("level {p}/{w}: {e}"));
-        let (before, chain) = match self.levels.read()?.get((p, w))? {
-            Some(v) => {
-                let (level, chain) = codec::decode_level_row(v.value()).map_err(corrupt)?;
-                (Some(level), chain)
-            }
-            None => (None, codec::LevelChain::default()),
-        };
-        Ok(LevelSeen {
-            before,
-            chain,
-            linked: false,
-        })
-    }
-
     /// The entry of a level in `seen`, reading its row if it has none.
     fn seen_level(&mut self, p: &str, w: &str) -> Result<&mut LevelSeen, redb::StorageError> {
-        let key = (p.to_string(), w.to_string());
-        if !self.seen.contains_key(&key) {
-            let stored = self.stored_level(p, w)?;
-            return Ok(self.seen.entry(key).or_insert(stored));
+        match self.seen.entry((p.to_string(), w.to_string())) {
+            Entry::Occupied(seen) => Ok(seen.into_mut()),
+            Entry::Vacant(slot) => Ok(slot.insert(stored_level(&mut self.levels, p, w)?)),
         }
-        self.seen
-            .get_mut(&key)
-            .ok_or_else(|| redb::StorageError::Corrupted(format!("level {p}/{w} read and lost")))
     }
 
     /// Links movement `seq` into its level's chain: returns the seq of the level's previous
@@ -658,6 +639,27 @@ impl<'t> Tables<'t> {
         chain.at_ms_last = now_ms;
         Ok(m)
     }
+}
+
+/// A level's row as stored: the level (`None`: no row yet) and its chain.
+fn stored_level(
+    levels: &mut Logged<'_, (&'static str, &'static str), &'static [u8]>,
+    p: &str,
+    w: &str,
+) -> Result<LevelSeen, redb::StorageError> {
+    let corrupt = |e: codec::CodecError| redb::StorageError::Corrupted(format!("level {p}/{w}: {e}"));
+    let (before, chain) = match levels.read()?.get((p, w))? {
+        Some(v) => {
+            let (level, chain) = codec::decode_level_row(v.value()).map_err(corrupt)?;
+            (Some(level), chain)
+        }
+        None => (None, codec::LevelChain::default()),
+    };
+    Ok(LevelSeen {
+        before,
+        chain,
+        linked: false,
+    })
 }
 
 impl ledger::State for Tables<'_> {
