@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """`stockd import` of the load bench's 40,000 stock rows, alone, for one or more binaries in turn.
 
-Usage: python3 benches/import_alone.py BINARY [BINARY ...]   (env ROUNDS, default 4)
+Usage: python3 benches/import_alone.py BINARY [BINARY ...]
+       (env ROUNDS, default 4; PRODUCTS, default 10,000: the stock rows are 4 per product)
 
 Writes the load bench's CSVs (10,000 products, 3 warehouses besides `default`, 40,000 stock
 rows) to a temp directory, imports the products and warehouses into a file once, and then,
 ROUNDS times and alternating between the binaries, copies that file and times
-`BINARY import --kind stock` of the stock rows into the copy: wall time, CPU and minor page
-faults of the process. The load bench times the same import inside a longer run; this takes
+`BINARY import --kind stock` of the stock rows into the copy: wall time, CPU, minor page
+faults and peak RSS of the process. The load bench times the same import inside a longer run; this takes
 it alone, so two builds can be compared minutes apart on this noisy machine. Prints each
 run and, per binary, the median.
 """
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -20,7 +20,8 @@ import tempfile
 import time
 
 ROUNDS = int(os.environ.get("ROUNDS", "4"))
-PRODUCTS = 10_000
+PRODUCTS = int(os.environ.get("PRODUCTS", "10000"))
+TIMEOUT_S = 300
 WAREHOUSES = ["default", "wh-2", "wh-3", "wh-4"]
 
 
@@ -37,13 +38,35 @@ def write_csvs(d):
         f.writelines(f"p{k // len(WAREHOUSES):05},{WAREHOUSES[k % len(WAREHOUSES)]},1000000\n" for k in range(levels))
 
 
+def child_env():
+    return {k: v for k, v in os.environ.items() if k not in ("STOCKD_CONFIG", "STOCKD_DATA")}
+
+
 def run(args):
-    env = {k: v for k, v in os.environ.items() if k not in ("STOCKD_CONFIG", "STOCKD_DATA")}
-    return subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+    return subprocess.run(
+        args, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT_S
+    )
+
+
+def timed(args):
+    """Runs `args`; its wall time, exit status and the resources of that process alone."""
+    t0 = time.monotonic()
+    child = subprocess.Popen(args, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return time.monotonic() - t0, child.returncode, usage
+        if time.monotonic() - t0 > TIMEOUT_S:
+            child.kill()
+            child.wait()
+            sys.exit(f"{args[0]}: import did not end within {TIMEOUT_S} s; killed")
+        time.sleep(0.002)
 
 
 def main():
     binaries = sys.argv[1:]
+    rows = PRODUCTS * len(WAREHOUSES)
     if not binaries:
         sys.exit(__doc__)
     with tempfile.TemporaryDirectory(prefix="stockd-import-") as d:
@@ -58,23 +81,19 @@ def main():
             for b in binaries:
                 data = os.path.join(d, "run.redb")
                 shutil.copyfile(base, data)
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t0 = time.monotonic()
-                r = run([b, "import", "--data", data, "--kind", "stock", os.path.join(d, "stock.csv")])
-                wall = time.monotonic() - t0
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                if r.returncode != 0:
-                    sys.exit(f"{b}: import failed: {r.stderr}")
+                wall, status, usage = timed([b, "import", "--data", data, "--kind", "stock", os.path.join(d, "stock.csv")])
+                if status != 0:
+                    sys.exit(f"{b}: import failed (status {status})")
                 walls[b].append(wall)
                 print(
-                    f"round {i + 1} {b}: {wall:.3f} s wall ({40_000 / wall:,.0f} rows/s), "
-                    f"user {after.ru_utime - before.ru_utime:.2f} s, sys {after.ru_stime - before.ru_stime:.2f} s, "
-                    f"{after.ru_minflt - before.ru_minflt} minor faults"
+                    f"round {i + 1} {b}: {wall:.3f} s wall ({rows / wall:,.0f} rows/s), "
+                    f"user {usage.ru_utime:.2f} s, sys {usage.ru_stime:.2f} s, "
+                    f"{usage.ru_minflt} minor faults, peak RSS {usage.ru_maxrss / 1024:.1f} MiB"
                 )
                 os.remove(data)
         for b, w in walls.items():
             w.sort()
-            print(f"median {b}: {w[len(w) // 2]:.3f} s ({40_000 / w[len(w) // 2]:,.0f} rows/s)")
+            print(f"median {b}: {w[len(w) // 2]:.3f} s ({rows / w[len(w) // 2]:,.0f} rows/s)")
 
 
 if __name__ == "__main__":
